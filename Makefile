@@ -1,0 +1,47 @@
+# Two commands: `make run` (the pool end to end on a regtest chain) and `make test` (every test).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv build lint typecheck daemons litecoind bcoin bench clean
+
+run: venv daemons
+	$(PY) -m stratum_pool.devnet.run $(RUN_ARGS)
+
+test: venv daemons
+	$(PY) -m ruff check stratum_pool tests bench
+	$(PY) -m mypy stratum_pool
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py $(wildcard native/*.pyx native/*.c native/*.h)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+build: venv
+	$(PY) setup.py build_ext --inplace -q
+
+daemons: litecoind bcoin
+
+# Debian's Litecoin Core (the scrypt regtest daemon); installed when missing and we may.
+litecoind:
+	@command -v litecoind >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq litecoind; \
+	  else echo "litecoind is missing: sudo apt-get install litecoind" >&2; exit 1; fi; }
+
+# bcoin (Bitcoin regtest, sha256d) from the npm registry into a project-local folder.
+bcoin:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
+	  else echo "node and npm are missing: sudo apt-get install nodejs npm" >&2; exit 1; fi; }
+	$(PY) -m stratum_pool.devnet.bcoin install
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info stratum_pool/_native*.so native/_native.c

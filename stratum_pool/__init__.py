@@ -1,0 +1,1 @@
+"""stratum-pool: a Stratum V1 mining pool server."""
