@@ -1,0 +1,273 @@
+"""One TOML file -> validated settings. Every error names the key, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stratum_pool.coins import COINS, Coin
+
+T = TypeVar("T")
+
+MODES = ("solo", "pplns", "prop")
+DIFFICULTY_POLICIES = ("start", "floor", "fixed")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    name: str
+    url: str
+    user: str
+    password: str
+    cookie_file: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class VardiffSettings:
+    initial: float = 1.0
+    minimum: float = 1e-9
+    maximum: float = 1e15
+    target_seconds: float = 15.0
+    retarget_seconds: float = 60.0
+    # What a miner's suggest_difficulty / d= does: the starting point (vardiff moves from it), a floor,
+    # or a fixed difficulty.
+    suggestion_policy: str = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class CoinSettings:
+    coin: Coin
+    mode: str
+    stratum_host: str
+    stratum_port: int
+    daemons: tuple[DaemonSettings, ...]
+    vardiff: VardiffSettings
+    extranonce2_size: int = 4
+    pool_tag: str = "/stratum-pool/"
+    pool_address: str = ""
+    fee_address: str = ""
+    fee_percent: float = 0.0
+    template_refresh_seconds: float = 30.0
+    poll_interval_seconds: float = 2.0
+    longpoll: bool = True
+    zmq_hashblock: str = ""
+    notify_listen: str = ""  # host:port for `stratum-pool notify` (-blocknotify); "" = off
+    version_mask: int = 0
+
+    @property
+    def fee_ppm(self) -> int:
+        return round(self.fee_percent * 10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    coins: tuple[CoinSettings, ...]
+    node_id: int = 0
+    log_level: str = "info"
+    log_format: str = "auto"
+    source: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _get(table: Mapping[str, Any], key: str, path: str, kind: type[T] | tuple[type, ...],
+         default: Any = ..., check: Callable[[Any], bool] | None = None, allowed: str = "") -> Any:
+    full = f"{path}.{key}" if path else key
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{full}: missing (required{'; ' + allowed if allowed else ''})")
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # TOML integers are fine where floats are asked for; booleans are never numbers here.
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ConfigError(f"{full}: {value!r} is a boolean; expected {_kind_names(kinds)}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"{full}: {value!r} is a {type(value).__name__}; expected {_kind_names(kinds)}")
+    if check is not None and not check(value):
+        raise ConfigError(f"{full}: {value!r} is not allowed; {allowed or 'see the example configs'}")
+    return value
+
+
+def _kind_names(kinds: tuple[type, ...]) -> str:
+    return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "bool": "true/false",
+                        "list": "a list", "dict": "a table"}.get(k.__name__, k.__name__) for k in kinds)
+
+
+def _check_unknown(table: Mapping[str, Any], known: set[str], path: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{path + '.' if path else ''}{key}: unknown setting; known: {', '.join(sorted(known))}")
+
+
+def _port(v: int) -> bool:
+    return 0 <= v <= 65535
+
+
+def _daemon(table: Mapping[str, Any], path: str, default_port: int) -> DaemonSettings:
+    _check_unknown(table, {"name", "url", "user", "password", "cookie_file", "timeout_seconds"}, path)
+    url = _get(table, "url", path, str, f"http://127.0.0.1:{default_port}",
+               lambda u: u.startswith(("http://", "https://")), "an http:// or https:// URL")
+    cookie = _get(table, "cookie_file", path, str, "")
+    user = _get(table, "user", path, str, "")
+    password = _get(table, "password", path, str, "")
+    if not cookie and not password:
+        raise ConfigError(f"{path}: give password (with user) or cookie_file for the daemon's RPC")
+    return DaemonSettings(
+        name=_get(table, "name", path, str, url),
+        url=url, user=user, password=password, cookie_file=cookie,
+        timeout_seconds=_get(table, "timeout_seconds", path, float, 30.0, lambda v: v > 0, "more than 0"),
+    )
+
+
+def _vardiff(table: Mapping[str, Any], path: str) -> VardiffSettings:
+    d = VardiffSettings()
+    _check_unknown(table, set(VardiffSettings.__slots__), path)
+    positive = (lambda v: v > 0), "a number above 0"
+    vs = VardiffSettings(
+        initial=_get(table, "initial", path, float, d.initial, *positive),
+        minimum=_get(table, "minimum", path, float, d.minimum, *positive),
+        maximum=_get(table, "maximum", path, float, d.maximum, *positive),
+        target_seconds=_get(table, "target_seconds", path, float, d.target_seconds, *positive),
+        retarget_seconds=_get(table, "retarget_seconds", path, float, d.retarget_seconds, *positive),
+        suggestion_policy=_get(table, "suggestion_policy", path, str, d.suggestion_policy,
+                               lambda v: v in DIFFICULTY_POLICIES, f"one of {', '.join(DIFFICULTY_POLICIES)}"),
+    )
+    if vs.minimum > vs.maximum:
+        raise ConfigError(f"{path}.minimum: {vs.minimum} is above {path}.maximum ({vs.maximum})")
+    if not vs.minimum <= vs.initial <= vs.maximum:
+        raise ConfigError(f"{path}.initial: {vs.initial} is outside [minimum, maximum] = [{vs.minimum}, {vs.maximum}]")
+    return vs
+
+
+_COIN_KEYS = {"coin", "network", "mode", "stratum_host", "stratum_port", "daemons", "vardiff",
+              "extranonce2_size", "pool_tag", "pool_address", "fee_address", "fee_percent",
+              "template_refresh_seconds", "poll_interval_seconds", "longpoll", "zmq_hashblock",
+              "notify_listen", "version_mask"}
+
+
+def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coin], object] | None) -> CoinSettings:
+    _check_unknown(table, _COIN_KEYS, path)
+    name = _get(table, "coin", path, str, ...,)
+    network = _get(table, "network", path, str, "mainnet")
+    key = f"{name}-{network}"
+    if key not in COINS:
+        raise ConfigError(f"{path}.coin/network: {key!r} is not a known coin; known: {', '.join(sorted(COINS))}")
+    coin = COINS[key]
+    mode = _get(table, "mode", path, str, "solo", lambda v: v in MODES, f"one of {', '.join(MODES)}")
+    daemons_raw = _get(table, "daemons", path, list, ..., lambda v: len(v) > 0, "at least one [[...daemons]] table")
+    daemons = []
+    for i, d in enumerate(daemons_raw):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}.daemons[{i}]: expected a table")
+        daemons.append(_daemon(d, f"{path}.daemons[{i}]", coin.rpc_port))
+    vd = table.get("vardiff", {})
+    if not isinstance(vd, dict):
+        raise ConfigError(f"{path}.vardiff: expected a table")
+    mask_text = _get(table, "version_mask", path, str, f"{coin.version_rolling_mask:08x}",
+                     _is_hex32, "8 hex digits, e.g. 1fffe000")
+    mask = int(mask_text, 16)
+    if mask & ~coin.version_rolling_mask:
+        raise ConfigError(f"{path}.version_mask: {mask_text} allows bits outside what {key} permits "
+                          f"({coin.version_rolling_mask:08x})")
+    cs = CoinSettings(
+        coin=coin, mode=mode,
+        stratum_host=_get(table, "stratum_host", path, str, "0.0.0.0"),
+        stratum_port=_get(table, "stratum_port", path, int, coin.stratum_port, _port, "0..65535"),
+        daemons=tuple(daemons),
+        vardiff=_vardiff(vd, f"{path}.vardiff"),
+        extranonce2_size=_get(table, "extranonce2_size", path, int, 4, lambda v: 2 <= v <= 8, "2..8 bytes"),
+        pool_tag=_get(table, "pool_tag", path, str, "/stratum-pool/", lambda v: len(v.encode()) <= 40,
+                      "at most 40 bytes"),
+        pool_address=_get(table, "pool_address", path, str, ""),
+        fee_address=_get(table, "fee_address", path, str, ""),
+        fee_percent=_get(table, "fee_percent", path, float, 0.0, lambda v: 0 <= v < 100, "0 <= percent < 100"),
+        template_refresh_seconds=_get(table, "template_refresh_seconds", path, float, 30.0,
+                                      lambda v: v >= 1, "at least 1"),
+        poll_interval_seconds=_get(table, "poll_interval_seconds", path, float, 2.0, lambda v: v > 0, "above 0"),
+        longpoll=_get(table, "longpoll", path, bool, True),
+        zmq_hashblock=_get(table, "zmq_hashblock", path, str, ""),
+        notify_listen=_get(table, "notify_listen", path, str, "", _is_hostport_or_empty, "HOST:PORT or empty"),
+        version_mask=mask,
+    )
+    if mode != "solo" and not cs.pool_address:
+        raise ConfigError(f"{path}.pool_address: required when mode = {mode!r} (the coinbase pays the pool)")
+    if cs.fee_percent > 0 and not cs.fee_address:
+        raise ConfigError(f"{path}.fee_address: required when fee_percent is above 0")
+    if address_check is not None:
+        for k in ("pool_address", "fee_address"):
+            value = getattr(cs, k)
+            if value:
+                try:
+                    address_check(value, coin)
+                except ValueError as exc:
+                    raise ConfigError(f"{path}.{k}: {value!r} is not a {key} address: {exc}") from None
+    return cs
+
+
+def _is_hex32(v: str) -> bool:
+    try:
+        return len(v) == 8 and int(v, 16) >= 0
+    except ValueError:
+        return False
+
+
+def _is_hostport_or_empty(v: str) -> bool:
+    if not v:
+        return True
+    host, _, port = v.rpartition(":")
+    return bool(host) and port.isdigit() and _port(int(port))
+
+
+def parse_settings(data: Mapping[str, Any], source: str = "",
+                   address_check: Callable[[str, Coin], object] | None = None) -> Settings:
+    """Validate a parsed TOML document."""
+    _check_unknown(data, {"pool", "coins"}, "")
+    pool = data.get("pool", {})
+    if not isinstance(pool, dict):
+        raise ConfigError("pool: expected a table")
+    _check_unknown(pool, {"node_id", "log_level", "log_format"}, "pool")
+    coins_raw = _get(data, "coins", "", list, ..., lambda v: len(v) > 0, "at least one [[coins]] table")
+    coins = []
+    ports: dict[int, str] = {}
+    for i, c in enumerate(coins_raw):
+        if not isinstance(c, dict):
+            raise ConfigError(f"coins[{i}]: expected a table")
+        cs = _coin(c, f"coins[{i}]", address_check)
+        if cs.stratum_port and cs.stratum_port in ports:
+            raise ConfigError(f"coins[{i}].stratum_port: {cs.stratum_port} is already used by {ports[cs.stratum_port]}")
+        ports[cs.stratum_port] = f"coins[{i}]"
+        coins.append(cs)
+    return Settings(
+        coins=tuple(coins),
+        node_id=_get(pool, "node_id", "pool", int, 0, lambda v: 0 <= v <= 255, "0..255"),
+        log_level=_get(pool, "log_level", "pool", str, "info",
+                       lambda v: v in ("debug", "info", "warning", "error"), "debug, info, warning or error"),
+        log_format=_get(pool, "log_format", "pool", str, "auto", lambda v: v in LOG_FORMATS,
+                        f"one of {', '.join(LOG_FORMATS)}"),
+        source=source,
+    )
+
+
+def load_settings(path: str | Path, address_check: Callable[[str, Coin], object] | None = None) -> Settings:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_settings(data, str(p), address_check)
