@@ -1,0 +1,60 @@
+"""Merkle trees over transaction hashes, and the coinbase branch Stratum miners fold their coinbase into.
+
+All hashes are in internal order. Odd levels duplicate their last hash (Bitcoin's rule; the CVE-2012-2459
+ambiguity is a validation matter for full nodes, not for building work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stratum_pool.chain.pow import sha256d
+
+
+def _check_hashes(hashes: Sequence[bytes]) -> None:
+    for h in hashes:
+        if len(h) != 32:
+            raise ValueError(f"merkle leaves must be 32-byte hashes, got {len(h)} bytes")
+
+
+def merkle_root(hashes_internal: Sequence[bytes]) -> bytes:
+    """The merkle root of ``hashes_internal`` (all leaves, coinbase first for a block)."""
+    if not hashes_internal:
+        raise ValueError("merkle root of no hashes is undefined")
+    _check_hashes(hashes_internal)
+    level = list(hashes_internal)
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [sha256d(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def merkle_branch(txids: Sequence[bytes]) -> list[bytes]:
+    """The branch for the leaf at index 0 (the coinbase), given the OTHER leaves.
+
+    ``txids`` are the non-coinbase txids in block order (internal order), exactly as getblocktemplate lists
+    its transactions; the coinbase is not part of the argument because it is not known yet. The result has
+    one hash per tree level (empty when the block holds only the coinbase); fold it with
+    :func:`root_from_branch`.
+    """
+    _check_hashes(txids)
+    branch: list[bytes] = []
+    # ``rest`` is a level without its first element (the one on the coinbase's path, unknown here)
+    rest = list(txids)
+    while rest:
+        branch.append(rest[0])
+        # pair up the level (coinbase-path element + rest); the first pair is on the path, skip it
+        above = rest[1:]
+        if len(above) % 2:
+            above.append(above[-1])
+        rest = [sha256d(above[i] + above[i + 1]) for i in range(0, len(above), 2)]
+    return branch
+
+
+def root_from_branch(leaf: bytes, branch: Sequence[bytes]) -> bytes:
+    """The merkle root reached from the index-0 ``leaf`` by hashing in each branch hash on the right."""
+    h = leaf
+    for sibling in branch:
+        h = sha256d(h + sibling)
+    return h

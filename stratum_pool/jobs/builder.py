@@ -1,0 +1,195 @@
+"""getblocktemplate answers -> Templates -> Stratum Jobs, and solved jobs -> blocks to submit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stratum_pool.chain.block import WITNESS_RESERVED_VALUE, parse_tx, serialize_block
+from stratum_pool.chain.block import witness_commitment_script as _commitment_script
+from stratum_pool.chain.block import witness_merkle_root as _witness_root
+from stratum_pool.chain.coinbase import build_coinbase
+from stratum_pool.chain.encoding import internal_from_display, stratum_prevhash
+from stratum_pool.chain.merkle import merkle_branch
+from stratum_pool.chain.pow import sha256d
+from stratum_pool.chain.target import bits_to_target
+from stratum_pool.coins import Coin
+from stratum_pool.jobs.job import Job, Template
+
+
+def _field(gbt: Mapping[str, Any], name: str) -> Any:
+    try:
+        return gbt[name]
+    except KeyError:
+        raise ValueError(f"getblocktemplate answer has no {name!r}") from None
+
+
+def _int_field(gbt: Mapping[str, Any], name: str) -> int:
+    value = _field(gbt, name)
+    # bool is an int subclass; a JSON true in a number field is a daemon bug, not the number 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"getblocktemplate {name!r} is not an integer: {value!r}")
+    return value
+
+
+def _hex_field(value: Any, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"getblocktemplate {name!r} is not a hex string: {value!r}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ValueError(f"getblocktemplate {name!r} is not valid hex") from None
+
+
+def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0.0) -> Template:
+    """Parse a getblocktemplate answer (bitcoind, litecoind or bcoin) into a Template.
+
+    Each transaction's txid is taken from its ``txid`` field when present and computed from ``data``
+    otherwise (never from ``hash``, which is the wtxid on segwit daemons). When a segwit coin's template
+    has witness transactions but no ``default_witness_commitment``, the commitment is computed here
+    (with the all-zero reserved value that :func:`assemble_block` puts in the coinbase).
+    """
+    version = _int_field(gbt, "version")
+    height = _int_field(gbt, "height")
+    coinbase_value = _int_field(gbt, "coinbasevalue")
+    curtime = _int_field(gbt, "curtime")
+    mintime = _int_field(gbt, "mintime") if "mintime" in gbt else curtime
+    prevhash = internal_from_display(_field(gbt, "previousblockhash"))
+    nbits_raw = _field(gbt, "bits")
+    if not isinstance(nbits_raw, str) or len(nbits_raw) != 8:
+        raise ValueError(f"getblocktemplate 'bits' is not 8 hex digits: {nbits_raw!r}")
+    nbits = int(nbits_raw, 16)
+    target = int(gbt["target"], 16) if gbt.get("target") else bits_to_target(nbits)
+
+    transactions: list[bytes] = []
+    txids: list[bytes] = []
+    wtxids: list[bytes] = []
+    has_witness = False
+    for i, entry in enumerate(_field(gbt, "transactions")):
+        data = _hex_field(entry.get("data"), f"transactions[{i}].data")
+        transactions.append(data)
+        # BIP144 marker: a zero where the input count would be (no transaction has zero inputs)
+        segwit_serialized = len(data) > 5 and data[4] == 0
+        if entry.get("txid"):
+            txid = internal_from_display(entry["txid"])
+        else:
+            txid = parse_tx(data).txid if segwit_serialized else sha256d(data)
+        # the wtxid is sha256d of the data as given, so it needs no parsing when ``hash`` is absent
+        wtxid = internal_from_display(entry["hash"]) if entry.get("hash") else sha256d(data)
+        has_witness = has_witness or wtxid != txid
+        txids.append(txid)
+        wtxids.append(wtxid)
+
+    commitment_hex = gbt.get("default_witness_commitment")
+    witness_commitment: bytes | None
+    if commitment_hex:
+        witness_commitment = _hex_field(commitment_hex, "default_witness_commitment")
+    elif coin.segwit and has_witness:
+        witness_commitment = _commitment_script(_witness_root(wtxids), WITNESS_RESERVED_VALUE)
+    else:
+        witness_commitment = None
+    mweb_hex = gbt.get("mweb")
+    mweb = _hex_field(mweb_hex, "mweb") if mweb_hex else None
+    longpollid = gbt.get("longpollid")
+
+    return Template(
+        coin=coin,
+        height=height,
+        prevhash=prevhash,
+        version=version,
+        nbits=nbits,
+        target=target,
+        curtime=curtime,
+        mintime=mintime,
+        coinbase_value=coinbase_value,
+        transactions=tuple(transactions),
+        txids=tuple(txids),
+        merkle_branch=tuple(merkle_branch(txids)),
+        witness_commitment=witness_commitment,
+        mweb=mweb,
+        longpollid=str(longpollid) if longpollid is not None else None,
+        received_at=received_at,
+    )
+
+
+def notify_prefix(job_id: str, template: Template, coinb1: bytes, coinb2: bytes) -> tuple[object, ...]:
+    """mining.notify params without the trailing clean_jobs flag.
+
+    ``(job_id, prevhash, coinb1, coinb2, [branch...], version, nbits, ntime)``: the prevhash in Stratum's
+    word-swapped form, the branch hashes as internal-order hex, the numbers as 8 big-endian hex digits.
+    """
+    return (
+        job_id,
+        stratum_prevhash(template.prevhash),
+        coinb1.hex(),
+        coinb2.hex(),
+        [h.hex() for h in template.merkle_branch],
+        f"{template.version:08x}",
+        f"{template.nbits:08x}",
+        f"{template.curtime:08x}",
+    )
+
+
+def make_job(
+    template: Template,
+    job_id: str,
+    outputs: Sequence[tuple[int, bytes]],
+    extranonce_size: int,
+    pool_tag: bytes,
+    clean_jobs: bool,
+    payout_key: str = "",
+    created_at: float = 0.0,
+) -> Job:
+    """A job paying ``outputs`` (value, scriptPubKey) on ``template``.
+
+    ``outputs`` must sum to at most ``template.coinbase_value`` (ValueError otherwise: the daemon would
+    reject the block as paying too much). ``extranonce_size`` is ``len(extranonce1) + extranonce2_size``.
+    """
+    total = sum(value for value, _ in outputs)
+    if total > template.coinbase_value:
+        raise ValueError(f"outputs pay {total}, more than the coinbase value {template.coinbase_value}")
+    coinb1, coinb2 = build_coinbase(
+        template.height,
+        outputs,
+        extranonce_size,
+        pool_tag=pool_tag,
+        witness_commitment=template.witness_commitment,
+    )
+    return Job(
+        job_id=job_id,
+        template=template,
+        coinb1=coinb1,
+        coinb2=coinb2,
+        branch=b"".join(template.merkle_branch),
+        clean_jobs=clean_jobs,
+        payout_key=payout_key,
+        created_at=created_at,
+        notify_prefix=notify_prefix(job_id, template, coinb1, coinb2),
+    )
+
+
+def assemble_block(
+    job: Job,
+    extranonce1: bytes,
+    extranonce2: bytes,
+    header: bytes,
+    witness_reserved_value: bytes = WITNESS_RESERVED_VALUE,
+) -> bytes:
+    """The full block for submitblock: header, coinbase (with the witness reserved value when the template
+    commits to witnesses), the template's transactions and, on Litecoin, the MWEB extension block."""
+    coinbase = job.coinb1 + extranonce1 + extranonce2 + job.coinb2
+    return serialize_block(
+        header,
+        coinbase,
+        job.template.transactions,
+        segwit=job.template.witness_commitment is not None,
+        witness_reserved_value=witness_reserved_value,
+        mweb=job.template.mweb,
+    )
+
+
+def block_hash(header: bytes) -> bytes:
+    """The block hash in internal order: sha256d of the header for every coin (scrypt is only the PoW)."""
+    if len(header) != 80:
+        raise ValueError(f"block header must be 80 bytes, got {len(header)}")
+    return sha256d(header)
