@@ -41,6 +41,17 @@ def _hex_field(value: Any, name: str) -> bytes:
         raise ValueError(f"getblocktemplate {name!r} is not valid hex") from None
 
 
+def segwit_active(gbt: Mapping[str, Any]) -> bool:
+    """Whether the template's rules include segwit (``"segwit"`` or the must-understand ``"!segwit"``).
+
+    A template without a ``rules`` list (very old daemons) is taken at its word by its commitment.
+    """
+    rules = gbt.get("rules")
+    if rules is None:
+        return True
+    return any(str(rule).lstrip("!") == "segwit" for rule in rules)
+
+
 def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0.0) -> Template:
     """Parse a getblocktemplate answer (bitcoind, litecoind or bcoin) into a Template.
 
@@ -82,7 +93,11 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
 
     commitment_hex = gbt.get("default_witness_commitment")
     witness_commitment: bytes | None
-    if commitment_hex:
+    if not segwit_active(gbt):
+        # bcoin offers a commitment before segwit activates, but a coinbase witness is then refused
+        # ("unexpected-witness"): only a template whose rules say segwit gets one.
+        witness_commitment = None
+    elif commitment_hex:
         witness_commitment = _hex_field(commitment_hex, "default_witness_commitment")
     elif coin.segwit and has_witness:
         witness_commitment = _commitment_script(_witness_root(wtxids), WITNESS_RESERVED_VALUE)
