@@ -1,0 +1,30 @@
+"""Run every benchmark: ``python bench/run.py`` (``make bench``). Add a bench by listing its module below."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# Make the benches and the package importable from a plain source checkout (build_ext --inplace).
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+# Each module has a run() that prints its table and one JSON line.
+BENCHES = [
+    "bench_native",
+]
+
+
+def main() -> int:
+    for name in BENCHES:
+        print(f"== {name}", flush=True)
+        start = time.perf_counter()
+        importlib.import_module(name).run()
+        print(f"== {name} done in {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
