@@ -1,0 +1,468 @@
+"""One Stratum V1 connection as a plain object: lines in, lines and actions out (no sockets, no clock).
+
+Feed every received line to :meth:`Session.feed_line`; give it new work with :meth:`Session.push_job`;
+call :meth:`Session.tick` every few seconds. Each returns a list of actions (``protocol.actions``):
+``Send`` bytes to write, ``Close`` the connection, and share/authorization events for the pool.
+
+Real miners speak in different orders (ESP-Miner: subscribe, configure, suggest_difficulty, authorize;
+cgminer: configure or not, subscribe, authorize) and all of them are served: work starts as soon as the
+session is both subscribed and authorized.
+
+Difficulty rule: a miner applies ``mining.set_difficulty`` only to jobs that arrive after it, and may
+keep submitting shares of older jobs. A share is therefore judged by
+``min(difficulty sent with its job, current difficulty)``: lowering helps old jobs at once, raising
+never rejects work done under the easier difficulty the miner had been given. A job sent again (a
+difficulty change takes effect at once by re-sending the current job with clean_jobs) is judged by the
+difficulty it was re-sent with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from stratum_pool.coins import Coin
+from stratum_pool.jobs.job import Job
+from stratum_pool.protocol import messages as msg
+from stratum_pool.protocol.actions import (
+    Action,
+    Authorized,
+    BlockCandidate,
+    Close,
+    Send,
+    ShareAccepted,
+    ShareRejected,
+)
+from stratum_pool.protocol.work import WorkSource
+from stratum_pool.shares.validate import (
+    NTIME_MAX_FUTURE_SECONDS,
+    NTIME_PAST_SLACK_SECONDS,
+    ShareValidator,
+    Submission,
+)
+from stratum_pool.shares.vardiff import Vardiff, VardiffConfig
+
+__all__ = ["DifficultyPolicy", "Session", "SessionConfig", "WorkSource"]
+
+DifficultyPolicy = Literal["start", "floor", "fixed"]
+
+# Jobs whose send-time difficulty we remember per session; older ones are judged by the current one.
+MAX_TRACKED_JOBS = 256
+# A user name longer than this is not a miner's.
+MAX_USER_LENGTH = 256
+
+_REASON_FOR_CODE = {
+    msg.ERR_UNAUTHORIZED: "unauthorized",
+    msg.ERR_NOT_SUBSCRIBED: "not-subscribed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    coin: Coin
+    extranonce2_size: int = 4
+    # Version bits miners may roll (BIP310); None means the coin's mask.
+    version_mask: int | None = None
+    vardiff: VardiffConfig = field(default_factory=VardiffConfig)
+    vardiff_enabled: bool = True
+    # What a miner's suggestion (suggest_difficulty, suggest_target, password d=) means:
+    # "start": vardiff starts there and may move; "floor": also the lowest vardiff goes; "fixed": no vardiff.
+    suggestion_policy: DifficultyPolicy = "start"
+    minimum_difficulty: float = 1e-9
+    maximum_difficulty: float = 1e15
+    initial_difficulty: float = 1.0
+    ntime_max_future: int = NTIME_MAX_FUTURE_SECONDS
+    ntime_past_slack: int = NTIME_PAST_SLACK_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.extranonce2_size <= 16:
+            raise ValueError(f"extranonce2_size must be 1..16, got {self.extranonce2_size}")
+        if self.suggestion_policy not in ("start", "floor", "fixed"):
+            raise ValueError(
+                f"suggestion_policy must be start, floor or fixed, got {self.suggestion_policy!r}"
+            )
+        if not 0 < self.minimum_difficulty <= self.initial_difficulty <= self.maximum_difficulty:
+            raise ValueError("difficulties must satisfy 0 < minimum <= initial <= maximum")
+
+    @property
+    def allowed_version_mask(self) -> int:
+        return self.coin.version_rolling_mask if self.version_mask is None else self.version_mask
+
+    def make_validator(self) -> ShareValidator:
+        """A validator with this config's ntime window; share one between all sessions of a pool."""
+        return ShareValidator(self.coin, ntime_max_future=self.ntime_max_future,
+                              ntime_past_slack=self.ntime_past_slack)  # fmt: skip
+
+
+def _number(value: object) -> float | None:
+    """A positive finite number from a JSON value (numbers, or numeric strings some firmwares send)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float):
+        number = float(value)
+        if math.isfinite(number) and number > 0:
+            return number
+    return None
+
+
+def password_difficulty(password: str) -> float | None:
+    """The ``d=DIFF`` option of a password (``d=0.5`` or among options: ``x,d=1000``), if any."""
+    for option in password.split(","):
+        key, sep, value = option.strip().partition("=")
+        if sep and key.strip().lower() == "d":
+            return _number(value.strip())
+    return None
+
+
+class Session:
+    """One miner connection's Stratum state machine."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        work: WorkSource,
+        check_address: Callable[[str], bytes],
+        session_id: str,
+        extranonce1: bytes,
+        clock: Callable[[], float],
+        validator: ShareValidator | None = None,
+    ) -> None:
+        self.config = config
+        self.work = work
+        self.check_address = check_address
+        self.session_id = session_id
+        self.extranonce1 = extranonce1
+        self.clock = clock
+        self.validator = validator if validator is not None else config.make_validator()
+        vardiff_config = replace(
+            config.vardiff, minimum=config.minimum_difficulty, maximum=config.maximum_difficulty
+        )
+        self.vardiff = Vardiff(vardiff_config, config.initial_difficulty, clock(), config.vardiff_enabled)
+
+        self.subscribed = False
+        self.user_agent = ""
+        # the session id a resuming miner asked for (the adapter may use it)
+        self.requested_session_id: str | None = None
+        self.extranonce_subscribed = False
+        self.version_mask = 0  # negotiated by mining.configure
+        self.workers: dict[str, str] = {}  # authorized user name -> address
+        self._address = ""
+        self._sent_difficulty: float | None = None
+        self._job_difficulty: OrderedDict[str, float] = OrderedDict()
+        self.best_difficulty = 0.0
+        self.best_by_worker: dict[str, float] = {}
+
+    # ----- state the adapter and the pool read
+
+    @property
+    def payout_key(self) -> str:
+        """The authorized payout address ("" before authorization)."""
+        return self._address
+
+    @property
+    def authorized(self) -> bool:
+        return bool(self.workers)
+
+    @property
+    def working(self) -> bool:
+        """Subscribed and authorized: the session receives jobs."""
+        return self.subscribed and bool(self.workers)
+
+    @property
+    def difficulty(self) -> float:
+        """The current share difficulty (possibly not yet sent to the miner)."""
+        return self.vardiff.difficulty
+
+    @property
+    def sent_difficulty(self) -> float | None:
+        return self._sent_difficulty
+
+    # ----- input
+
+    def feed_line(self, line: bytes) -> list[Action]:
+        """Handle one received line (the newline may be present or not)."""
+        line = line.strip()
+        if not line:
+            return []
+        try:
+            parsed = msg.parse_line(line)
+        except msg.ProtocolError as exc:
+            if exc.has_id:
+                return [Send(msg.encode_error(exc.request_id, msg.ERR_OTHER, f"Invalid request: {exc}"))]
+            return [
+                Send(msg.encode_error(None, msg.ERR_OTHER, f"Invalid request: {exc}")),
+                Close(f"protocol error: {exc}"),
+            ]
+        if isinstance(parsed, msg.Response):
+            return []
+        rid, params = parsed.id, parsed.params
+        match parsed.method:
+            case "mining.submit":
+                return self._submit(rid, params)
+            case "mining.subscribe":
+                return self._subscribe(rid, params)
+            case "mining.authorize":
+                return self._authorize(rid, params)
+            case "mining.configure":
+                return self._configure(rid, params)
+            case "mining.suggest_difficulty":
+                return self._suggest_difficulty(rid, params)
+            case "mining.suggest_target":
+                return self._suggest_target(rid, params)
+            case "mining.extranonce.subscribe":
+                self.extranonce_subscribed = True
+                return [Send(msg.encode_result(rid, True))]
+            case "mining.ping":
+                return [Send(msg.encode_result(rid, "pong"))]
+            case _:
+                return [Send(msg.encode_error(rid, msg.ERR_OTHER, f"Unknown method {parsed.method[:64]!r}"))]
+
+    def push_job(self, job: Job, clean: bool, notify_line: bytes | None = None) -> list[Action]:
+        """New work for this miner: a pending ``set_difficulty`` first, then the notify.
+
+        ``notify_line`` is the job's encoded notify when the caller serialized it once for many sessions.
+        Returns nothing before the session is subscribed and authorized.
+        """
+        if not self.working:
+            return []
+        actions = self._difficulty_update()
+        actions.append(Send(notify_line if notify_line is not None else msg.notify(job, clean)))
+        # A job sent again (a difficulty change re-notifies the current job, clean) takes the new
+        # difficulty: the miner was told to drop the old copy.
+        self._job_difficulty.pop(job.job_id, None)
+        self._job_difficulty[job.job_id] = self._sent_difficulty or self.difficulty
+        while len(self._job_difficulty) > MAX_TRACKED_JOBS:
+            self._job_difficulty.popitem(last=False)
+        return actions
+
+    def tick(self) -> list[Action]:
+        """Time-based vardiff: lowers the difficulty of a miner whose shares stopped coming."""
+        if not self.working:
+            return []
+        if self.vardiff.tick(self.clock()) is None:
+            return []
+        return self._renotify_if_lower()
+
+    # ----- difficulty
+
+    def required_difficulty(self, job_id: str) -> float:
+        """The difficulty a share of ``job_id`` is judged by (see the module docstring)."""
+        sent = self._job_difficulty.get(job_id)
+        current = self.difficulty
+        return current if sent is None else min(sent, current)
+
+    def _difficulty_update(self) -> list[Action]:
+        if self._sent_difficulty == self.difficulty:
+            return []
+        self._sent_difficulty = self.difficulty
+        return [Send(msg.set_difficulty(self.difficulty))]
+
+    def _renotify(self) -> list[Action]:
+        """Send the new difficulty now, with a fresh notify so miners apply it at once."""
+        if not self.working:
+            return []
+        job = self.work.current_job(self._address)
+        if job is None:
+            return self._difficulty_update()
+        return self.push_job(job, True)
+
+    def _renotify_if_lower(self) -> list[Action]:
+        # A raise waits for the next job (no hurry); a lower one goes out now, the miner is starving.
+        if self._sent_difficulty is not None and self.difficulty < self._sent_difficulty:
+            return self._renotify()
+        return []
+
+    def _apply_suggestion(self, difficulty: float) -> None:
+        now = self.clock()
+        policy = self.config.suggestion_policy
+        if policy == "floor":
+            self.vardiff.set_floor(difficulty)
+        elif policy == "fixed":
+            self.vardiff.enabled = False
+        self.vardiff.restart(difficulty, now)
+
+    # ----- handlers
+
+    def _subscribe(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
+        if params and isinstance(params[0], str):
+            self.user_agent = params[0][:128]
+        if len(params) > 1 and isinstance(params[1], str) and params[1]:
+            self.requested_session_id = params[1][:64]
+        first = not self.subscribed
+        self.subscribed = True
+        result = [
+            [["mining.set_difficulty", self.session_id], ["mining.notify", self.session_id]],
+            self.extranonce1.hex(),
+            self.config.extranonce2_size,
+        ]
+        actions: list[Action] = [Send(msg.encode_result(rid, result))]
+        if first and self.authorized:  # authorized before subscribing: start work now
+            actions += self._renotify()
+        return actions
+
+    def _authorize(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
+        if not params or not isinstance(params[0], str) or not params[0]:
+            text = "user name must be ADDRESS[.WORKER]"
+            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+        user = params[0].strip()
+        if len(user) > MAX_USER_LENGTH:
+            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, "user name too long", False))]
+        password = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
+        address = user.split(".", 1)[0]
+        try:
+            self.check_address(address)
+        except ValueError as exc:
+            text = f"invalid payout address {address[:100]!r}: {exc}"
+            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+        if self._address and address != self._address:
+            text = f"this connection already mines for {self._address}; open another for {address[:100]}"
+            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+        first = not self.authorized
+        self.workers[user] = address
+        self._address = address
+        suggested = password_difficulty(password)
+        if suggested is not None:
+            self._apply_suggestion(suggested)
+        actions: list[Action] = [
+            Send(msg.encode_result(rid, True)),
+            Authorized(self.session_id, user, address),
+        ]
+        if first or suggested is not None:
+            actions += self._renotify()
+        return actions
+
+    def _configure(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
+        if not params or not isinstance(params[0], list):
+            return [Send(msg.encode_error(rid, msg.ERR_OTHER, "configure expects [extensions, parameters]"))]
+        extensions = params[0]
+        options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        result: dict[str, object] = {}
+        renotify = False
+        for name in extensions:
+            if not isinstance(name, str):
+                continue
+            if name == "version-rolling":
+                requested = options.get("version-rolling.mask", "ffffffff")
+                try:
+                    mask = int(requested, 16) if isinstance(requested, str) and len(requested) <= 8 else -1
+                except ValueError:
+                    mask = -1
+                if mask < 0:
+                    result[name] = False
+                    result["version-rolling.mask"] = "00000000"
+                    continue
+                self.version_mask = mask & self.config.allowed_version_mask
+                result[name] = self.version_mask != 0
+                result["version-rolling.mask"] = f"{self.version_mask:08x}"
+            elif name == "minimum-difficulty":
+                value = _number(options.get("minimum-difficulty.value"))
+                if value is None:
+                    result[name] = False
+                    continue
+                before = self.difficulty
+                self.vardiff.set_floor(value)
+                renotify = renotify or self.difficulty != before
+                result[name] = True
+            elif name == "subscribe-extranonce":
+                self.extranonce_subscribed = True
+                result[name] = True
+            else:
+                result[name[:64]] = False
+        actions: list[Action] = [Send(msg.encode_result(rid, result))]
+        if renotify and self._sent_difficulty is not None:
+            actions += self._renotify()
+        return actions
+
+    def _suggest(self, rid: msg.RequestId, difficulty: float) -> list[Action]:
+        self._apply_suggestion(difficulty)
+        actions: list[Action] = [Send(msg.encode_result(rid, True))]
+        if self._sent_difficulty is not None and self._sent_difficulty != self.difficulty:
+            actions += self._renotify()
+        return actions
+
+    def _suggest_difficulty(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
+        value = _number(params[0]) if params else None
+        if value is None:
+            text = "suggest_difficulty expects a positive number"
+            return [Send(msg.encode_error(rid, msg.ERR_OTHER, text))]
+        return self._suggest(rid, value)
+
+    def _suggest_target(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
+        target = 0
+        if params and isinstance(params[0], str) and 0 < len(params[0]) <= 64:
+            try:
+                target = int(params[0], 16)
+            except ValueError:
+                target = 0
+        if target <= 0:
+            return [Send(msg.encode_error(rid, msg.ERR_OTHER, "suggest_target expects a hex target"))]
+        return self._suggest(rid, self.config.coin.diff1_target / target)
+
+    def _submit(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
+        now = self.clock()
+        worker = params[0] if params and isinstance(params[0], str) else ""
+        job_id = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
+        if len(params) not in (5, 6) or not all(isinstance(p, str) for p in params):
+            return self._reject(rid, worker, job_id, msg.ERR_OTHER, "bad-params",
+                                "submit expects [worker, job_id, extranonce2, ntime, nonce, (version_bits)]",
+                                now)  # fmt: skip
+        if not self.subscribed:
+            return self._reject(rid, worker, job_id, msg.ERR_NOT_SUBSCRIBED, "not-subscribed", None, now)
+        if worker not in self.workers:
+            return self._reject(rid, worker, job_id, msg.ERR_UNAUTHORIZED, "unauthorized", None, now)
+        strings: tuple[str, ...] = params  # type: ignore[assignment]  # all checked to be str above
+        job = self.work.get_job(job_id)
+        if job is not None and job.payout_key not in ("", self._address):
+            job = None  # another address's coinbase: not this miner's job
+        stale = job is not None and self.work.is_stale(job)
+        version_bits = strings[5] if len(strings) == 6 else None
+        submission = Submission(job_id, strings[2], strings[3], strings[4], version_bits)
+        result = self.validator.check(
+            job, stale, submission,
+            extranonce1=self.extranonce1, extranonce2_size=self.config.extranonce2_size,
+            version_mask=self.version_mask, required=self.required_difficulty(job_id), now=now,
+        )  # fmt: skip
+        if not result.accepted or job is None:
+            return self._reject(rid, worker, job_id, result.code, result.reason, result.message, now)
+        address = self.workers[worker]
+        actions: list[Action] = []
+        if result.block:
+            actions.append(
+                BlockCandidate(job, result.header, self.extranonce1, result.extranonce2, result.block_hash,
+                               result.pow_hash, worker, address, result.achieved, now)
+            )
+        actions.append(Send(msg.encode_result(rid, True)))
+        actions.append(
+            ShareAccepted(self.session_id, worker, address, job_id, job.template.height, result.required,
+                          result.achieved, result.block, now)
+        )
+        if result.achieved > self.best_difficulty:
+            self.best_difficulty = result.achieved
+        if result.achieved > self.best_by_worker.get(worker, 0.0):
+            self.best_by_worker[worker] = result.achieved
+        if self.vardiff.record_share(now) is not None:
+            actions += self._renotify_if_lower()
+        return actions
+
+    def _reject(
+        self,
+        rid: msg.RequestId,
+        worker: str,
+        job_id: str,
+        code: int,
+        reason: str,
+        message: str | None,
+        now: float,
+    ) -> list[Action]:
+        return [
+            Send(msg.encode_error(rid, code, message)),
+            ShareRejected(self.session_id, worker[:MAX_USER_LENGTH], job_id[:64], code, reason, now),
+        ]

@@ -1,0 +1,253 @@
+"""The asyncio adapter: sockets in, :class:`~stratum_pool.protocol.session.Session` objects behind them.
+
+Thin on purpose: split bytes into lines, feed them to the session, write what it sends, close when it
+says so, and hand every other action (shares, blocks, authorizations) to ``on_action`` synchronously;
+the pool queues them. New work fans out through :meth:`StratumServer.broadcast`, which serializes each
+job's ``mining.notify`` once and writes the same bytes to every session on that job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from stratum_pool.jobs.job import Job
+from stratum_pool.protocol import messages as msg
+from stratum_pool.protocol.actions import Action, Close, Send
+from stratum_pool.protocol.session import Session
+from stratum_pool.protocol.work import WorkSource
+
+# The longest request line we buffer. A mining.submit is ~200 bytes and a configure ~300; 16 KiB is
+# the limit h11 uses for HTTP headers and leaves room for odd user agents without inviting floods.
+MAX_LINE_BYTES = 16 * 1024
+# A miner that stops reading while we keep writing is dropped once this much output is queued.
+MAX_WRITE_BUFFER_BYTES = 1024 * 1024
+# How often sessions get tick() for time-based vardiff.
+TICK_SECONDS = 5.0
+
+
+class ExtranonceAllocator:
+    """Unique extranonce1 values for live sessions: ``prefix`` (node/worker id) + a wrapping counter."""
+
+    def __init__(self, prefix: bytes = b"", size: int = 4, start: int = 0) -> None:
+        if not 0 <= len(prefix) < size:
+            raise ValueError(f"extranonce1 prefix must be shorter than {size} bytes")
+        self.prefix = prefix
+        self.size = size
+        self._space = 1 << (8 * (size - len(prefix)))
+        self._next = start % self._space
+        self._in_use: set[bytes] = set()
+
+    def allocate(self) -> bytes:
+        for _ in range(self._space):
+            value = self._next
+            self._next = (self._next + 1) % self._space
+            candidate = self.prefix + value.to_bytes(self.size - len(self.prefix), "big")
+            if candidate not in self._in_use:
+                self._in_use.add(candidate)
+                return candidate
+        raise RuntimeError("every extranonce1 is in use")
+
+    def release(self, extranonce1: bytes) -> None:
+        self._in_use.discard(extranonce1)
+
+    def __len__(self) -> int:
+        return len(self._in_use)
+
+
+class _Connection(asyncio.Protocol):
+    """One socket and its session."""
+
+    def __init__(self, server: StratumServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.peer = ""
+        self._buffer = bytearray()
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        try:
+            self.session = self.server.session_factory(self.peer)
+        except Exception:
+            self.server.log.exception("session_factory_failed", peer=self.peer)
+            self._closing = True
+            transport.close()
+            return
+        self.server._register(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self.session is None:
+            return
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while not self._closing:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            if end - start > MAX_LINE_BYTES:
+                self._too_long()
+                return
+            line = bytes(buffer[start:end])
+            start = end + 1
+            try:
+                actions = self.session.feed_line(line)
+            except Exception:  # a bug must cost one connection, not the server
+                self.server.log.exception("session_error", peer=self.peer, session=self.session.session_id)
+                self.close("internal error")
+                return
+            self.handle(actions)
+        del buffer[:start]
+        if len(buffer) > MAX_LINE_BYTES and not self._closing:
+            self._too_long()
+
+    def _too_long(self) -> None:
+        self.write(msg.encode_error(None, msg.ERR_OTHER, f"Line longer than {MAX_LINE_BYTES} bytes"))
+        self.close("line too long")
+
+    def handle(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.write(action.data)
+            elif isinstance(action, Close):
+                self.close(action.reason)
+            else:
+                try:
+                    self.server.on_action(action)
+                except Exception:
+                    self.server.log.exception("on_action_failed", action=type(action).__name__)
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES:
+            self.server.log.warning("miner_not_reading", peer=self.peer)
+            self._closing = True
+            transport.abort()
+
+    def close(self, reason: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        session_id = self.session.session_id if self.session else ""
+        self.server.log.info("connection_closed", peer=self.peer, session=session_id, reason=reason)
+        if self.transport is not None:
+            self.transport.close()  # flushes what was written first
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.server._forget(self)
+
+
+class StratumServer:
+    """Listens on ``host:port`` and runs one :class:`Session` per connection."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        session_factory: Callable[[str], Session],
+        on_action: Callable[[Action], None],
+        *,
+        allocator: ExtranonceAllocator | None = None,
+        tick_seconds: float = TICK_SECONDS,
+        logger: Any = None,
+    ) -> None:
+        """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
+        ``allocator``, pass the allocator here too so they are released on disconnect."""
+        self.host = host
+        self.port = port
+        self.session_factory = session_factory
+        self.on_action = on_action
+        self.allocator = allocator
+        self.tick_seconds = tick_seconds
+        self.log = logger if logger is not None else structlog.get_logger("stratum_pool.server")
+        self._connections: dict[_Connection, None] = {}  # insertion-ordered set
+        self._server: asyncio.Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port)
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])  # the real port when asked for port 0
+        self._ticker = asyncio.create_task(self._tick_loop())
+        self.log.info("stratum_listening", host=self.host, port=self.port)
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.close("server shutting down")
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def sessions(self) -> list[Session]:
+        return [c.session for c in self._connections if c.session is not None]
+
+    def broadcast(self, clean: bool, work: WorkSource) -> int:
+        """Push ``work.current_job(session.payout_key)`` to every working session; returns how many.
+
+        On a new block (``clean``) the share validators also drop the jobs ``work`` no longer knows.
+        """
+        lines: dict[str, bytes] = {}
+        sent = 0
+        for conn in list(self._connections):
+            session = conn.session
+            if session is None or not session.working:
+                continue
+            job: Job | None = work.current_job(session.payout_key)
+            if job is None:
+                continue
+            line = lines.get(job.job_id)
+            if line is None:
+                line = lines[job.job_id] = msg.notify(job, clean)
+            conn.handle(session.push_job(job, clean, line))
+            sent += 1
+        if clean:
+            validators = {id(s.validator): s.validator for s in self.sessions}
+            for validator in validators.values():
+                validator.prune(work.get_job)
+        return sent
+
+    def tick(self) -> None:
+        """Run every session's tick() once (the loop does this every ``tick_seconds``)."""
+        for conn in list(self._connections):
+            if conn.session is not None:
+                conn.handle(conn.session.tick())
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                self.tick()
+            except Exception:
+                self.log.exception("tick_failed")
+
+    def _register(self, conn: _Connection) -> None:
+        self._connections[conn] = None
+
+    def _forget(self, conn: _Connection) -> None:
+        was_live = conn in self._connections
+        self._connections.pop(conn, None)
+        if was_live and conn.session is not None and self.allocator is not None:
+            self.allocator.release(conn.session.extranonce1)
