@@ -1,0 +1,260 @@
+"""Wiring of one coin: daemons -> job manager -> stratum server, and block candidates back to the daemons.
+
+This is the only place that knows every part; each part stays testable alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from stratum_pool.chain.address import address_to_script
+from stratum_pool.config import CoinSettings, Settings
+from stratum_pool.daemon.notify import (
+    BestBlockPoller,
+    BlockNotifyListener,
+    LongpollWatcher,
+    NewBlockDeduplicator,
+    ZmqBlockSubscriber,
+)
+from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
+from stratum_pool.jobs.builder import assemble_block
+from stratum_pool.jobs.manager import JobManager
+from stratum_pool.protocol.actions import (
+    Action,
+    Authorized,
+    BlockCandidate,
+    ShareAccepted,
+    ShareRejected,
+)
+from stratum_pool.protocol.session import Session, SessionConfig
+from stratum_pool.server import ExtranonceAllocator, StratumServer
+from stratum_pool.shares.vardiff import VardiffConfig
+
+log = structlog.get_logger("stratum_pool.pool")
+
+
+@dataclass
+class FoundBlock:
+    height: int
+    block_hash: str  # display order
+    worker: str
+    address: str
+    accepted: bool
+    reason: str
+    in_best_chain: bool
+    time: float
+
+
+@dataclass
+class PoolStats:
+    shares_accepted: int = 0
+    difficulty_accepted: float = 0.0
+    shares_rejected: Counter[str] = field(default_factory=Counter)
+    blocks: list[FoundBlock] = field(default_factory=list)
+    templates: int = 0
+    new_blocks_seen: int = 0
+
+
+class CoinPool:
+    """One coin served on one stratum port."""
+
+    def __init__(self, settings: CoinSettings, *, node_id: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.coin = settings.coin
+        self.clock = clock
+        self.stats = PoolStats()
+        self.daemon = DaemonClient(
+            [DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
+                            cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
+             for d in settings.daemons],
+            settings.coin,
+        )
+        coin = settings.coin
+
+        def check(address: str) -> bytes:
+            return address_to_script(address, coin)
+
+        self.check_address = check
+        self.jobs = JobManager(
+            coin,
+            extranonce_size=4 + settings.extranonce2_size,
+            pool_tag=settings.pool_tag.encode(),
+            address_to_script=check,
+            solo=settings.mode == "solo",
+            pool_address=settings.pool_address,
+            fee_address=settings.fee_address,
+            fee_ppm=settings.fee_ppm,
+            node_id=node_id,
+            clock=clock,
+        )
+        vd = settings.vardiff
+        self.session_config = SessionConfig(
+            coin=coin,
+            extranonce2_size=settings.extranonce2_size,
+            version_mask=settings.version_mask,
+            suggestion_policy=vd.suggestion_policy,  # type: ignore[arg-type]
+            minimum_difficulty=vd.minimum,
+            maximum_difficulty=vd.maximum,
+            initial_difficulty=vd.initial,
+            vardiff=VardiffConfig(target_interval=vd.target_seconds, retarget_interval=vd.retarget_seconds,
+                                  minimum=vd.minimum, maximum=vd.maximum),
+            vardiff_enabled=vd.suggestion_policy != "fixed",
+        )
+        self.validator = self.session_config.make_validator()
+        # The first extranonce1 byte is the node id, so several pool machines never hand out the same one.
+        self.allocator = ExtranonceAllocator(prefix=bytes([node_id]), size=4)
+        self.server = StratumServer(
+            settings.stratum_host, settings.stratum_port, self._new_session, self.on_action,
+            allocator=self.allocator,
+        )
+        self._refresh_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._sources: list[Any] = []
+        self._on_new_block = NewBlockDeduplicator(self._new_block)
+        self.notify_port: int | None = None
+
+    # ----- life cycle
+
+    async def start(self, ready_timeout: float = 60.0) -> None:
+        log.info("daemon_wait", coin=self.coin.key)
+        await self.daemon.wait_ready(timeout=ready_timeout)
+        await self.refresh("startup")
+        await self.server.start()
+        s = self.settings
+        if s.notify_listen:
+            host, _, port = s.notify_listen.rpartition(":")
+            listener = BlockNotifyListener(self._on_new_block, host, int(port))
+            self.notify_port = await listener.start_listening()
+            self._sources.append(listener)
+        if s.zmq_hashblock:
+            self._sources.append(ZmqBlockSubscriber(s.zmq_hashblock, self._on_new_block))
+        if s.longpoll:
+            self._sources.append(LongpollWatcher(self.daemon, self._on_new_block))
+        self._sources.append(BestBlockPoller(self.daemon, self._on_new_block, interval=s.poll_interval_seconds))
+        for source in self._sources:
+            source.start()
+        self._tasks.append(asyncio.create_task(self._refresh_loop(), name="template-refresh"))
+        log.info("pool_started", coin=self.coin.key, algorithm=self.coin.algorithm, port=self.port,
+                 mode=s.mode, height=self.jobs.template.height if self.jobs.template else None)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        for source in self._sources:
+            await source.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.close()
+        await self.daemon.close()
+        log.info("pool_stopped", coin=self.coin.key)
+
+    # ----- work
+
+    async def refresh(self, reason: str) -> bool:
+        """Fetch a template; push it to every session (``clean_jobs`` when it is a new block)."""
+        async with self._refresh_lock:
+            gbt = await self.daemon.getblocktemplate()
+            new_block = self.jobs.update(gbt)
+            self.stats.templates += 1
+            self.server.broadcast(new_block, self.jobs)
+        if new_block:
+            template = self.jobs.template
+            assert template is not None
+            log.info("new_work", coin=self.coin.key, reason=reason, height=template.height,
+                     prevhash=template.prevhash_hex, transactions=len(template.transactions),
+                     sessions=len(self.server.sessions))
+        return new_block
+
+    async def _new_block(self, source: str, blockhash: str | None) -> None:
+        template = self.jobs.template
+        if template is not None and blockhash is not None and blockhash == template.prevhash_hex:
+            return  # already working on top of it
+        self.stats.new_blocks_seen += 1
+        try:
+            await self.refresh(source)
+        except DaemonError as exc:
+            log.warning("refresh_failed", coin=self.coin.key, source=source, error=str(exc))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.template_refresh_seconds)
+            try:
+                await self.refresh("timer")
+            except DaemonError as exc:
+                log.warning("refresh_failed", coin=self.coin.key, source="timer", error=str(exc))
+
+    # ----- sessions and their actions
+
+    def _new_session(self, peer_ip: str) -> Session:
+        extranonce1 = self.allocator.allocate()
+        return Session(self.session_config, self.jobs, self.check_address, extranonce1.hex(), extranonce1,
+                       self.clock, self.validator)
+
+    def on_action(self, action: Action) -> None:
+        if isinstance(action, ShareAccepted):
+            self.stats.shares_accepted += 1
+            self.stats.difficulty_accepted += action.difficulty
+        elif isinstance(action, ShareRejected):
+            self.stats.shares_rejected[action.reason] += 1
+            log.debug("share_rejected", worker=action.worker, reason=action.reason, job=action.job_id)
+        elif isinstance(action, BlockCandidate):
+            task = asyncio.get_running_loop().create_task(self.submit_block(action))
+            self._tasks.append(task)
+        elif isinstance(action, Authorized):
+            log.info("authorized", coin=self.coin.key, worker=action.worker, session=action.session_id)
+
+    async def submit_block(self, candidate: BlockCandidate) -> FoundBlock:
+        """Assemble the block, submit it to every daemon, and check it became the best block."""
+        job = candidate.job
+        block = assemble_block(job, candidate.extranonce1, candidate.extranonce2, candidate.header)
+        block_hash = candidate.block_hash[::-1].hex()
+        height = job.template.height
+        log.info("block_found", coin=self.coin.key, height=height, hash=block_hash, worker=candidate.worker,
+                 achieved=candidate.achieved)
+        try:
+            result = await self.daemon.submitblock(block.hex())
+            accepted, reason = result.accepted, result.reason
+        except DaemonError as exc:
+            accepted, reason = False, f"submit-failed: {exc}"
+        in_best = False
+        if accepted:
+            try:
+                in_best = await self.daemon.getbestblockhash() == block_hash or \
+                    await self.daemon.is_in_main_chain(height, block_hash)
+            except DaemonError as exc:
+                log.warning("block_check_failed", hash=block_hash, error=str(exc))
+        found = FoundBlock(height, block_hash, candidate.worker, candidate.address, accepted, reason, in_best,
+                           self.clock())
+        self.stats.blocks.append(found)
+        log.info("block_submitted", coin=self.coin.key, height=height, hash=block_hash, accepted=accepted,
+                 reason=reason, in_best_chain=in_best)
+        if accepted:
+            await self._new_block("found", None)
+        return found
+
+
+class Pool:
+    """Every configured coin in one process."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock) for cs in settings.coins]
+
+    async def start(self) -> None:
+        for coin in self.coins:
+            await coin.start()
+
+    async def stop(self) -> None:
+        for coin in self.coins:
+            await coin.stop()

@@ -1,0 +1,112 @@
+"""The quick start's `make run`, as a newcomer runs it: bcoin regtest + the pool, a Bitaxe-like miner mines.
+
+The test runs the real command, reads the stratum URL it prints, mines three blocks through it, checks them
+on the bcoin node, then stops it like Ctrl-C does (a signal to the foreground process group) and checks
+that the node it started is gone too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from bitcoinrpc.authproxy import AuthServiceProxy
+from miner import Miner
+
+from stratum_pool.chain.address import address_to_script
+from stratum_pool.chain.block import read_tx
+from stratum_pool.chain.encoding import read_varint
+from stratum_pool.chain.target import bits_to_target
+from stratum_pool.coins import get_coin
+from stratum_pool.devnet.bcoin import DEFAULT_API_KEY
+from stratum_pool.devnet.common import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+BTC_REGTEST = get_coin("bitcoin", "regtest")
+
+
+class Output:
+    """Collects a child's stdout lines on a thread so the test can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for text in self._proc.stdout:
+            self.lines.append(text.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for text in self.lines:
+                match = re.search(pattern, text)
+                if match:
+                    return match
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines[-40:]))
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )
+    out = Output(proc)
+    try:
+        node_url = out.wait_for(r"bcoin regtest node: http://127\.0\.0\.1:(\d+)", 300)
+        line = out.wait_for(rf"stratum\+tcp://127\.0\.0\.1:{port}  bitcoin regtest \(sha256d\)  user: (\S+)\[", 120)
+        address = line.group(1)
+        assert address.startswith("bcrt1")
+        node_port = int(node_url.group(1))
+        rpc = AuthServiceProxy(f"http://x:{DEFAULT_API_KEY}@127.0.0.1:{node_port}", timeout=30)
+
+        found: list[str] = []
+        async with Miner("127.0.0.1", port, BTC_REGTEST, address, "bitaxe", order="esp-miner") as miner:
+            for _ in range(3):
+                assert miner.job is not None
+                old = miner.job.prevhash
+                network = BTC_REGTEST.diff1_target / bits_to_target(miner.job.nbits)
+                share = miner.find(min_difficulty=network)
+                reply = await miner.submit_share(share)
+                assert reply["result"] is True, reply
+                deadline = time.monotonic() + 15
+                while miner.job.prevhash == old:
+                    assert time.monotonic() < deadline, "no new job after a block"
+                    await __import__("asyncio").sleep(0.02)
+                found.append(miner.job.prevhash[::-1].hex())  # the new job builds on our block
+        assert rpc.getbestblockhash() == found[-1]
+        script = address_to_script(address, BTC_REGTEST)
+        for block_hash in found:
+            raw = bytes.fromhex(rpc.getblock(block_hash, False))
+            _, start = read_varint(raw, 80)
+            assert script.hex() in read_tx(raw, start)[0].raw_nowitness.hex()
+        for block_hash in found:
+            out.wait_for(rf"block_submitted.*hash={block_hash}", 10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0, "\n".join(out.lines[-30:])
+    assert not port_open(port)
+    assert not port_open(node_port), "make run left the bcoin node running"
