@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "daemons": [{"name": "litecoind", "url": ep.url, "user": ep.user,
                                        "password": ep.password}]})
         asyncio.run(_serve({"coins": coins}, hints))
+    print("stopped: the pool and the regtest node(s) it started", flush=True)
     return 0
 
 
