@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -69,6 +70,8 @@ class _Connection(asyncio.Protocol):
         self.peer = ""
         self._buffer = bytearray()
         self._closing = False
+        # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first
+        self._held: deque[tuple[asyncio.Future[list[object]], list[bytes | Close]]] = deque()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -115,18 +118,53 @@ class _Connection(asyncio.Protocol):
         self.close("line too long")
 
     def handle(self, actions: list[Action]) -> None:
+        # Hand the pool its actions first: an accepted share is acknowledged only once it is durable, so
+        # when the pool answers with an awaitable, this batch's lines (and every later one, to keep their
+        # order) wait for it.
+        barriers: list[Awaitable[object]] = []
+        for action in actions:
+            if not isinstance(action, Send | Close):
+                try:
+                    barrier = self.server.on_action(action)
+                except Exception:
+                    self.server.log.exception("on_action_failed", action=type(action).__name__)
+                    continue
+                if barrier is not None:
+                    barriers.append(barrier)
+        if barriers:
+            self._hold(barriers)
         for action in actions:
             if isinstance(action, Send):
                 self.write(action.data)
             elif isinstance(action, Close):
-                self.close(action.reason)
-            else:
-                try:
-                    self.server.on_action(action)
-                except Exception:
-                    self.server.log.exception("on_action_failed", action=type(action).__name__)
+                if self._held:
+                    self._held[-1][1].append(action)
+                else:
+                    self.close(action.reason)
+
+    def _hold(self, barriers: list[Awaitable[object]]) -> None:
+        waiter = asyncio.ensure_future(asyncio.gather(*barriers))
+        self._held.append((waiter, []))
+        waiter.add_done_callback(self._release)
+
+    def _release(self, _: object) -> None:
+        while self._held and self._held[0][0].done():
+            waiter, pending = self._held.popleft()
+            if not waiter.cancelled() and waiter.exception() is not None:
+                self.server.log.error("share_not_durable", peer=self.peer, error=str(waiter.exception()))
+            for item in pending:
+                if isinstance(item, Close):
+                    self.close(item.reason)
+                else:
+                    self._write_now(item)
 
     def write(self, data: bytes) -> None:
+        if self._held:
+            self._held[-1][1].append(data)
+        else:
+            self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or self._closing:
             return
@@ -158,7 +196,7 @@ class StratumServer:
         host: str,
         port: int,
         session_factory: Callable[[str], Session],
-        on_action: Callable[[Action], None],
+        on_action: Callable[[Action], Awaitable[object] | None],
         *,
         allocator: ExtranonceAllocator | None = None,
         tick_seconds: float = TICK_SECONDS,
