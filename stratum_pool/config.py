@@ -62,6 +62,14 @@ class CoinSettings:
     zmq_hashblock: str = ""
     notify_listen: str = ""  # host:port for `stratum-pool notify` (-blocknotify); "" = off
     version_mask: int = 0
+    # PPLNS: the last N shares by difficulty, N = this factor times the network difficulty of the block.
+    pplns_window_factor: float = 2.0
+    # Accounts are paid once their confirmed balance reaches this (base units); per-account overrides in DB.
+    payout_threshold: int = 1_000_000
+    # At most this many outputs in one sendmany.
+    payout_batch_max: int = 200
+    # The wallet RPC the payout worker pays from (defaults to the first daemon); bcoin serves it on its own port.
+    wallet: DaemonSettings | None = None
 
     @property
     def fee_ppm(self) -> int:
@@ -69,8 +77,15 @@ class CoinSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    dsn: str = ""  # "" = no database: shares are counted in memory only (solo mining without accounting)
+    spool_dir: str = "/var/lib/stratum-pool/spool"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     coins: tuple[CoinSettings, ...]
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
     node_id: int = 0
     log_level: str = "info"
     log_format: str = "auto"
@@ -130,6 +145,15 @@ def _daemon(table: Mapping[str, Any], path: str, default_port: int) -> DaemonSet
     )
 
 
+def _wallet(table: Mapping[str, Any], path: str, default_port: int) -> DaemonSettings | None:
+    wallet = table.get("wallet")
+    if wallet is None:
+        return None
+    if not isinstance(wallet, dict):
+        raise ConfigError(f"{path}.wallet: expected a table")
+    return _daemon(wallet, f"{path}.wallet", default_port)
+
+
 def _vardiff(table: Mapping[str, Any], path: str) -> VardiffSettings:
     d = VardiffSettings()
     _check_unknown(table, set(VardiffSettings.__slots__), path)
@@ -153,7 +177,8 @@ def _vardiff(table: Mapping[str, Any], path: str) -> VardiffSettings:
 _COIN_KEYS = {"coin", "network", "mode", "stratum_host", "stratum_port", "daemons", "vardiff",
               "extranonce2_size", "pool_tag", "pool_address", "fee_address", "fee_percent",
               "template_refresh_seconds", "poll_interval_seconds", "longpoll", "zmq_hashblock",
-              "notify_listen", "version_mask"}
+              "notify_listen", "version_mask", "pplns_window_factor", "payout_threshold", "payout_batch_max",
+              "wallet"}
 
 
 def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coin], object] | None) -> CoinSettings:
@@ -199,6 +224,12 @@ def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coi
         zmq_hashblock=_get(table, "zmq_hashblock", path, str, ""),
         notify_listen=_get(table, "notify_listen", path, str, "", _is_hostport_or_empty, "HOST:PORT or empty"),
         version_mask=mask,
+        pplns_window_factor=_get(table, "pplns_window_factor", path, float, 2.0, lambda v: 0 < v <= 100,
+                                 "above 0, at most 100"),
+        payout_threshold=_get(table, "payout_threshold", path, int, 1_000_000, lambda v: v > 0,
+                              "a positive amount in base units (satoshis)"),
+        payout_batch_max=_get(table, "payout_batch_max", path, int, 200, lambda v: 1 <= v <= 2000, "1..2000"),
+        wallet=_wallet(table, path, coin.rpc_port),
     )
     if mode != "solo" and not cs.pool_address:
         raise ConfigError(f"{path}.pool_address: required when mode = {mode!r} (the coinbase pays the pool)")
@@ -232,7 +263,17 @@ def _is_hostport_or_empty(v: str) -> bool:
 def parse_settings(data: Mapping[str, Any], source: str = "",
                    address_check: Callable[[str, Coin], object] | None = None) -> Settings:
     """Validate a parsed TOML document."""
-    _check_unknown(data, {"pool", "coins"}, "")
+    _check_unknown(data, {"pool", "coins", "database"}, "")
+    db = data.get("database", {})
+    if not isinstance(db, dict):
+        raise ConfigError("database: expected a table")
+    _check_unknown(db, {"dsn", "spool_dir"}, "database")
+    database = DatabaseSettings(
+        dsn=_get(db, "dsn", "database", str, "", lambda v: v == "" or v.startswith(("postgresql://", "postgres://")),
+                 "a postgresql:// URL"),
+        spool_dir=_get(db, "spool_dir", "database", str, DatabaseSettings.spool_dir, lambda v: bool(v),
+                       "a directory path"),
+    )
     pool = data.get("pool", {})
     if not isinstance(pool, dict):
         raise ConfigError("pool: expected a table")
@@ -248,8 +289,11 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
             raise ConfigError(f"coins[{i}].stratum_port: {cs.stratum_port} is already used by {ports[cs.stratum_port]}")
         ports[cs.stratum_port] = f"coins[{i}]"
         coins.append(cs)
+    if database.dsn == "" and any(cs.mode != "solo" for cs in coins):
+        raise ConfigError("database.dsn: required when a coin's mode is pplns or prop (credits live there)")
     return Settings(
         coins=tuple(coins),
+        database=database,
         node_id=_get(pool, "node_id", "pool", int, 0, lambda v: 0 <= v <= 255, "0..255"),
         log_level=_get(pool, "log_level", "pool", str, "info",
                        lambda v: v in ("debug", "info", "warning", "error"), "debug, info, warning or error"),
