@@ -15,6 +15,7 @@ T = TypeVar("T")
 MODES = ("solo", "pplns", "prop")
 DIFFICULTY_POLICIES = ("start", "floor", "fixed")
 LOG_FORMATS = ("auto", "json", "console")
+DEFAULT_SPOOL_DIR = "/var/lib/stratum-pool/spool"
 
 
 class ConfigError(ValueError):
@@ -79,7 +80,7 @@ class CoinSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     dsn: str = ""  # "" = no database: shares are counted in memory only (solo mining without accounting)
-    spool_dir: str = "/var/lib/stratum-pool/spool"
+    spool_dir: str = DEFAULT_SPOOL_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +272,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
     database = DatabaseSettings(
         dsn=_get(db, "dsn", "database", str, "", lambda v: v == "" or v.startswith(("postgresql://", "postgres://")),
                  "a postgresql:// URL"),
-        spool_dir=_get(db, "spool_dir", "database", str, DatabaseSettings.spool_dir, lambda v: bool(v),
+        spool_dir=_get(db, "spool_dir", "database", str, DEFAULT_SPOOL_DIR, lambda v: bool(v),
                        "a directory path"),
     )
     pool = data.get("pool", {})
