@@ -88,6 +88,8 @@ class Settings:
     coins: tuple[CoinSettings, ...]
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     node_id: int = 0
+    # Processes sharing each stratum port (SO_REUSEPORT), each with its own slice of the extranonce1 space.
+    workers: int = 1
     log_level: str = "info"
     log_format: str = "auto"
     source: str = ""
@@ -278,7 +280,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
     pool = data.get("pool", {})
     if not isinstance(pool, dict):
         raise ConfigError("pool: expected a table")
-    _check_unknown(pool, {"node_id", "log_level", "log_format"}, "pool")
+    _check_unknown(pool, {"node_id", "workers", "log_level", "log_format"}, "pool")
     coins_raw = _get(data, "coins", "", list, ..., lambda v: len(v) > 0, "at least one [[coins]] table")
     coins = []
     ports: dict[int, str] = {}
@@ -296,6 +298,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         coins=tuple(coins),
         database=database,
         node_id=_get(pool, "node_id", "pool", int, 0, lambda v: 0 <= v <= 255, "0..255"),
+        workers=_get(pool, "workers", "pool", int, 1, lambda v: 1 <= v <= 64, "1..64"),
         log_level=_get(pool, "log_level", "pool", str, "info",
                        lambda v: v in ("debug", "info", "warning", "error"), "debug, info, warning or error"),
         log_format=_get(pool, "log_format", "pool", str, "auto", lambda v: v in LOG_FORMATS,
