@@ -26,6 +26,7 @@ from stratum_pool.daemon.notify import (
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
+from stratum_pool.metrics import PoolMetrics
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -66,17 +67,19 @@ class CoinPool:
     """One coin served on one stratum port."""
 
     def __init__(self, settings: CoinSettings, *, node_id: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None) -> None:
         self.settings = settings
         self.coin = settings.coin
         self.clock = clock
         self.stats = PoolStats()
+        self.metrics = metrics if metrics is not None else PoolMetrics(clock=clock)
         self.daemon = DaemonClient(
             [DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
                             cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
              for d in settings.daemons],
             settings.coin,
         )
+        self.daemon.observer = self.metrics.rpc_observer
         coin = settings.coin
 
         def check(address: str) -> bytes:
@@ -120,6 +123,16 @@ class CoinPool:
         self._sources: list[Any] = []
         self._on_new_block = NewBlockDeduplicator(self._new_block)
         self.notify_port: int | None = None
+        key = coin.key
+        self.metrics.connections.labels(key).set_function(lambda: len(self.server.sessions))
+        self.metrics.sessions_authorized.labels(key).set_function(
+            lambda: sum(1 for s in self.server.sessions if s.authorized))
+        self.metrics.template_age.labels(key).set_function(self._template_age)
+        self.metrics.watch_coin(key)
+
+    def _template_age(self) -> float:
+        template = self.jobs.template
+        return self.clock() - template.received_at if template is not None else 0.0
 
     # ----- life cycle
 
@@ -161,13 +174,19 @@ class CoinPool:
 
     # ----- work
 
-    async def refresh(self, reason: str) -> bool:
-        """Fetch a template; push it to every session (``clean_jobs`` when it is a new block)."""
+    async def refresh(self, reason: str, since: float | None = None) -> bool:
+        """Fetch a template; push it to every session (``clean_jobs`` when it is a new block).
+
+        ``since`` is when the new block was learnt of (monotonic), for the new-block-to-notify histogram.
+        """
         async with self._refresh_lock:
             gbt = await self.daemon.getblocktemplate()
             new_block = self.jobs.update(gbt)
             self.stats.templates += 1
             self.server.broadcast(new_block, self.jobs)
+            self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
+            if new_block and since is not None:
+                self.metrics.new_block_to_notify.labels(self.coin.key).observe(time.monotonic() - since)
         if new_block:
             template = self.jobs.template
             assert template is not None
@@ -182,7 +201,7 @@ class CoinPool:
             return  # already working on top of it
         self.stats.new_blocks_seen += 1
         try:
-            await self.refresh(source)
+            await self.refresh(source, since=time.monotonic())
         except DaemonError as exc:
             log.warning("refresh_failed", coin=self.coin.key, source=source, error=str(exc))
 
@@ -205,8 +224,10 @@ class CoinPool:
         if isinstance(action, ShareAccepted):
             self.stats.shares_accepted += 1
             self.stats.difficulty_accepted += action.difficulty
+            self.metrics.share_accepted(self.coin.key, action.difficulty, self.coin.share_multiplier)
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
+            self.metrics.shares.labels(self.coin.key, "rejected", action.reason).inc()
             log.debug("share_rejected", worker=action.worker, reason=action.reason, job=action.job_id)
         elif isinstance(action, BlockCandidate):
             task = asyncio.get_running_loop().create_task(self.submit_block(action))
@@ -237,6 +258,7 @@ class CoinPool:
         found = FoundBlock(height, block_hash, candidate.worker, candidate.address, accepted, reason, in_best,
                            self.clock())
         self.stats.blocks.append(found)
+        self.metrics.blocks.labels(self.coin.key, "accepted" if accepted else "rejected").inc()
         log.info("block_submitted", coin=self.coin.key, height=height, hash=block_hash, accepted=accepted,
                  reason=reason, in_best_chain=in_best)
         if accepted:

@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -355,6 +355,8 @@ class DaemonClient:
         # Long polls block for minutes: they get their own threads so they never starve ordinary calls.
         self._long_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rpc-longpoll")
         self._closed = False
+        # Told of every call: (endpoint name, method, seconds, error kind or None). Metrics hook in here.
+        self.observer: Callable[[str, str, float, str | None], None] | None = None
 
     @property
     def endpoints(self) -> list[DaemonEndpoint]:
@@ -388,6 +390,8 @@ class DaemonClient:
         abort = _Abortable()
         executor = self._long_executor if long else self._executor
         fut = loop.run_in_executor(executor, blocking_call, endpoint, method, params, timeout, abort)
+        started = time.monotonic()
+        label = f"{method}(longpoll)" if long else method
         try:
             result = await fut
         except asyncio.CancelledError:
@@ -396,12 +400,22 @@ class DaemonClient:
         except RpcConnectionError as exc:
             if not (long and exc.timed_out):  # a long poll that times out is normal
                 self._mark_down(endpoint.name, exc)
+                self._observe(endpoint.name, label, started, "timeout" if exc.timed_out else "connection")
             raise
         except RpcAuthError as exc:
             self._mark_down(endpoint.name, exc)
+            self._observe(endpoint.name, label, started, "auth")
+            raise
+        except RpcError:
+            self._observe(endpoint.name, label, started, "rpc")
             raise
         self._mark_up(endpoint.name)
+        self._observe(endpoint.name, label, started, None)
         return result
+
+    def _observe(self, endpoint: str, method: str, started: float, error: str | None) -> None:
+        if self.observer is not None:
+            self.observer(endpoint, method, time.monotonic() - started, error)
 
     def _mark_down(self, name: str, exc: DaemonError) -> None:
         s = self.state(name)

@@ -1,0 +1,90 @@
+"""Prometheus metrics: one registry per pool process, every name ``stratum_pool_*`` with its unit.
+
+Labels are bounded: coin, result, reason, daemon and method take a handful of values each; nothing is
+labelled per worker or per address (those go to the database and the HTTP API instead).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Hashes behind one share of difficulty 1 (sha256d): 2**32. A scrypt share of difficulty 1 meets a target
+# 65536 times easier (coins.Coin.share_multiplier), so it stands for that many times fewer hashes.
+HASHES_PER_DIFF1 = 2**32
+HASHRATE_WINDOW_SECONDS = 600.0
+
+
+class PoolMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.clock = clock
+        r = self.registry
+        self.connections = Gauge("stratum_pool_connections_open", "Open miner connections", ["coin"], registry=r)
+        self.sessions_authorized = Gauge("stratum_pool_sessions_authorized", "Authorized sessions", ["coin"],
+                                         registry=r)
+        self.connections_total = Counter("stratum_pool_connections_total", "Connections accepted", ["coin"],
+                                         registry=r)
+        self.shares = Counter("stratum_pool_shares_total", "Shares by result and reason",
+                              ["coin", "result", "reason"], registry=r)
+        self.accepted_difficulty = Counter("stratum_pool_accepted_difficulty_total",
+                                           "Sum of the difficulty of accepted shares", ["coin"], registry=r)
+        self.hashrate = Gauge("stratum_pool_hashrate_hashes_per_second",
+                              f"Pool hashrate estimated from accepted shares over {HASHRATE_WINDOW_SECONDS:.0f} s",
+                              ["coin"], registry=r)
+        self.blocks = Counter("stratum_pool_blocks_found_total", "Block candidates by submit result",
+                              ["coin", "result"], registry=r)
+        self.template_age = Gauge("stratum_pool_template_age_seconds", "Age of the current block template",
+                                  ["coin"], registry=r)
+        self.templates = Counter("stratum_pool_templates_total", "Templates fetched, by whether a new block",
+                                 ["coin", "new_block"], registry=r)
+        self.new_block_to_notify = Histogram(
+            "stratum_pool_new_block_to_notify_seconds",
+            "From learning of a new block to clean_jobs work written to every session",
+            ["coin"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r)
+        self.rpc_seconds = Histogram("stratum_pool_rpc_seconds", "Daemon RPC latency", ["daemon", "method"],
+                                     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+                                     registry=r)
+        self.rpc_errors = Counter("stratum_pool_rpc_errors_total", "Daemon RPC errors by kind",
+                                  ["daemon", "method", "kind"], registry=r)
+        self.db_queue = Gauge("stratum_pool_db_queue_records", "Spool records not yet in PostgreSQL", registry=r)
+        self.spool_bytes = Gauge("stratum_pool_spool_bytes", "Bytes of share spool on disk", registry=r)
+        self.share_not_durable = Counter("stratum_pool_share_spool_errors_total",
+                                         "Accepted shares that could not be made durable", registry=r)
+        self.vardiff_changes = Counter("stratum_pool_vardiff_changes_total", "Difficulty changes sent",
+                                       ["coin", "direction"], registry=r)
+        self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
+        self._window: dict[str, deque[tuple[float, float]]] = {}
+
+    def rpc_observer(self, daemon: str, method: str, seconds: float, error: str | None) -> None:
+        """DaemonClient.observer: latency of every call, and errors by kind."""
+        self.rpc_seconds.labels(daemon, method).observe(seconds)
+        if error is not None:
+            self.rpc_errors.labels(daemon, method, error).inc()
+
+    def share_accepted(self, coin: str, difficulty: float, multiplier: int) -> None:
+        self.shares.labels(coin, "accepted", "").inc()
+        self.accepted_difficulty.labels(coin).inc(difficulty)
+        # one bucket per second keeps the window small whatever the share rate
+        second = float(int(self.clock()))
+        window = self._window.setdefault(coin, deque())
+        if window and window[-1][0] == second:
+            window[-1] = (second, window[-1][1] + difficulty / multiplier)
+        else:
+            window.append((second, difficulty / multiplier))
+
+    def hashrate_of(self, coin: str) -> float:
+        """The coin's hashrate in hashes per second, from the accepted shares of the last window."""
+        now = self.clock()
+        window = self._window.setdefault(coin, deque())
+        while window and window[0][0] < now - HASHRATE_WINDOW_SECONDS:
+            window.popleft()
+        return sum(d for _, d in window) * HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
+
+    def watch_coin(self, coin: str) -> None:
+        """Gauges computed when scraped."""
+        self.hashrate.labels(coin).set_function(lambda: self.hashrate_of(coin))

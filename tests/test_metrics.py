@@ -1,0 +1,49 @@
+"""The metrics a pool exposes parse as Prometheus text and move with shares."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS, PoolMetrics
+
+
+def samples(metrics: PoolMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(metrics.registry).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_shares_and_hashrate_move() -> None:
+    now = [1000.0]
+    m = PoolMetrics(clock=lambda: now[0])
+    m.watch_coin("bitcoin-regtest")
+    for _ in range(3):
+        m.share_accepted("bitcoin-regtest", 2.0, 1)
+    m.shares.labels("bitcoin-regtest", "rejected", "stale").inc()
+    got = samples(m)
+    accepted = ("stratum_pool_shares_total", (("coin", "bitcoin-regtest"), ("reason", ""), ("result", "accepted")))
+    assert got[accepted] == 3
+    assert got[("stratum_pool_shares_total", (("coin", "bitcoin-regtest"), ("reason", "stale"),
+                                              ("result", "rejected")))] == 1
+    assert got[("stratum_pool_accepted_difficulty_total", (("coin", "bitcoin-regtest"),))] == 6.0
+    expected = 6.0 * HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
+    assert got[("stratum_pool_hashrate_hashes_per_second", (("coin", "bitcoin-regtest"),))] == expected
+    now[0] += HASHRATE_WINDOW_SECONDS + 2
+    assert m.hashrate_of("bitcoin-regtest") == 0.0
+
+
+def test_scrypt_shares_stand_for_fewer_hashes() -> None:
+    m = PoolMetrics(clock=lambda: 5.0)
+    m.share_accepted("litecoin-regtest", 65536.0, 65536)
+    assert m.hashrate_of("litecoin-regtest") == HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
+
+
+def test_rpc_observer_counts_latency_and_errors() -> None:
+    m = PoolMetrics()
+    m.rpc_observer("node1", "getblocktemplate", 0.02, None)
+    m.rpc_observer("node1", "getblocktemplate", 1.5, "timeout")
+    got = samples(m)
+    assert got[("stratum_pool_rpc_seconds_count", (("daemon", "node1"), ("method", "getblocktemplate")))] == 2
+    assert got[("stratum_pool_rpc_errors_total", (("daemon", "node1"), ("kind", "timeout"),
+                                                  ("method", "getblocktemplate")))] == 1
