@@ -88,6 +88,14 @@ class JobManager:
     def get_job(self, job_id: str) -> Job | None:
         return self._recent.get(job_id)
 
+    def reward_for(self, job: Job) -> int:
+        """What the block of ``job`` pays to whom the pool credits: the finder in solo mode (after the
+        coinbase fee output), the pool's wallet otherwise."""
+        value = job.template.coinbase_value
+        if self.solo and self._fee_script is not None:
+            value -= value * self.fee_ppm // 1_000_000
+        return value
+
     def is_stale(self, job: Job) -> bool:
         """A job is stale once the chain tip moved past the block it builds on."""
         return self.template is None or job.template.prevhash != self.template.prevhash
@@ -96,10 +104,11 @@ class JobManager:
         self._counter += 1
         job_id = f"{self._node_prefix}{self._counter:06x}"
         if self.solo:
-            script = self._script_for(key)
+            # solo: the finder is paid in the coinbase, and the pool's fee (if any) beside him
+            outputs = solo_outputs(template.coinbase_value, self._script_for(key), self._fee_script, self.fee_ppm)
         else:
-            script = self._pool_script
-        outputs = solo_outputs(template.coinbase_value, script, self._fee_script, self.fee_ppm)
+            # pool modes: the whole reward goes to the pool's wallet; the fee is taken when crediting
+            outputs = solo_outputs(template.coinbase_value, self._pool_script)
         return make_job(template, job_id, outputs, self.extranonce_size, self.pool_tag,
                         clean_jobs=self._clean, payout_key=key, created_at=self._clock())
 
