@@ -1,0 +1,516 @@
+"""The read-only HTTP side: a JSON API over the database and the running pools, the dashboard, /metrics.
+
+Nothing here writes: the database connections are read-only (``store/queries.py``), the pools are seen
+through ``PoolView``. Every answer is built from named fields, so no setting (DSN, daemon URL, password)
+can leak into one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from stratum_pool.api.ratelimit import RateLimiter, RateLimitSettings
+from stratum_pool.coins import COINS
+from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS
+from stratum_pool.store import queries as q
+from stratum_pool.store.queries import DatabaseUnavailable, ReadPool
+
+log = structlog.get_logger("stratum_pool.api")
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+# Base58 and bech32 addresses are alphanumeric; bech32 is at most 90 characters. Anything else is refused
+# before a query is made.
+ADDRESS_RE = re.compile(r"[A-Za-z0-9]{1,100}")
+COIN_KEY_RE = re.compile(r"[a-z0-9-]{1,40}")
+# Shares and rejects per worker are counted over a day; hashrate over the metrics window (10 minutes).
+COUNT_WINDOW = timedelta(hours=24)
+HASHRATE_WINDOW = timedelta(seconds=HASHRATE_WINDOW_SECONDS)
+# History ranges a chart may ask for: range -> bucket width in seconds.
+HISTORY_RANGES = {"1h": 60, "24h": 600, "7d": 3600}
+HISTORY_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+LEADERBOARD_SIZE = 10
+# Pool-wide answers are the same for every visitor; keeping them this long bounds the database work a
+# crowd of dashboards (or a scraper) can cause, whatever the rate limit.
+DEFAULT_CACHE_SECONDS = 5.0
+MAX_CACHE_ENTRIES = 256
+
+
+class PoolView(Protocol):
+    """What the API reads live from one running coin pool."""
+
+    @property
+    def coin_key(self) -> str: ...  # coins.Coin.key, e.g. "bitcoin-regtest"
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def scheme(self) -> str: ...  # solo | pplns | prop
+    @property
+    def fee_percent(self) -> float: ...
+    @property
+    def stratum_port(self) -> int: ...
+    @property
+    def height(self) -> int | None: ...  # of the block being mined; None before the first template
+    @property
+    def network_difficulty(self) -> float | None: ...
+    @property
+    def connections(self) -> int: ...
+    @property
+    def workers_online(self) -> int: ...  # authorized sessions
+    @property
+    def hashrate(self) -> float: ...  # hashes per second, from the shares of the last window
+
+
+def hashrate(difficulty: float, seconds: float, coin_key: str) -> float:
+    """Hashes per second behind ``difficulty`` worth of accepted shares over ``seconds``."""
+    coin = COINS.get(coin_key)
+    multiplier = coin.share_multiplier if coin is not None else 1
+    return difficulty * HASHES_PER_DIFF1 / seconds / multiplier
+
+
+def epoch(t: datetime | None) -> int | None:
+    return None if t is None else int(t.timestamp())
+
+
+def _symbol(coin_key: str) -> str:
+    coin = COINS.get(coin_key)
+    return coin.symbol if coin is not None else ""
+
+
+class BadRequest(Exception):
+    """A request parameter is wrong; the message says which and is shown to the client."""
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(data, separators=(",", ":")), status=status,
+                        content_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"error": message}, status, headers)
+
+
+class _Api:
+    def __init__(self, db: ReadPool | None, pools: Sequence[PoolView], registry: CollectorRegistry | None,
+                 limiter: RateLimiter | None, clock: Callable[[], float], monotonic: Callable[[], float],
+                 cache_seconds: float) -> None:
+        self.db = db
+        self.pools = list(pools)
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.limiter = limiter
+        self.clock = clock
+        self.monotonic = monotonic
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, web.Response]] = {}
+
+    # ----- helpers
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def need_db(self) -> ReadPool:
+        if self.db is None:
+            raise DatabaseUnavailable("no database configured")
+        return self.db
+
+    @staticmethod
+    def coin_param(request: web.Request) -> str | None:
+        coin = request.query.get("coin")
+        if coin is None or coin == "":
+            return None
+        if not COIN_KEY_RE.fullmatch(coin) or coin not in COINS:
+            raise BadRequest(f"coin: unknown coin; known: {', '.join(sorted(COINS))}")
+        return coin
+
+    @staticmethod
+    def limit_param(request: web.Request) -> int:
+        text = request.query.get("limit", str(DEFAULT_LIMIT))
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+            raise BadRequest(f"limit: must be a whole number from 1 to {MAX_LIMIT}")
+        return int(text)
+
+    @staticmethod
+    def range_param(request: web.Request) -> str:
+        r = request.query.get("range", "24h")
+        if r not in HISTORY_RANGES:
+            raise BadRequest(f"range: must be one of {', '.join(HISTORY_RANGES)}")
+        return r
+
+    @staticmethod
+    def address_param(request: web.Request) -> str:
+        address = request.match_info["address"]
+        if not ADDRESS_RE.fullmatch(address):
+            raise BadRequest("address: must be 1 to 100 letters and digits")
+        return address
+
+    def history_window(self, r: str) -> tuple[datetime, datetime, int]:
+        """Complete buckets only: the one still filling would read low."""
+        step = HISTORY_RANGES[r]
+        end_epoch = math.floor(self.clock() / step) * step
+        end = datetime.fromtimestamp(end_epoch, UTC)
+        return end - HISTORY_SPAN[r], end, step
+
+    @staticmethod
+    def series(coin_key: str, start: datetime, end: datetime, step: int,
+               buckets: dict[datetime, float]) -> dict[str, Any]:
+        points = []
+        t = start
+        while t < end:
+            points.append([epoch(t), hashrate(buckets.get(t, 0.0), step, coin_key)])
+            t += timedelta(seconds=step)
+        return {"coin": coin_key, "symbol": _symbol(coin_key), "points": points}
+
+    async def cached(self, request: web.Request, build: Callable[[], Awaitable[web.Response]]) -> web.Response:
+        if self.cache_seconds <= 0:
+            return await build()
+        key = request.path_qs
+        now = self.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return _json_copy(hit[1])
+        response = await build()
+        if response.status == 200:
+            if len(self._cache) >= MAX_CACHE_ENTRIES:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                if len(self._cache) >= MAX_CACHE_ENTRIES:
+                    self._cache.clear()
+            self._cache[key] = (now + self.cache_seconds, response)
+            return _json_copy(response)
+        return response
+
+    # ----- middleware
+
+    @web.middleware
+    async def middleware(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if self.limiter is not None and self.limiter.settings.enabled:
+            wait = self.limiter.take(self.client_ip(request))
+            if wait > 0:
+                return _error(429, "too many requests", {"Retry-After": RateLimiter.retry_after(wait)})
+        try:
+            response = await handler(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        except DatabaseUnavailable as exc:
+            log.warning("api_database_unavailable", path=request.path, error=str(exc))
+            return _error(503, "database unavailable")
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason, {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers
+                              else None)
+            raise
+        except Exception:
+            log.exception("api_error", path=request.path)
+            return _error(500, "internal error")
+        return response
+
+    def client_ip(self, request: web.Request) -> str:
+        header = self.limiter.settings.client_ip_header if self.limiter is not None else ""
+        if header:
+            forwarded = request.headers.get(header, "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last[:64]
+        return request.remote or ""
+
+    # ----- endpoints
+
+    async def pool(self, request: web.Request) -> web.Response:
+        return await self.cached(request, self._pool)
+
+    async def _pool(self) -> web.Response:
+        activity: dict[str, q.CoinActivity] = {}
+        blocks: dict[str, q.CoinBlocks] = {}
+        database = "disabled"
+        if self.db is not None:
+            now = self.now()
+            try:
+                activity = {a.coin_key: a for a in
+                            await self.db.run(q.coin_activity, now=now, since=now - HASHRATE_WINDOW)}
+                blocks = {b.coin_key: b for b in await self.db.run(q.coin_blocks)}
+                database = "ok"
+            except DatabaseUnavailable as exc:
+                log.warning("api_database_unavailable", path="/api/pool", error=str(exc))
+                database = "unavailable"
+        coins = []
+        for p in self.pools:
+            key = p.coin_key
+            act = activity.get(key)
+            blk = blocks.get(key)
+            coins.append({
+                "coin": key, "symbol": _symbol(key), "algorithm": p.algorithm, "scheme": p.scheme,
+                "fee_percent": p.fee_percent, "stratum_port": p.stratum_port,
+                "height": p.height, "network_difficulty": p.network_difficulty,
+                "connections": p.connections, "workers_online": p.workers_online,
+                "hashrate": p.hashrate,
+                "hashrate_10m": None if self.db is None or database != "ok" else
+                hashrate(act.difficulty if act else 0.0, HASHRATE_WINDOW_SECONDS, key),
+                "miners": None if database != "ok" else (act.miners if act else 0),
+                "workers": None if database != "ok" else (act.workers if act else 0),
+                "blocks_found": None if database != "ok" else (blk.total if blk else 0),
+                "blocks": None if database != "ok" else {
+                    "pending": blk.pending if blk else 0, "confirmed": blk.confirmed if blk else 0,
+                    "orphaned": blk.orphaned if blk else 0},
+                "last_block": None if blk is None else {
+                    "height": blk.last_height, "hash": blk.last_hash, "status": blk.last_status,
+                    "found_at": epoch(blk.last_found_at)},
+            })
+        return _json({"database": database, "coins": coins})
+
+    async def pool_hashrate(self, request: web.Request) -> web.Response:
+        coin = self.coin_param(request)
+        r = self.range_param(request)
+
+        async def build() -> web.Response:
+            start, end, step = self.history_window(r)
+            rows = await self.need_db().run(q.pool_difficulty_history, start=start, end=end, step_seconds=step,
+                                            coin_key=coin)
+            keys = [p.coin_key for p in self.pools if coin is None or p.coin_key == coin]
+            by_coin: dict[str, dict[datetime, float]] = {k: {} for k in keys}
+            for row in rows:
+                by_coin.setdefault(row.coin_key, {})[row.start] = row.difficulty
+            return _json({"range": r, "step_seconds": step,
+                          "series": [self.series(k, start, end, step, b) for k, b in by_coin.items()]})
+
+        return await self.cached(request, build)
+
+    async def miner(self, request: web.Request) -> web.Response:
+        address = self.address_param(request)
+        coin = self.coin_param(request)
+        now = self.now()
+        count_since = now - COUNT_WINDOW
+        recent_since = now - HASHRATE_WINDOW
+
+        async def load(conn: q.Conn) -> list[dict[str, Any]] | None:
+            accounts = await q.find_accounts(conn, address, coin)
+            if not accounts:
+                return None
+            out = []
+            for account in accounts:
+                workers = await q.account_workers(conn, account.id, now=now, recent_since=recent_since,
+                                                  count_since=count_since)
+                balance = await q.account_balance(conn, account.id)
+                credits = await q.account_credits(conn, account.id)
+                payouts = await q.account_payouts(conn, account.id)
+                out.append(self.account_json(account, workers, balance, credits, payouts))
+            return out
+
+        accounts = await self.need_db().run(load)
+        if accounts is None:
+            return _error(404, "unknown miner")
+        return _json({"address": address, "accounts": accounts})
+
+    @staticmethod
+    def account_json(account: q.Account, workers: list[q.WorkerStats], balance: q.Balance,
+                     credits: list[q.Credit], payouts: list[q.Payout]) -> dict[str, Any]:
+        key = account.coin_key
+        worker_list = [{
+            "name": w.name,
+            "hashrate": hashrate(w.recent_difficulty, HASHRATE_WINDOW_SECONDS, key),
+            "last_share": epoch(w.last_share), "last_seen": epoch(w.last_seen),
+            "best_difficulty": w.best_difficulty,
+            "accepted_24h": w.accepted, "rejected_24h": w.rejected,
+        } for w in workers]
+        return {
+            "coin": key, "symbol": account.symbol,
+            "hashrate": hashrate(sum(w.recent_difficulty for w in workers), HASHRATE_WINDOW_SECONDS, key),
+            "workers_online": sum(1 for w in workers if w.recent_difficulty > 0),
+            "best_difficulty": max((w.best_difficulty for w in workers), default=0.0),
+            "accepted_24h": sum(w.accepted for w in workers),
+            "rejected_24h": sum(w.rejected for w in workers),
+            "balance": balance.confirmed, "pending": balance.pending, "paid": balance.paid,
+            "workers": worker_list,
+            "credits": [{"block_height": c.block_height, "block_hash": c.block_hash, "amount": c.amount,
+                         "scheme": c.scheme, "status": c.status, "found_at": epoch(c.found_at)} for c in credits],
+            "payouts": [{"batch": p.batch_id, "amount": p.amount, "status": p.status, "txid": p.txid,
+                         "created_at": epoch(p.created_at), "finished_at": epoch(p.finished_at)} for p in payouts],
+        }
+
+    async def miner_hashrate(self, request: web.Request) -> web.Response:
+        address = self.address_param(request)
+        coin = self.coin_param(request)
+        r = self.range_param(request)
+        start, end, step = self.history_window(r)
+
+        async def load(conn: q.Conn) -> list[dict[str, Any]] | None:
+            accounts = await q.find_accounts(conn, address, coin)
+            if not accounts:
+                return None
+            out = []
+            for account in accounts:
+                rows = await q.account_difficulty_history(conn, account.id, start=start, end=end, step_seconds=step)
+                out.append(self.series(account.coin_key, start, end, step, {b.start: b.difficulty for b in rows}))
+            return out
+
+        series = await self.need_db().run(load)
+        if series is None:
+            return _error(404, "unknown miner")
+        return _json({"address": address, "range": r, "step_seconds": step, "series": series})
+
+    async def blocks(self, request: web.Request) -> web.Response:
+        coin = self.coin_param(request)
+        limit = self.limit_param(request)
+
+        async def build() -> web.Response:
+            rows = await self.need_db().run(q.recent_blocks, coin_key=coin, limit=limit)
+            return _json({"blocks": [{
+                "coin": b.coin_key, "symbol": b.symbol, "height": b.height, "hash": b.hash, "status": b.status,
+                "confirmations": b.confirmations, "reward": b.reward, "scheme": b.scheme, "finder": b.finder,
+                "worker": b.worker, "found_at": epoch(b.found_at)} for b in rows]})
+
+        return await self.cached(request, build)
+
+    async def payouts(self, request: web.Request) -> web.Response:
+        coin = self.coin_param(request)
+        limit = self.limit_param(request)
+
+        async def build() -> web.Response:
+            rows = await self.need_db().run(q.recent_payout_batches, coin_key=coin, limit=limit)
+            return _json({"payouts": [{
+                "id": b.id, "coin": b.coin_key, "symbol": b.symbol, "status": b.status, "txid": b.txid,
+                "total": b.total, "outputs": b.outputs, "created_at": epoch(b.created_at),
+                "finished_at": epoch(b.finished_at)} for b in rows]})
+
+        return await self.cached(request, build)
+
+    async def leaderboard(self, request: web.Request) -> web.Response:
+        coin = self.coin_param(request)
+
+        async def build() -> web.Response:
+            now = self.now()
+
+            async def load(conn: q.Conn) -> tuple[list[q.Ranked], list[q.Ranked], list[q.Ranked]]:
+                return (await q.top_recent_difficulty(conn, now=now, since=now - HASHRATE_WINDOW,
+                                                      limit=LEADERBOARD_SIZE),
+                        await q.top_blocks_found(conn, limit=LEADERBOARD_SIZE),
+                        await q.top_best_difficulty(conn, limit=LEADERBOARD_SIZE))
+
+            by_rate, by_blocks, by_best = await self.need_db().run(load)
+            keys = [p.coin_key for p in self.pools]
+            for row in (*by_rate, *by_blocks, *by_best):
+                if row.coin_key not in keys:
+                    keys.append(row.coin_key)
+            coins = []
+            for key in keys:
+                if coin is not None and key != coin:
+                    continue
+                coins.append({
+                    "coin": key, "symbol": _symbol(key),
+                    "hashrate": [{"address": r.address, "hashrate": hashrate(r.value, HASHRATE_WINDOW_SECONDS, key)}
+                                 for r in by_rate if r.coin_key == key],
+                    "blocks": [{"address": r.address, "blocks": int(r.value)} for r in by_blocks if r.coin_key == key],
+                    "best_difficulty": [{"address": r.address, "best_difficulty": r.value}
+                                        for r in by_best if r.coin_key == key],
+                })
+            return _json({"coins": coins})
+
+        return await self.cached(request, build)
+
+    async def health(self, request: web.Request) -> web.Response:
+        coins = [{"coin": p.coin_key, "height": p.height, "connections": p.connections} for p in self.pools]
+        if self.db is None:
+            return _json({"status": "ok", "database": "disabled", "coins": coins})
+        try:
+            await self.db.ping()
+        except DatabaseUnavailable as exc:
+            log.warning("api_health_database_unavailable", error=str(exc))
+            return _json({"status": "degraded", "database": "unreachable", "coins": coins}, 503)
+        return _json({"status": "ok", "database": "ok", "coins": coins})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def _json_copy(response: web.Response) -> web.Response:
+    # A Response can be sent once; cached answers are replayed as new ones with the same body.
+    assert isinstance(response.body, bytes)
+    return web.Response(body=response.body, status=response.status, content_type="application/json")
+
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+}
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith("/api/"):
+        # Public, read-only data: any page may read it.
+        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        response.headers.setdefault("Cache-Control", "no-cache")
+
+
+def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: CollectorRegistry | None, *,
+               rate_limit: RateLimitSettings | None = None,
+               clock: Callable[[], float] = time.time,
+               monotonic: Callable[[], float] = time.monotonic,
+               db_pool_size: int = 4,
+               cache_seconds: float = DEFAULT_CACHE_SECONDS) -> web.Application:
+    """The API and dashboard application.
+
+    ``dsn`` None or "": no database (the pool endpoints answer from the live pools only, the others 503).
+    ``clock`` is wall time (windows of the queries), ``monotonic`` drives the rate limiter and the cache.
+    Database connections are opened on first use, so the app starts whether or not the database is up.
+    """
+    db = ReadPool(dsn, size=db_pool_size) if dsn else None
+    settings = rate_limit if rate_limit is not None else RateLimitSettings()
+    limiter = RateLimiter(settings, monotonic) if settings.enabled else None
+    api = _Api(db, pools, metrics_registry, limiter, clock, monotonic, cache_seconds)
+    app = web.Application(middlewares=[api.middleware])
+    app.on_response_prepare.append(_add_headers)
+    r = app.router
+    r.add_get("/", api.index)
+    r.add_static("/static/", STATIC_DIR)
+    r.add_get("/health", api.health)
+    r.add_get("/metrics", api.metrics)
+    r.add_get("/api/pool", api.pool)
+    r.add_get("/api/pool/hashrate", api.pool_hashrate)
+    r.add_get("/api/miner/{address}", api.miner)
+    r.add_get("/api/miner/{address}/hashrate", api.miner_hashrate)
+    r.add_get("/api/blocks", api.blocks)
+    r.add_get("/api/payouts", api.payouts)
+    r.add_get("/api/leaderboard", api.leaderboard)
+
+    async def close_db(app: web.Application) -> None:
+        if db is not None:
+            await db.close()
+
+    app.on_cleanup.append(close_db)
+    return app
+
+
+async def start_api_server(app: web.Application, host: str = "127.0.0.1",
+                           port: int = 8080) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (port 0: any free one); returns the runner (``await runner.cleanup()``
+    to stop) and the bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("api_listening", host=host, port=bound)
+    return runner, int(bound)
+
+
+__all__ = ["PoolView", "RateLimitSettings", "create_app", "hashrate", "start_api_server"]

@@ -1,0 +1,340 @@
+// The dashboard: two views (the pool, one miner) drawn from the JSON API. No framework, no build step.
+// Every piece of text from the API goes in with textContent, never as HTML.
+"use strict";
+
+const REFRESH_MS = 60000;
+const ADDRESS_RE = /^[A-Za-z0-9]{1,100}$/;
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// ----- small helpers
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined) continue;
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+
+function formatHashrate(h) {
+  if (h === null || h === undefined) return "–";
+  const units = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"];
+  let i = 0;
+  while (h >= 1000 && i < units.length - 1) { h /= 1000; i += 1; }
+  return `${h.toFixed(h >= 100 || i === 0 ? 0 : 2)} ${units[i]}`;
+}
+
+// Amounts are integer base units; shown with 8 decimals without going through a float.
+function formatAmount(units, symbol) {
+  if (units === null || units === undefined) return "–";
+  const negative = units < 0;
+  const text = String(Math.abs(units)).padStart(9, "0");
+  const whole = text.slice(0, -8);
+  const fraction = text.slice(-8);
+  return `${negative ? "-" : ""}${whole}.${fraction} ${symbol || ""}`.trim();
+}
+
+function formatDifficulty(d) {
+  if (d === null || d === undefined) return "–";
+  if (d === 0) return "0";
+  if (d >= 1e6 || d < 0.001) return d.toExponential(3);
+  return d.toLocaleString("en-US", { maximumFractionDigits: 3 });
+}
+
+function formatNumber(n) {
+  return n === null || n === undefined ? "–" : n.toLocaleString("en-US");
+}
+
+function formatAgo(epochSeconds) {
+  if (!epochSeconds) return "–";
+  const seconds = Math.max(0, Date.now() / 1000 - epochSeconds);
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} days ago`;
+}
+
+function formatTime(epochSeconds) {
+  return epochSeconds ? new Date(epochSeconds * 1000).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "–";
+}
+
+function timeCell(epochSeconds) {
+  return el("td", { title: formatTime(epochSeconds) }, formatAgo(epochSeconds));
+}
+
+function short(text, keep) {
+  if (!text) return "–";
+  return text.length > 2 * keep + 1 ? `${text.slice(0, keep)}…${text.slice(-keep)}` : text;
+}
+
+function table(headers, rows, emptyText) {
+  if (rows.length === 0) return el("p", { class: "empty" }, emptyText);
+  return el("div", { class: "table-wrap" },
+    el("table", {},
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows)));
+}
+
+function stat(label, value, extraClass) {
+  return el("div", { class: `stat ${extraClass || ""}`.trim() },
+    el("div", { class: "stat-label" }, label),
+    el("div", { class: "stat-value" }, value));
+}
+
+function badge(status) {
+  return el("span", { class: `badge badge-${status}` }, status);
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  return { status: response.status, body };
+}
+
+function showNotice(text) {
+  const notice = document.getElementById("notice");
+  notice.textContent = text || "";
+  notice.hidden = !text;
+}
+
+// ----- the hashrate chart: an SVG line over complete buckets
+
+function hashrateChart(series, title, width) {
+  const height = 220;
+  const pad = { left: 78, right: 14, top: 14, bottom: 28 };
+  const points = series.points;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img",
+    "aria-label": title });
+  if (points.length < 2) return chart;
+  const t0 = points[0][0], t1 = points[points.length - 1][0];
+  const top = Math.max(...points.map((p) => p[1])) || 1;
+  const x = (t) => pad.left + (t - t0) / (t1 - t0) * (width - pad.left - pad.right);
+  const y = (h) => height - pad.bottom - h / top * (height - pad.top - pad.bottom);
+
+  for (let i = 0; i <= 4; i += 1) {
+    const value = top * i / 4;
+    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(value), y2: y(value), class: "grid" }));
+    chart.append(svg("text", { x: pad.left - 6, y: y(value) + 4, class: "axis", "text-anchor": "end" },
+      formatHashrate(value)));
+  }
+  const ticks = 6;
+  for (let i = 0; i <= ticks; i += 1) {
+    const t = t0 + (t1 - t0) * i / ticks;
+    const label = new Date(t * 1000).toISOString().slice(11, 16);
+    const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
+    chart.append(svg("text", { x: x(t), y: height - 8, class: "axis", "text-anchor": anchor }, label));
+  }
+  const line = points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+  const area = `${line}L${x(t1).toFixed(1)},${y(0)}L${x(t0).toFixed(1)},${y(0)}Z`;
+  chart.append(svg("path", { d: area, class: "area" }));
+  chart.append(svg("path", { d: line, class: "line" }));
+  return chart;
+}
+
+// Charts are drawn at the width they get on the page (so their text is never scaled): a card is made
+// empty, placed, then drawn by drawCharts(), and drawn again when the window is resized.
+const chartSeries = new WeakMap();
+
+function chartCard(series, title) {
+  const card = el("figure", { class: "chart-card" }, el("figcaption", {}, title));
+  chartSeries.set(card, { series, title });
+  return card;
+}
+
+function drawCharts() {
+  for (const card of document.querySelectorAll(".chart-card")) {
+    const entry = chartSeries.get(card);
+    if (!entry || card.offsetParent === null) continue;
+    const style = getComputedStyle(card);
+    const inner = card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const width = Math.max(320, Math.round(inner));
+    const old = card.querySelector("svg");
+    const chart = hashrateChart(entry.series, entry.title, width);
+    if (old) old.replaceWith(chart); else card.append(chart);
+  }
+}
+
+// ----- the pool view
+
+async function renderPool() {
+  const [pool, history, blocks, leaders, payouts] = await Promise.all([
+    getJson("/api/pool"), getJson("/api/pool/hashrate?range=24h"), getJson("/api/blocks?limit=25"),
+    getJson("/api/leaderboard"), getJson("/api/payouts?limit=10"),
+  ]);
+  if (pool.status !== 200) throw new Error("the pool status is unavailable");
+  showNotice(pool.body.database === "ok" || pool.body.database === "disabled" ? ""
+    : "The statistics database is unreachable; live figures only.");
+
+  document.getElementById("pool-coins").replaceChildren(...pool.body.coins.map((c) =>
+    el("article", { class: "coin" },
+      el("h3", {}, c.coin, el("span", { class: "tag" }, `${c.algorithm} · ${c.scheme} · fee ${c.fee_percent}%`)),
+      el("div", { class: "stats" },
+        stat("Hashrate", formatHashrate(c.hashrate), "big"),
+        stat("Miners", formatNumber(c.miners)),
+        stat("Workers", formatNumber(c.workers === null ? c.workers_online : c.workers)),
+        stat("Connections", formatNumber(c.connections)),
+        stat("Height", formatNumber(c.height)),
+        stat("Network difficulty", formatDifficulty(c.network_difficulty)),
+        stat("Blocks found", formatNumber(c.blocks_found)),
+        stat("Last block", c.last_block ? `${c.last_block.height} (${formatAgo(c.last_block.found_at)})` : "–"),
+        stat("Stratum port", String(c.stratum_port))))));
+
+  const charts = document.getElementById("pool-charts");
+  charts.replaceChildren(...(history.status === 200 ? history.body.series : []).map((s) =>
+    chartCard(s, `${s.coin}, per 10 minutes`)));
+
+  const blockRows = (blocks.status === 200 ? blocks.body.blocks : []).map((b) => el("tr", {},
+    el("td", {}, b.coin), el("td", { class: "num" }, formatNumber(b.height)),
+    el("td", { class: "mono", title: b.hash }, short(b.hash, 8)),
+    el("td", {}, badge(b.status)), el("td", { class: "num" }, formatNumber(b.confirmations)),
+    el("td", { class: "num" }, formatAmount(b.reward, b.symbol)),
+    el("td", { class: "mono", title: b.finder }, minerLink(b.finder)),
+    timeCell(b.found_at)));
+  document.getElementById("pool-blocks").replaceChildren(table(
+    ["Coin", "Height", "Hash", "Status", "Confirmations", "Reward", "Finder", "Found"], blockRows,
+    "No blocks found yet."));
+
+  document.getElementById("pool-leaders").replaceChildren(...(leaders.status === 200 ? leaders.body.coins : [])
+    .map((c) => el("div", { class: "leader-card" },
+      el("h3", {}, c.coin),
+      table(["Miner", "Hashrate"], c.hashrate.map((r) => el("tr", {},
+        el("td", { class: "mono" }, minerLink(r.address)), el("td", { class: "num" }, formatHashrate(r.hashrate)))),
+      "Nobody mining right now."))));
+
+  const payoutRows = (payouts.status === 200 ? payouts.body.payouts : []).map((p) => el("tr", {},
+    el("td", {}, p.coin), el("td", {}, badge(p.status)), el("td", { class: "num" }, formatAmount(p.total, p.symbol)),
+    el("td", { class: "num" }, formatNumber(p.outputs)), el("td", { class: "mono", title: p.txid || "" },
+      short(p.txid, 10)), timeCell(p.created_at)));
+  document.getElementById("pool-payouts").replaceChildren(table(
+    ["Coin", "Status", "Total", "Outputs", "Transaction", "Created"], payoutRows, "No payouts yet."));
+}
+
+function minerLink(address) {
+  return el("a", { href: `#/miner/${encodeURIComponent(address)}` }, short(address, 10));
+}
+
+// ----- the miner view
+
+async function renderMiner(address) {
+  document.getElementById("miner-address").textContent = address;
+  const holder = document.getElementById("miner-accounts");
+  const [miner, history] = await Promise.all([
+    getJson(`/api/miner/${encodeURIComponent(address)}`),
+    getJson(`/api/miner/${encodeURIComponent(address)}/hashrate?range=24h`),
+  ]);
+  if (miner.status === 404) {
+    holder.replaceChildren(el("p", { class: "empty" },
+      "No shares from this address yet. Point your miner at the pool with it as the username."));
+    return;
+  }
+  if (miner.status !== 200) throw new Error((miner.body && miner.body.error) || "the miner is unavailable");
+  showNotice("");
+  const seriesOf = {};
+  for (const s of (history.status === 200 ? history.body.series : [])) seriesOf[s.coin] = s;
+  holder.replaceChildren(...miner.body.accounts.map((a) => minerAccount(a, seriesOf[a.coin])));
+}
+
+function minerAccount(a, series) {
+  const workers = a.workers.map((w) => el("tr", { class: w.hashrate > 0 ? "" : "idle" },
+    el("td", { class: "worker-name" }, w.name || "(default)"),
+    el("td", { class: "num" }, formatHashrate(w.hashrate)),
+    timeCell(w.last_share),
+    el("td", { class: "num" }, formatDifficulty(w.best_difficulty)),
+    el("td", { class: "num" }, formatNumber(w.accepted_24h)),
+    el("td", { class: "num" }, formatNumber(w.rejected_24h))));
+  const payouts = a.payouts.map((p) => el("tr", {},
+    el("td", { class: "num" }, formatAmount(p.amount, a.symbol)), el("td", {}, badge(p.status)),
+    el("td", { class: "mono", title: p.txid || "" }, p.txid ? short(p.txid, 12) : "–"),
+    timeCell(p.finished_at || p.created_at)));
+  const credits = a.credits.map((c) => el("tr", {},
+    el("td", { class: "num" }, formatNumber(c.block_height)), el("td", { class: "num" }, formatAmount(c.amount, a.symbol)),
+    el("td", {}, badge(c.status)), el("td", {}, c.scheme), timeCell(c.found_at)));
+  return el("article", { class: "account" },
+    el("h2", {}, a.coin),
+    el("div", { class: "stats" },
+      stat("Hashrate (10 min)", formatHashrate(a.hashrate), "big"),
+      stat("Workers online", `${a.workers_online} / ${a.workers.length}`),
+      stat("Best share", formatDifficulty(a.best_difficulty)),
+      stat("Balance", formatAmount(a.balance, a.symbol), "balance"),
+      stat("Pending", formatAmount(a.pending, a.symbol)),
+      stat("Paid", formatAmount(a.paid, a.symbol)),
+      stat("Shares 24 h", `${formatNumber(a.accepted_24h)} accepted, ${formatNumber(a.rejected_24h)} rejected`)),
+    series ? chartCard(series, "Hashrate, last 24 hours (per 10 minutes)") : null,
+    el("h3", {}, "Workers"),
+    table(["Worker", "Hashrate", "Last share", "Best difficulty", "Accepted 24 h", "Rejected 24 h"], workers,
+      "No workers yet."),
+    el("h3", {}, "Payouts"),
+    table(["Amount", "Status", "Transaction", "When"], payouts, "No payouts yet."),
+    el("h3", {}, "Credits"),
+    table(["Block", "Amount", "Status", "Scheme", "Found"], credits, "No credits yet."));
+}
+
+// ----- routing: #/ is the pool, #/miner/<address> (or ?address=) one miner
+
+function currentAddress() {
+  const match = location.hash.match(/^#\/miner\/([^/?#]+)$/);
+  if (match) return decodeURIComponent(match[1]);
+  const query = new URLSearchParams(location.search).get("address");
+  return query && !location.hash.startsWith("#/") ? query : null;
+}
+
+let refreshTimer = null;
+
+async function render() {
+  clearTimeout(refreshTimer);
+  const address = currentAddress();
+  const onMiner = address !== null;
+  document.getElementById("pool-view").hidden = onMiner;
+  document.getElementById("miner-view").hidden = !onMiner;
+  document.getElementById("nav-pool").classList.toggle("active", !onMiner);
+  try {
+    if (onMiner && !ADDRESS_RE.test(address)) {
+      document.getElementById("miner-address").textContent = "";
+      document.getElementById("miner-accounts").replaceChildren();
+      showNotice("That is not an address: letters and digits only, at most 100.");
+      return;
+    }
+    if (onMiner) {
+      document.getElementById("lookup-address").value = address;
+      await renderMiner(address);
+    } else {
+      await renderPool();
+    }
+    drawCharts();
+    document.getElementById("updated").textContent = new Date().toISOString().slice(11, 19) + " UTC";
+  } catch (error) {
+    showNotice(`Could not load: ${error.message}`);
+  }
+  refreshTimer = setTimeout(render, REFRESH_MS);
+}
+
+document.getElementById("lookup").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const address = document.getElementById("lookup-address").value.trim();
+  if (!ADDRESS_RE.test(address)) {
+    showNotice("That is not an address: letters and digits only, at most 100.");
+    return;
+  }
+  location.hash = `#/miner/${encodeURIComponent(address)}`;
+});
+window.addEventListener("hashchange", render);
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(drawCharts, 150);
+});
+render();

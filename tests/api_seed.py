@@ -1,0 +1,84 @@
+"""A small pool history in plain SQL, and fake live pools, shared by the API and dashboard tests.
+
+The clock stands at ``NOW`` (a whole ten minutes, so history buckets line up with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+NOW_EPOCH = int(NOW.timestamp())
+MIN = timedelta(minutes=1)
+
+ALICE = "bcrt1qalice0000000000000000000000000000000"
+BOB = "bcrt1qbob00000000000000000000000000000000"
+CAROL = "rltc1qcarol000000000000000000000000000000"
+FEE = "bcrt1qfee00000000000000000000000000000000"
+TXID = "ab" * 32
+BLOCK_HASHES = {101: "01" * 32, 103: "03" * 32, 105: "05" * 32}
+
+
+@dataclass(frozen=True)
+class FakePool:
+    coin_key: str
+    algorithm: str
+    scheme: str
+    fee_percent: float
+    stratum_port: int
+    height: int | None
+    network_difficulty: float | None
+    connections: int
+    workers_online: int
+    hashrate: float
+
+
+POOLS = [
+    FakePool("bitcoin-regtest", "sha256d", "pplns", 1.0, 3333, 106, 4.656542373906925e-10, 3, 2, 1.5e9),
+    FakePool("litecoin-regtest", "scrypt", "prop", 0.5, 3334, 250, 0.0005, 1, 1, 2.0e6),
+]
+
+
+def seed(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        ex = conn.execute
+        ex("INSERT INTO coins (id, key, symbol, maturity) VALUES (1, 'bitcoin-regtest', 'rBTC', 100),"
+           " (2, 'litecoin-regtest', 'rLTC', 100)")
+        ex("INSERT INTO accounts (id, coin_id, address, is_fee_account) VALUES"
+           " (1, 1, %s, false), (2, 1, %s, false), (3, 2, %s, false), (4, 1, %s, true)", (ALICE, BOB, CAROL, FEE))
+        ex("INSERT INTO workers (id, account_id, name, best_difficulty, last_seen) VALUES"
+           " (1, 1, 'rig1', 1234.5, %(now)s), (2, 1, 'rig2', 99, %(now)s), (3, 2, '', 50, %(now)s),"
+           " (4, 3, 'l1', 70000, %(now)s)", {"now": NOW})
+        stats: list[tuple[int, datetime, int, int, float]] = []
+        # rig1: difficulty 6 in each of the last ten minutes (T-9 .. T), 3 accepted and 1 rejected each;
+        # one busier minute just outside the hashrate window; one more than a day ago.
+        stats += [(1, NOW - i * MIN, 3, 1, 6.0) for i in range(10)]
+        stats += [(1, NOW - 10 * MIN, 50, 2, 100.0), (1, NOW - timedelta(hours=25), 1000, 0, 5000.0)]
+        stats += [(2, NOW - timedelta(hours=2), 4, 0, 8.0)]
+        stats += [(3, NOW - 5 * MIN, 10, 0, 30.0)]
+        stats += [(4, NOW - MIN, 3, 0, 3 * 65536.0)]
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO share_stats_minute (worker_id, minute, accepted, rejected, difficulty)"
+                            " VALUES (%s, %s, %s, %s, %s)", stats)
+        ex("INSERT INTO blocks (id, coin_id, height, hash, reward, finder_account_id, finder_worker_id, scheme,"
+           " status, confirmations, node_id, share_seq, found_at) VALUES"
+           " (1, 1, 101, %s, 5000000000, 1, 1, 'pplns', 'confirmed', 100, 0, 10, %s),"
+           " (2, 1, 103, %s, 5000000000, 1, 2, 'pplns', 'orphaned', 0, 0, 20, %s),"
+           " (3, 1, 105, %s, 5000000000, 2, 3, 'pplns', 'pending', 3, 0, 30, %s)",
+           (BLOCK_HASHES[101], NOW - timedelta(hours=3), BLOCK_HASHES[103], NOW - timedelta(hours=2),
+            BLOCK_HASHES[105], NOW - timedelta(hours=1)))
+        ex("INSERT INTO credits (id, block_id, account_id, amount, scheme, status) VALUES"
+           " (1, 1, 1, 3000000000, 'pplns', 'confirmed'), (2, 1, 2, 1950000000, 'pplns', 'confirmed'),"
+           " (3, 1, 4, 50000000, 'pplns', 'confirmed'),"
+           " (4, 3, 1, 1000000000, 'pplns', 'pending'), (5, 3, 2, 2000000000, 'pplns', 'pending')")
+        ex("INSERT INTO balances (account_id, confirmed) VALUES (1, 123456789), (2, 0)")
+        ex("INSERT INTO payout_batches (id, coin_id, status, txid, total, error, created_at, finished_at) VALUES"
+           " (1, 1, 'sent', %s, 2876543211, '', %s, %s), (2, 1, 'failed', NULL, 5000, 'wallet said no', %s, %s)",
+           (TXID, NOW - timedelta(hours=2), NOW - timedelta(hours=2) + timedelta(seconds=10),
+            NOW - MIN * 30, NOW - MIN * 29))
+        ex("INSERT INTO payouts (batch_id, account_id, address, amount) VALUES"
+           " (1, 1, %s, 2000000000), (1, 2, %s, 876543211), (2, 1, %s, 5000)", (ALICE, BOB, ALICE))
+        conn.commit()

@@ -1,0 +1,94 @@
+"""The dashboard renders the seeded miner in a real browser (headless Chromium against a real TCP port)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from api_seed import ALICE, NOW_EPOCH, POOLS, seed
+
+from stratum_pool.api import RateLimitSettings, create_app, start_api_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".run" / "dashboard"
+BROWSER_TIMEOUT_SECONDS = 90
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    if path is None:
+        pytest.fail("chromium is not installed (apt-get install chromium); the dashboard test needs a real browser")
+    return path
+
+
+async def browse(url: str, profile: Path, *action: str) -> str:
+    """Run headless Chromium on ``url`` with ``action`` (--dump-dom, --screenshot=...); returns its stdout."""
+    profile.mkdir(parents=True, exist_ok=True)
+    proc = await asyncio.create_subprocess_exec(
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1280,1500", "--virtual-time-budget=5000", *action, url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), BROWSER_TIMEOUT_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    return out.decode()
+
+
+async def serve(dsn: str) -> tuple[object, str]:
+    app = create_app(dsn, POOLS, None, clock=lambda: NOW_EPOCH, rate_limit=RateLimitSettings(enabled=False))
+    runner, port = await start_api_server(app, "127.0.0.1", 0)
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def keep(png: Path, name: str) -> Path:
+    """Copy a screenshot where a person can look at it after the run."""
+    assert png.exists() and png.stat().st_size > 10_000, "the screenshot is missing or blank"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTIFACTS / name
+    shutil.copyfile(png, target)
+    print(f"dashboard screenshot: {target}")
+    return target
+
+
+async def test_miner_page_shows_workers_and_balance(pg_dsn: str, tmp_path: Path) -> None:
+    seed(pg_dsn)
+    runner, base = await serve(pg_dsn)
+    try:
+        url = f"{base}/#/miner/{ALICE}"
+        dom = await browse(url, tmp_path / "profile-dom", "--dump-dom")
+        png = tmp_path / "miner.png"
+        await browse(url, tmp_path / "profile-shot", f"--screenshot={png}")
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]
+    assert ALICE in dom
+    assert 'class="worker-name">rig1<' in dom
+    assert 'class="worker-name">rig2<' in dom
+    assert "1.23456789 rBTC" in dom  # balance: 123456789 base units
+    assert "20.00000000 rBTC" in dom  # the sent payout
+    assert ">429 MH/s<" in dom  # rig1: 60 difficulty in 600 s
+    assert "Could not load" not in dom
+    keep(png, "miner.png")
+
+
+async def test_pool_page_shows_coins_and_blocks(pg_dsn: str, tmp_path: Path) -> None:
+    seed(pg_dsn)
+    runner, base = await serve(pg_dsn)
+    try:
+        dom = await browse(f"{base}/", tmp_path / "profile-dom", "--dump-dom")
+        png = tmp_path / "pool.png"
+        await browse(f"{base}/", tmp_path / "profile-shot", f"--screenshot={png}")
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]
+    assert "bitcoin-regtest" in dom and "litecoin-regtest" in dom
+    assert "1.50 GH/s" in dom  # the live hashrate of the bitcoin pool
+    assert "orphaned" in dom and "confirmed" in dom  # the found blocks table
+    assert dom.count('class="chart"') == 2  # one hashrate chart per coin
+    assert "Could not load" not in dom
+    keep(png, "pool.png")
