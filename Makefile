@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv build lint typecheck daemons litecoind bcoin bench clean
+.PHONY: run test venv build lint typecheck daemons litecoind bcoin chromium bench clean
 
 run: venv daemons
 	$(PY) -m stratum_pool.devnet.run $(RUN_ARGS)
 
-test: venv daemons
+test: venv daemons chromium
 	$(PY) -m ruff check stratum_pool tests bench
 	$(PY) -m mypy stratum_pool
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
@@ -32,6 +32,12 @@ litecoind:
 	@command -v litecoind >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq litecoind; \
 	  else echo "litecoind is missing: sudo apt-get install litecoind" >&2; exit 1; fi; }
+
+# Headless Chromium for the dashboard test (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 # bcoin (Bitcoin regtest, sha256d) from the npm registry into a project-local folder.
 bcoin:

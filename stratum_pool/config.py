@@ -84,9 +84,21 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback by default: put a reverse proxy in front to publish it
+    port: int = 8080
+    requests_per_second: float = 5.0
+    burst: int = 40
+    client_ip_header: str = ""  # e.g. "X-Forwarded-For" behind a reverse proxy
+    metrics_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     coins: tuple[CoinSettings, ...]
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     node_id: int = 0
     # Processes sharing each stratum port (SO_REUSEPORT), each with its own slice of the extranonce1 space.
     workers: int = 1
@@ -266,7 +278,22 @@ def _is_hostport_or_empty(v: str) -> bool:
 def parse_settings(data: Mapping[str, Any], source: str = "",
                    address_check: Callable[[str, Coin], object] | None = None) -> Settings:
     """Validate a parsed TOML document."""
-    _check_unknown(data, {"pool", "coins", "database"}, "")
+    _check_unknown(data, {"pool", "coins", "database", "api"}, "")
+    api_raw = data.get("api", {})
+    if not isinstance(api_raw, dict):
+        raise ConfigError("api: expected a table")
+    _check_unknown(api_raw, set(ApiSettings.__slots__), "api")
+    a = ApiSettings()
+    api = ApiSettings(
+        enabled=_get(api_raw, "enabled", "api", bool, a.enabled),
+        host=_get(api_raw, "host", "api", str, a.host, lambda v: bool(v), "a host name or address"),
+        port=_get(api_raw, "port", "api", int, a.port, _port, "0..65535"),
+        requests_per_second=_get(api_raw, "requests_per_second", "api", float, a.requests_per_second,
+                                 lambda v: v > 0, "above 0"),
+        burst=_get(api_raw, "burst", "api", int, a.burst, lambda v: v >= 1, "at least 1"),
+        client_ip_header=_get(api_raw, "client_ip_header", "api", str, a.client_ip_header),
+        metrics_enabled=_get(api_raw, "metrics_enabled", "api", bool, a.metrics_enabled),
+    )
     db = data.get("database", {})
     if not isinstance(db, dict):
         raise ConfigError("database: expected a table")
@@ -297,6 +324,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
     return Settings(
         coins=tuple(coins),
         database=database,
+        api=api,
         node_id=_get(pool, "node_id", "pool", int, 0, lambda v: 0 <= v <= 255, "0..255"),
         workers=_get(pool, "workers", "pool", int, 1, lambda v: 1 <= v <= 64, "1..64"),
         log_level=_get(pool, "log_level", "pool", str, "info",

@@ -267,16 +267,35 @@ class CoinPool:
 
 
 class Pool:
-    """Every configured coin in one process."""
+    """Every configured coin in one process, with the HTTP API (dashboard, JSON, /metrics) beside them."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock) for cs in settings.coins]
+        self.metrics = PoolMetrics(clock=clock)
+        self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics)
+                      for cs in settings.coins]
+        self._api_runner: Any = None
+        self.api_port: int | None = None
 
     async def start(self) -> None:
         for coin in self.coins:
             await coin.start()
+        api = self.settings.api
+        if api.enabled:
+            from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
+
+            app = create_app(
+                self.settings.database.dsn or None, [CoinPoolView(c) for c in self.coins],
+                self.metrics.registry if api.metrics_enabled else None,
+                rate_limit=RateLimitSettings(requests_per_second=api.requests_per_second, burst=api.burst,
+                                             client_ip_header=api.client_ip_header),
+            )
+            self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
+            log.info("api_listening", host=api.host, port=self.api_port)
 
     async def stop(self) -> None:
+        if self._api_runner is not None:
+            await self._api_runner.cleanup()
+            self._api_runner = None
         for coin in self.coins:
             await coin.stop()

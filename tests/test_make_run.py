@@ -7,6 +7,7 @@ that the node it started is gone too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,9 @@ def port_open(port: int) -> bool:
 
 
 async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly() -> None:
-    port = free_port()
+    port, api_port = free_port(), free_port()
     proc = subprocess.Popen(
-        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()}"],
+        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()} --api-port {api_port}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         start_new_session=True,
     )
@@ -103,6 +105,14 @@ async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly() -> N
             assert script.hex() in read_tx(raw, start)[0].raw_nowitness.hex()
         for block_hash in found:
             out.wait_for(rf"block_submitted.*hash={block_hash}", 10)
+        out.wait_for(rf"dashboard and JSON API: http://127\.0\.0\.1:{api_port}/", 5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/pool", timeout=10) as answer:
+            status = json.load(answer)
+        coin = status["coins"][0]
+        assert coin["coin"] == "bitcoin-regtest" and coin["height"] >= 3
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        assert 'stratum_pool_blocks_found_total{coin="bitcoin-regtest",result="accepted"} 3.0' in metrics
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

@@ -37,6 +37,8 @@ async def _serve(doc: dict[str, Any], hints: dict[str, str]) -> None:
             c = coin.coin
             print(f"stratum+tcp://127.0.0.1:{coin.port}  {c.name} {c.network} ({c.algorithm})  "
                   f"user: {hints[c.key]}[.worker]  password: x", flush=True)
+        if pool.api_port is not None:
+            print(f"dashboard and JSON API: http://127.0.0.1:{pool.api_port}/  (metrics: /metrics)", flush=True)
         print("Ctrl-C stops the pool and the regtest node(s).\n", flush=True)
         await stop.wait()
     finally:
@@ -48,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--coin", choices=("bitcoin", "litecoin", "both"), default="bitcoin")
     parser.add_argument("--port", type=int, default=3333, help="stratum port of the Bitcoin pool")
     parser.add_argument("--ltc-port", type=int, default=3334, help="stratum port of the Litecoin pool")
+    parser.add_argument("--api-port", type=int, default=8080, help="port of the dashboard and JSON API")
     parser.add_argument("--segwit", action=argparse.BooleanOptionalAction, default=True,
                         help="activate segwit on the bcoin chain first (as on every real network)")
     args = parser.parse_args(argv)
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "stratum_port": args.ltc_port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [{"name": "litecoind", "url": ep.url, "user": ep.user,
                                        "password": ep.password}]})
-        asyncio.run(_serve({"coins": coins}, hints))
+        asyncio.run(_serve({"coins": coins, "api": {"port": args.api_port}}, hints))
     print("stopped: the pool and the regtest node(s) it started", flush=True)
     return 0
 
