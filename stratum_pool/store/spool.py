@@ -1,0 +1,523 @@
+"""The share spool: a write-ahead log on local disk between the stratum loop and PostgreSQL.
+
+Every record (an accepted share, a per-minute count of rejected shares, a found block) gets a sequence
+number ``seq`` the moment it is appended, and is durable once the future :meth:`ShareSpool.append`
+returned resolves. The pool acknowledges an accepted share to the miner only after that, so an
+acknowledged share survives a database outage and ``kill -9`` alike. The loader
+(:mod:`stratum_pool.store.loader`) copies records to PostgreSQL, checkpoints the last ``seq`` loaded in the
+same transaction, and then calls :meth:`ShareSpool.truncate_through`.
+
+On disk: a directory of segment files named by the ``seq`` of their first record (``%020d.seg``). Each
+record is one frame::
+
+    u32 length | u32 crc32(body) | body = u64 seq | u8 kind | payload      (little-endian)
+
+Group commit: appends made within ``group_commit_seconds`` (and while a write is in flight) are written
+and fsynced together, in one ``fsync``, on a dedicated worker thread; the event loop never blocks on the
+disk. A write that fails (``ENOSPC``, ``EIO``) fails the futures of its records, is cut off the file,
+and the spool carries on in a fresh segment, so it recovers by itself once space is back.
+
+Sequence numbers continue across restarts (the last segment is scanned on open; a torn or corrupt tail,
+from a crash during a write, is truncated). A brand-new spool starts at ``clock()`` in microseconds, so
+that a spool directory lost with its machine never reuses numbers the database checkpoint has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+log = structlog.get_logger("stratum_pool.store.spool")
+
+DEFAULT_SEGMENT_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_GROUP_COMMIT_SECONDS: Final = 0.002
+# A frame longer than this is corruption, not a record (a block record is a few hundred bytes).
+MAX_FRAME_BODY: Final = 1 << 20
+# How much of a segment the reader pulls into memory at a time.
+_READ_CHUNK: Final = 4 * 1024 * 1024
+
+_HEAD = struct.Struct("<II")  # body length, crc32(body)
+_SEQ_KIND = struct.Struct("<QB")
+_SHARE = struct.Struct("<dddq?IIII")  # time, difficulty, achieved, height, is_block, 4 string lengths
+_REJECTED = struct.Struct("<dqIIII")  # time, count, 4 string lengths
+_BLOCK = struct.Struct("<dqqqdd??qIIIIIII")  # see _encode_block
+
+KIND_SHARE: Final = 1
+KIND_REJECTED: Final = 2
+KIND_BLOCK: Final = 3
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 6x, and one is built per share twice
+class ShareRecord:
+    """An accepted share. ``difficulty`` is its weight (what it was judged by); ``worker_name`` is the part
+    of the user name after the first dot ('' for none)."""
+
+    seq: int
+    time: float
+    coin_key: str
+    address: str
+    worker_name: str
+    user_agent: str
+    difficulty: float
+    achieved: float
+    height: int
+    is_block: bool
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 6x, and one is built per share twice
+class RejectedRecord:
+    """``count`` shares of one worker rejected for ``reason`` in the minute starting at ``time``."""
+
+    seq: int
+    time: float
+    coin_key: str
+    address: str
+    worker_name: str
+    reason: str
+    count: int
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 6x, and one is built per share twice
+class BlockRecord:
+    """A block the pool found and submitted. ``reward`` is the coinbase value in base units; ``share_seq``
+    is the seq of the block's own share (the end of its reward window); ``network_difficulty`` is in the
+    same units as share difficulty."""
+
+    seq: int
+    time: float
+    coin_key: str
+    height: int
+    hash_display: str
+    reward: int
+    finder_address: str
+    finder_worker: str
+    share_seq: int
+    network_difficulty: float
+    scheme: str  # solo | pplns | prop
+    accepted: bool  # did the daemons take it at submission
+    submit_result: str
+    fee_ppm: int
+    fee_address: str
+    pplns_window_factor: float = 2.0
+
+
+SpoolRecord = ShareRecord | RejectedRecord | BlockRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    first_seq: int  # the first seq the spool still holds (or will hand out next)
+    last_seq: int  # the last seq handed out (0 before the first record of a fresh spool)
+    fsynced_seq: int  # every record up to here that did not fail is on disk
+    pending_records: int  # appended, not yet fsynced (the group-commit queue)
+    bytes: int  # spool size on disk
+    segments: int
+    fsyncs: int
+    write_errors: int
+
+
+def _s(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def encode_payload(record: SpoolRecord) -> tuple[int, bytes]:
+    """The kind byte and payload of ``record`` (its seq is not part of the payload)."""
+    if isinstance(record, ShareRecord):
+        a, b, c, d = _s(record.coin_key), _s(record.address), _s(record.worker_name), _s(record.user_agent)
+        head = _SHARE.pack(record.time, record.difficulty, record.achieved, record.height, record.is_block,
+                           len(a), len(b), len(c), len(d))
+        return KIND_SHARE, b"".join((head, a, b, c, d))
+    if isinstance(record, RejectedRecord):
+        a, b, c, d = _s(record.coin_key), _s(record.address), _s(record.worker_name), _s(record.reason)
+        head = _REJECTED.pack(record.time, record.count, len(a), len(b), len(c), len(d))
+        return KIND_REJECTED, b"".join((head, a, b, c, d))
+    if isinstance(record, BlockRecord):
+        strings = [_s(x) for x in (record.coin_key, record.hash_display, record.finder_address,
+                                   record.finder_worker, record.scheme, record.submit_result, record.fee_address)]
+        head = _BLOCK.pack(record.time, record.height, record.reward, record.share_seq, record.network_difficulty,
+                           record.pplns_window_factor, record.accepted, False, record.fee_ppm,
+                           *(len(x) for x in strings))
+        return KIND_BLOCK, b"".join((head, *strings))
+    raise TypeError(f"not a spool record: {type(record).__name__}")
+
+
+def _strings(data: bytes | memoryview, offset: int, lengths: tuple[int, ...]) -> list[str]:
+    out = []
+    for n in lengths:
+        out.append(str(data[offset:offset + n], "utf-8", "surrogatepass"))
+        offset += n
+    return out
+
+
+def decode_payload(seq: int, kind: int, data: bytes | memoryview, start: int = 0) -> SpoolRecord:
+    """The record of kind ``kind`` whose payload begins at ``data[start]``."""
+    if kind == KIND_SHARE:  # the hot one, unrolled
+        t, diff, ach, height, is_block, n1, n2, n3, n4 = _SHARE.unpack_from(data, start)
+        o1 = start + _SHARE.size
+        o2 = o1 + n1
+        o3 = o2 + n2
+        o4 = o3 + n3
+        return ShareRecord(seq, t, str(data[o1:o2], "utf-8", "surrogatepass"),
+                           str(data[o2:o3], "utf-8", "surrogatepass"), str(data[o3:o4], "utf-8", "surrogatepass"),
+                           str(data[o4:o4 + n4], "utf-8", "surrogatepass"), diff, ach, height, is_block)
+    if kind == KIND_REJECTED:
+        t, count, *lengths = _REJECTED.unpack_from(data, start)
+        coin_key, address, worker, reason = _strings(data, start + _REJECTED.size, tuple(lengths))
+        return RejectedRecord(seq, t, coin_key, address, worker, reason, count)
+    if kind == KIND_BLOCK:
+        t, height, reward, share_seq, netdiff, factor, accepted, _, fee_ppm, *lengths = _BLOCK.unpack_from(data, start)
+        coin_key, hash_display, finder, worker, scheme, result, fee_address = _strings(
+            data, start + _BLOCK.size, tuple(lengths))
+        return BlockRecord(seq, t, coin_key, height, hash_display, reward, finder, worker, share_seq, netdiff,
+                           scheme, accepted, result, fee_ppm, fee_address, factor)
+    raise ValueError(f"unknown spool record kind {kind}")
+
+
+def encode_frame(seq: int, record: SpoolRecord) -> bytes:
+    kind, payload = encode_payload(record)
+    body = _SEQ_KIND.pack(seq, kind) + payload
+    return _HEAD.pack(len(body), zlib.crc32(body)) + body
+
+
+def _frames(data: memoryview, start: int, end: int,
+            max_frames: int = 1 << 62) -> tuple[list[tuple[int, int, int, int]], int, str]:
+    """Valid frames in ``data[start:end]`` (at most ``max_frames``): (seq, kind, payload_start, payload_end), the
+    offset after the last valid one, and why parsing stopped: ``"end"`` (or enough frames), ``"torn"`` (a frame
+    runs past ``end``) or ``"corrupt"``."""
+    out: list[tuple[int, int, int, int]] = []
+    offset = start
+    head = _HEAD.size
+    while offset < end and len(out) < max_frames:
+        if offset + head > end:
+            return out, offset, "torn"
+        length, crc = _HEAD.unpack_from(data, offset)
+        if length < _SEQ_KIND.size or length > MAX_FRAME_BODY:
+            return out, offset, "corrupt"
+        body_end = offset + head + length
+        if body_end > end:
+            return out, offset, "torn"
+        body = data[offset + head:body_end]
+        if zlib.crc32(body) != crc:
+            return out, offset, "corrupt"
+        seq, kind = _SEQ_KIND.unpack_from(body)
+        out.append((seq, kind, offset + head + _SEQ_KIND.size, body_end))
+        offset = body_end
+    return out, offset, "end"
+
+
+@dataclass(slots=True)
+class _Segment:
+    first_seq: int
+    path: Path
+    size: int  # bytes known good and fsynced: the reader never reads beyond it
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}.seg"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _default_write(fd: int, data: bytes) -> int:
+    return os.write(fd, data)
+
+
+class ShareSpool:
+    """A durable, ordered, append-only log of spool records. Use from one event loop; :meth:`read_from`,
+    :meth:`truncate_through` and :meth:`stats` may also be called from another thread (the loader's)."""
+
+    def __init__(self, directory: Path | str, node_id: int = 0, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+                 group_commit_seconds: float = DEFAULT_GROUP_COMMIT_SECONDS,
+                 clock: Callable[[], float] | None = None,
+                 fsync: Callable[[int], None] = os.fsync,
+                 write: Callable[[int, bytes], int] = _default_write) -> None:
+        self.directory = Path(directory)
+        self.node_id = node_id
+        self.segment_bytes = segment_bytes
+        self.group_commit_seconds = group_commit_seconds
+        self._clock = clock if clock is not None else time.time
+        self._fsync = fsync
+        self._write = write
+        self._lock = threading.Lock()  # guards _segments, _fsynced_seq and the counters
+        self._segments: list[_Segment] = []
+        self._fd: int | None = None  # open for append: the last segment, owned by the writer thread
+        self._rotate = False  # start a new segment at the next write (after a failed one)
+        self._fsyncs = 0
+        self._write_errors = 0
+        # event-loop side
+        self._pending: list[bytes] = []
+        self._pending_futures: list[asyncio.Future[None]] = []
+        self._pending_first_seq = 0
+        self._flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._flushing: asyncio.Future[None] | None = None
+        self._inflight = 0
+        self._sync_waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-writer")
+        # reader cursor: resume where the last read stopped
+        self._cursor: tuple[int, int, int] | None = None  # (last seq returned, segment first_seq, offset)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._next_seq = self._recover()
+        self._fsynced_seq = self._next_seq - 1
+
+    # ----- opening
+
+    def _recover(self) -> int:
+        paths = sorted(p for p in self.directory.glob("*.seg") if p.stem.isdigit())
+        for p in paths:
+            self._segments.append(_Segment(int(p.stem), p, p.stat().st_size))
+        if not self._segments:
+            first = max(1, int(self._clock() * 1_000_000))
+            self._new_segment(first)
+            return first
+        last = self._segments[-1]
+        data = last.path.read_bytes()
+        frames, good, stop = _frames(memoryview(data), 0, len(data))
+        if stop != "end":
+            log.warning("spool_tail_truncated", segment=last.path.name, kept_bytes=good, dropped_bytes=len(data) - good)
+            with open(last.path, "r+b") as f:
+                f.truncate(good)
+                f.flush()
+                self._fsync(f.fileno())
+            last.size = good
+        next_seq = frames[-1][0] + 1 if frames else last.first_seq
+        # never hand out a number at or below one an earlier segment already used
+        next_seq = max(next_seq, last.first_seq)
+        self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+        return next_seq
+
+    def _new_segment(self, first_seq: int) -> None:
+        """Open a fresh segment for appending (writer thread, or the constructor)."""
+        path = self.directory / _segment_name(first_seq)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, 0)  # a leftover of a failed write with that name is not ours
+            _fsync_dir(self.directory)
+        except BaseException:
+            os.close(fd)
+            raise
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        with self._lock:
+            if self._segments and self._segments[-1].first_seq == first_seq:
+                self._segments[-1].size = 0
+            else:
+                self._segments.append(_Segment(first_seq, path, 0))
+
+    # ----- appending
+
+    def append(self, record: SpoolRecord) -> tuple[int, asyncio.Future[None]]:
+        """Assign the next seq to ``record`` (its own ``seq`` field is ignored) and queue it.
+
+        Returns the seq and a future that resolves when the record is fsynced, or fails with the
+        ``OSError`` that kept it off the disk. Call from the event loop; never blocks.
+        """
+        if self._closed:
+            raise RuntimeError("spool is closed")
+        loop = asyncio.get_running_loop()
+        seq = self._next_seq
+        frame = encode_frame(seq, record)
+        self._next_seq = seq + 1
+        if not self._pending:
+            self._pending_first_seq = seq
+        self._pending.append(frame)
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending_futures.append(future)
+        if self._flush_handle is None and self._flushing is None:
+            if self.group_commit_seconds > 0:
+                self._flush_handle = loop.call_later(self.group_commit_seconds, self._start_flush)
+            else:
+                self._flush_handle = loop.call_soon(self._start_flush)
+        return seq, future
+
+    def _start_flush(self) -> None:
+        self._flush_handle = None
+        if self._flushing is not None or not self._pending:
+            return
+        data = b"".join(self._pending)
+        futures = self._pending_futures
+        first, last = self._pending_first_seq, self._next_seq - 1
+        self._pending, self._pending_futures = [], []
+        loop = asyncio.get_running_loop()
+        flushing = loop.run_in_executor(self._executor, self._write_batch, data, first, last)
+        self._flushing = flushing
+        self._inflight = len(futures)
+        flushing.add_done_callback(lambda f: self._flush_done(f, futures))
+
+    def _flush_done(self, done: asyncio.Future[None], futures: list[asyncio.Future[None]]) -> None:
+        self._flushing = None
+        self._inflight = 0
+        error = done.exception()
+        for future in futures:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+        waiters, self._sync_waiters = self._sync_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._pending and self._flush_handle is None:
+            # these waited for the write in flight: that was their window
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _write_batch(self, data: bytes, first_seq: int, last_seq: int) -> None:
+        """Writer thread: append ``data`` (frames first_seq..last_seq) and fsync, or undo and raise."""
+        fd: int | None = None
+        start = 0
+        try:
+            if self._rotate or self._fd is None:
+                self._new_segment(first_seq)
+                self._rotate = False
+            else:
+                with self._lock:
+                    full = self._segments[-1].size > 0 and \
+                        self._segments[-1].size + len(data) > self.segment_bytes
+                if full:
+                    self._new_segment(first_seq)  # the old one was fsynced with its last batch
+            fd = self._fd
+            assert fd is not None
+            with self._lock:
+                segment = self._segments[-1]
+                start = segment.size
+            written = 0
+            while written < len(data):
+                written += self._write(fd, data[written:] if written else data)
+            self._fsync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._write_errors += 1
+            log.error("spool_write_failed", error=str(exc), first_seq=first_seq, last_seq=last_seq)
+            # cut the partial write off and carry on in a new segment; if the cut fails too, the garbage stays
+            # at the end of a segment nothing is appended to any more, where readers stop
+            if fd is not None:
+                try:
+                    os.ftruncate(fd, start)
+                except OSError:
+                    pass
+            self._rotate = True
+            raise
+        with self._lock:
+            segment.size = start + len(data)
+            self._fsynced_seq = last_seq
+            self._fsyncs += 1
+
+    async def flush(self) -> None:
+        """Write and fsync everything appended so far (errors stay with the records' futures)."""
+        while self._pending or self._flushing is not None:
+            if self._flushing is None:
+                if self._flush_handle is not None:
+                    self._flush_handle.cancel()
+                self._start_flush()
+            flushing = self._flushing
+            if flushing is not None:
+                await asyncio.wait([flushing])
+
+    async def wait_fsynced(self, timeout: float) -> None:
+        """Return after the next group commit completes, or after ``timeout`` seconds."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sync_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+
+    async def close(self) -> None:
+        """Flush, then release the file and the writer thread."""
+        await self.flush()
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # ----- reading and trimming (any thread)
+
+    def read_from(self, after_seq: int, limit: int) -> list[SpoolRecord]:
+        """Up to ``limit`` fsynced records with seq > ``after_seq``, in seq order."""
+        with self._lock:
+            segments = [(s.first_seq, s.path, s.size) for s in self._segments]
+        if not segments or limit <= 0:
+            return []
+        firsts = [s[0] for s in segments]
+        cursor = self._cursor
+        if cursor is not None and cursor[0] == after_seq and cursor[1] in firsts:
+            index, offset = firsts.index(cursor[1]), cursor[2]
+        else:
+            index, offset = max(0, bisect.bisect_right(firsts, after_seq + 1) - 1), 0
+        out: list[SpoolRecord] = []
+        while index < len(segments) and len(out) < limit:
+            _, path, size = segments[index]
+            if offset >= size:
+                index, offset = index + 1, 0
+                continue
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(min(size - offset, _READ_CHUNK))
+            except FileNotFoundError:  # trimmed under us: all of it was before a checkpoint
+                index, offset = index + 1, 0
+                continue
+            view = memoryview(data)
+            frames, good, stop = _frames(view, 0, len(view), limit - len(out))
+            consumed = good
+            for seq, kind, start, end in frames:
+                if seq > after_seq:
+                    out.append(decode_payload(seq, kind, data, start))
+                    if len(out) >= limit:
+                        consumed = end
+                        break
+            offset += consumed
+            if consumed == good and (stop == "corrupt" or (stop == "torn" and offset + (len(data) - good) >= size)):
+                # bytes that never became a record: the tail of a write that failed; nothing follows it
+                log.error("spool_segment_corrupt", segment=path.name, offset=offset)
+                index, offset = index + 1, 0
+        if out:
+            last = out[-1].seq
+            self._cursor = (last, segments[index][0], offset) if index < len(segments) else None
+        return out
+
+    def truncate_through(self, seq: int) -> int:
+        """Delete every segment whose records all have seq <= ``seq`` (never the one being appended to).
+        Returns how many were deleted."""
+        doomed: list[_Segment] = []
+        with self._lock:
+            while len(self._segments) > 1 and self._segments[1].first_seq - 1 <= seq:
+                doomed.append(self._segments.pop(0))
+        for segment in doomed:
+            try:
+                segment.path.unlink()
+            except FileNotFoundError:
+                pass
+        return len(doomed)
+
+    def stats(self) -> SpoolStats:
+        with self._lock:
+            return SpoolStats(
+                first_seq=self._segments[0].first_seq if self._segments else self._next_seq,
+                last_seq=self._next_seq - 1, fsynced_seq=self._fsynced_seq,
+                pending_records=len(self._pending) + self._inflight,
+                bytes=sum(s.size for s in self._segments), segments=len(self._segments),
+                fsyncs=self._fsyncs, write_errors=self._write_errors,
+            )

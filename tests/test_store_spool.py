@@ -1,0 +1,271 @@
+"""The share spool: durable, ordered, exactly-numbered records on local disk."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import math
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stratum_pool.store.spool import (
+    BlockRecord,
+    RejectedRecord,
+    ShareRecord,
+    ShareSpool,
+    decode_payload,
+    encode_frame,
+    encode_payload,
+)
+
+
+def zero() -> float:
+    return 0.0
+
+
+def share(i: int = 0, **kw: object) -> ShareRecord:
+    fields: dict[str, object] = dict(seq=0, time=1_700_000_000.25 + i, coin_key="bitcoin-regtest",
+                                     address="bcrt1qexample", worker_name=f"rig{i % 3}", user_agent="cgminer/4.12",
+                                     difficulty=1.5 + i, achieved=3.25 + i, height=100 + i, is_block=False)
+    fields.update(kw)
+    return ShareRecord(**fields)  # type: ignore[arg-type]
+
+
+BLOCK = BlockRecord(0, 1_700_000_123.5, "litecoin-regtest", 432, "00ab" * 16, 625_000_000_000,
+                    "rltc1qfinder", "rig-é", 41, 0.000244140625, "pplns", True, "", 12_345, "rltc1qfee", 2.5)
+REJECTED = RejectedRecord(0, 1_700_000_040.0, "bitcoin-regtest", "bcrt1qx", "", "stale", 17)
+
+
+texts = st.text(max_size=40)
+floats = st.floats(allow_nan=False)
+
+
+@given(time=floats, coin=texts, address=texts, worker=texts, agent=texts, difficulty=floats, achieved=floats,
+       height=st.integers(-2**31, 2**31 - 1), is_block=st.booleans(), seq=st.integers(1, 2**63 - 1))
+def test_share_record_round_trips_every_field_exactly(time: float, coin: str, address: str, worker: str, agent: str,
+                                                      difficulty: float, achieved: float, height: int,
+                                                      is_block: bool, seq: int) -> None:
+    record = ShareRecord(seq, time, coin, address, worker, agent, difficulty, achieved, height, is_block)
+    kind, payload = encode_payload(record)
+    assert decode_payload(seq, kind, memoryview(payload)) == record
+
+
+@given(reward=st.integers(0, 2**63 - 1), fee_ppm=st.integers(0, 999_999), netdiff=floats, factor=floats,
+       accepted=st.booleans(), result=texts, worker=texts)
+def test_block_record_round_trips_every_field_exactly(reward: int, fee_ppm: int, netdiff: float, factor: float,
+                                                      accepted: bool, result: str, worker: str) -> None:
+    record = BlockRecord(7, 1.5, "bitcoin-regtest", 10, "ff" * 32, reward, "addr", worker, 6, netdiff, "prop",
+                         accepted, result, fee_ppm, "fee", factor)
+    kind, payload = encode_payload(record)
+    assert decode_payload(7, kind, memoryview(payload)) == record
+
+
+def test_infinite_achieved_difficulty_survives() -> None:
+    record = share(seq=5, achieved=math.inf)
+    kind, payload = encode_payload(record)
+    assert decode_payload(5, kind, memoryview(payload)) == record
+
+
+async def test_records_read_back_in_order_with_their_seqs(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    appended = [spool.append(r) for r in (share(0), REJECTED, BLOCK, share(1))]
+    await asyncio.gather(*(f for _, f in appended))
+    assert [s for s, _ in appended] == [1, 2, 3, 4]
+    got = spool.read_from(0, 100)
+    assert [r.seq for r in got] == [1, 2, 3, 4]
+    assert got[0] == share(0, seq=1)
+    assert got[1] == RejectedRecord(2, *[getattr(REJECTED, f) for f in REJECTED.__slots__[1:]])
+    assert isinstance(got[2], BlockRecord) and got[2].reward == BLOCK.reward and got[2].finder_worker == "rig-é"
+    assert [r.seq for r in spool.read_from(2, 100)] == [3, 4]
+    assert [r.seq for r in spool.read_from(0, 2)] == [1, 2]
+    assert [r.seq for r in spool.read_from(2, 1)] == [3]
+    await spool.close()
+
+
+async def test_unsynced_records_are_not_read(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero, group_commit_seconds=10.0)
+    _, future = spool.append(share())
+    assert spool.read_from(0, 10) == []
+    assert spool.stats().pending_records == 1
+    await spool.flush()
+    assert future.done() and future.exception() is None
+    assert len(spool.read_from(0, 10)) == 1
+    assert spool.stats().pending_records == 0
+    await spool.close()
+
+
+async def test_fresh_spool_numbers_from_the_clock_in_microseconds(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=lambda: 1_700_000_000.5)
+    seq, future = spool.append(share())
+    await future
+    assert seq == 1_700_000_000_500_000
+    await spool.close()
+
+
+async def test_seq_continues_across_reopen(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    await asyncio.gather(*(spool.append(share(i))[1] for i in range(10)))
+    await spool.close()
+    again = ShareSpool(tmp_path, clock=lambda: 5e9)  # the clock only numbers a fresh spool
+    seq, future = again.append(share(10))
+    await future
+    assert seq == 11
+    assert [r.seq for r in again.read_from(0, 100)] == list(range(1, 12))
+    await again.close()
+
+
+async def test_torn_tail_is_truncated_on_open(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    await asyncio.gather(*(spool.append(share(i))[1] for i in range(3)))
+    await spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    good_size = segment.stat().st_size
+    frame = encode_frame(4, share(3))
+    with open(segment, "ab") as f:
+        f.write(frame[: len(frame) // 2])  # the crash came in the middle of a write
+    again = ShareSpool(tmp_path, clock=zero)
+    assert segment.stat().st_size == good_size
+    assert [r.seq for r in again.read_from(0, 10)] == [1, 2, 3]
+    seq, future = again.append(share(3))
+    await future
+    assert seq == 4
+    assert [r.seq for r in again.read_from(0, 10)] == [1, 2, 3, 4]
+    await again.close()
+
+
+async def test_corrupt_tail_is_truncated_on_open(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    await asyncio.gather(*(spool.append(share(i))[1] for i in range(3)))
+    await spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0xFF  # the last record's bytes are not what was written
+    segment.write_bytes(bytes(data))
+    again = ShareSpool(tmp_path, clock=zero)
+    assert [r.seq for r in again.read_from(0, 10)] == [1, 2]
+    seq, future = again.append(share(9))
+    await future
+    assert seq == 3  # the lost record was never acknowledged: its number is free again
+    await again.close()
+
+
+async def test_group_commit_fsyncs_many_appends_together(tmp_path: Path) -> None:
+    fsyncs: list[int] = []
+
+    def counting_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        os.fsync(fd)
+
+    spool = ShareSpool(tmp_path, clock=zero, fsync=counting_fsync, group_commit_seconds=0.005)
+    futures = [spool.append(share(i))[1] for i in range(2000)]
+    await asyncio.gather(*futures)
+    print(f"2000 appends, {len(fsyncs)} fsyncs")
+    assert len(fsyncs) <= 3
+    assert spool.stats().fsyncs == len(fsyncs)
+    assert spool.stats().fsynced_seq == 2000
+    await spool.close()
+
+
+async def test_appends_while_a_write_is_in_flight_join_the_next_fsync(tmp_path: Path) -> None:
+    fsyncs = 0
+
+    def slow_fsync(fd: int) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        os.fsync(fd)
+        import time
+
+        time.sleep(0.05)
+
+    spool = ShareSpool(tmp_path, clock=zero, fsync=slow_fsync, group_commit_seconds=0.0)
+    first = spool.append(share(0))[1]
+    await asyncio.sleep(0.01)  # the first write is in flight now
+    later = [spool.append(share(i))[1] for i in range(1, 500)]
+    await asyncio.gather(first, *later)
+    assert fsyncs == 2
+    await spool.close()
+
+
+async def test_disk_full_fails_the_futures_and_the_spool_recovers(tmp_path: Path) -> None:
+    full = False
+
+    def write(fd: int, data: bytes) -> int:
+        if full:
+            os.write(fd, data[:10])  # a partial write, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    spool = ShareSpool(tmp_path, clock=zero, write=write)
+    await spool.append(share(0))[1]
+    full = True
+    failed = [spool.append(share(i))[1] for i in range(1, 4)]
+    results = await asyncio.gather(*failed, return_exceptions=True)
+    assert all(isinstance(r, OSError) and r.errno == errno.ENOSPC for r in results)
+    assert spool.stats().write_errors == 1
+    full = False
+    seq, future = spool.append(share(4))
+    await future
+    assert seq == 5
+    assert [r.seq for r in spool.read_from(0, 10)] == [1, 5]
+    await spool.close()
+    again = ShareSpool(tmp_path, clock=zero)
+    assert [r.seq for r in again.read_from(0, 10)] == [1, 5]
+    assert again.append(share(5))[0] == 6
+    await again.close()
+
+
+async def test_segments_rotate_and_truncate_keeps_unloaded_and_current(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=2000, group_commit_seconds=0.0)
+    for i in range(60):
+        await spool.append(share(i))[1]  # one record per write: rotation at record granularity
+    stats = spool.stats()
+    assert stats.segments > 3
+    assert [r.seq for r in spool.read_from(0, 1000)] == list(range(1, 61))
+    assert [r.seq for r in spool.read_from(25, 5)] == [26, 27, 28, 29, 30]
+    firsts = sorted(int(p.stem) for p in tmp_path.glob("*.seg"))
+    deleted = spool.truncate_through(30)
+    left = sorted(int(p.stem) for p in tmp_path.glob("*.seg"))
+    assert deleted == len(firsts) - len(left) > 0
+    assert left[0] <= 31  # the segment holding 31 stays
+    assert [r.seq for r in spool.read_from(30, 1000)] == list(range(31, 61))
+    spool.truncate_through(10_000)
+    assert len(list(tmp_path.glob("*.seg"))) == 1  # never the one being appended to
+    assert spool.append(share(61))[0] == 61
+    await spool.close()
+    reopened = ShareSpool(tmp_path, clock=zero)
+    kept = [r.seq for r in reopened.read_from(0, 100)]
+    assert kept[-1] == 61 and kept == list(range(kept[0], 62))
+    await reopened.close()
+
+
+async def test_reading_follows_the_writer_incrementally(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=4096)
+    seen: list[int] = []
+    last = 0
+    for round_ in range(20):
+        await asyncio.gather(*(spool.append(share(round_ * 10 + i))[1] for i in range(10)))
+        got = spool.read_from(last, 7)
+        while got:
+            seen.extend(r.seq for r in got)
+            last = got[-1].seq
+            got = spool.read_from(last, 7)
+    assert seen == list(range(1, 201))
+    await spool.close()
+
+
+def test_stats_report_size_and_segments(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    stats = spool.stats()
+    assert (stats.first_seq, stats.last_seq, stats.segments, stats.bytes) == (1, 0, 1, 0)
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 7, b"\xff" * 64])
+async def test_garbage_only_segment_opens_empty(tmp_path: Path, garbage: bytes) -> None:
+    (tmp_path / f"{42:020d}.seg").write_bytes(garbage)
+    spool = ShareSpool(tmp_path, clock=zero)
+    assert spool.append(share())[0] == 42
+    await spool.close()
