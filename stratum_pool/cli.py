@@ -42,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_serve.add_argument("--config", required=True)
     p_check = sub.add_parser("check-config", help="validate a config file and exit")
     p_check.add_argument("--config", required=True)
+    p_migrate = sub.add_parser("migrate", help="create or upgrade the database schema (safe to run twice)")
+    p_migrate.add_argument("--config", required=True)
+    p_payout = sub.add_parser("payout", help="pay confirmed balances once, then exit (cron / systemd timer)")
+    p_payout.add_argument("--config", required=True)
+    p_payout.add_argument("--dry-run", action="store_true", help="print what would be paid; change nothing")
     p_notify = sub.add_parser("notify", help="tell a running pool about a new block (for -blocknotify)")
     p_notify.add_argument("--to", required=True, metavar="HOST:PORT", help="the coin's notify_listen address")
     p_notify.add_argument("blockhash", help="the new block's hash (%%s in -blocknotify)")
@@ -71,8 +76,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stratum_pool.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    if args.command == "migrate":
+        return migrate_command(settings)
+    if args.command == "payout":
+        return asyncio.run(payout_command(settings, args.dry_run))
     asyncio.run(serve(settings))
     return 0
+
+
+def migrate_command(settings: Settings) -> int:
+    from stratum_pool.store.migrate import current_version, migrate
+
+    if not settings.database.dsn:
+        print("config error: database.dsn: required for migrate", file=sys.stderr)
+        return 2
+    applied = migrate(settings.database.dsn)
+    print(f"schema version {current_version(settings.database.dsn)}; applied now: {applied or 'nothing'}")
+    return 0
+
+
+async def payout_command(settings: Settings, dry_run: bool) -> int:
+    """One payout run per coin. Exit 1 when a batch failed or needs an operator."""
+    from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint
+    from stratum_pool.payout.wallet import wallet_client
+    from stratum_pool.payout.worker import run_payout
+
+    if not settings.database.dsn:
+        print("config error: database.dsn: required for payouts", file=sys.stderr)
+        return 2
+    status = 0
+    for cs in settings.coins:
+        if cs.mode == "solo":
+            print(f"{cs.coin.key}: solo mode, the coinbase pays the finder; nothing to pay")
+            continue
+        wallet = wallet_client(cs)
+        chain = DaemonClient([DaemonEndpoint(name=d.name, url=d.url, user=d.user or None,
+                                             password=d.password or None, cookie_file=d.cookie_file or None,
+                                             timeout=d.timeout_seconds) for d in cs.daemons], cs.coin)
+        try:
+            report = await run_payout(settings.database.dsn, cs, wallet, dry_run=dry_run, chain=chain)
+        finally:
+            await wallet.close()
+            await chain.close()
+        print("\n".join(f"{cs.coin.key}: {line}" for line in report.lines()))
+        if report.problems:
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -37,8 +38,16 @@ from stratum_pool.protocol.actions import (
 from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.server import ExtranonceAllocator, StratumServer
 from stratum_pool.shares.vardiff import VardiffConfig
+from stratum_pool.store.loader import SpoolLoader
+from stratum_pool.store.recorder import ShareRecorder, split_worker
+from stratum_pool.store.spool import ShareSpool
 
 log = structlog.get_logger("stratum_pool.pool")
+
+MAX_AUTHORIZED_REMEMBERED = 100_000
+# How often found blocks are checked on the daemon (they mature in ~100 blocks; no hurry, but an orphan
+# should void its credits before the payout worker runs).
+CONFIRMATIONS_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -67,8 +76,13 @@ class CoinPool:
     """One coin served on one stratum port."""
 
     def __init__(self, settings: CoinSettings, *, node_id: int = 0,
-                 clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None) -> None:
+                 clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None,
+                 recorder: ShareRecorder | None = None) -> None:
         self.settings = settings
+        # Where accepted shares and found blocks go to be durable (the share spool); None: in memory only.
+        self.recorder = recorder
+        # Addresses that passed authorization, so rejected-share counts are only kept for real accounts.
+        self._authorized: OrderedDict[str, None] = OrderedDict()
         self.coin = settings.coin
         self.clock = clock
         self.stats = PoolStats()
@@ -120,6 +134,7 @@ class CoinPool:
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._block_tasks: set[asyncio.Task[FoundBlock]] = set()
         self._sources: list[Any] = []
         self._on_new_block = NewBlockDeduplicator(self._new_block)
         self.notify_port: int | None = None
@@ -163,12 +178,15 @@ class CoinPool:
         return self.server.port
 
     async def stop(self) -> None:
+        # stop accepting, let block submissions in flight finish, then the rest
+        await self.server.close()
+        if self._block_tasks:
+            await asyncio.wait(self._block_tasks, timeout=30)
         for source in self._sources:
             await source.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.server.close()
         await self.daemon.close()
         log.info("pool_stopped", coin=self.coin.key)
 
@@ -220,20 +238,34 @@ class CoinPool:
         return Session(self.session_config, self.jobs, self.check_address, extranonce1.hex(), extranonce1,
                        self.clock, self.validator)
 
-    def on_action(self, action: Action) -> None:
+    def on_action(self, action: Action) -> Awaitable[None] | None:
+        """Account for a session's action. For an accepted share, returns what the miner's answer waits
+        for: the share being durable in the spool."""
         if isinstance(action, ShareAccepted):
             self.stats.shares_accepted += 1
             self.stats.difficulty_accepted += action.difficulty
             self.metrics.share_accepted(self.coin.key, action.difficulty, self.coin.share_multiplier)
+            if self.recorder is not None:
+                _, durable = self.recorder.share(self.coin.key, action)
+                return durable
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
             self.metrics.shares.labels(self.coin.key, "rejected", action.reason).inc()
             log.debug("share_rejected", worker=action.worker, reason=action.reason, job=action.job_id)
+            if self.recorder is not None:
+                address = split_worker(action.worker)[0]
+                self.recorder.rejected(self.coin.key, action, address if address in self._authorized else "")
         elif isinstance(action, BlockCandidate):
             task = asyncio.get_running_loop().create_task(self.submit_block(action))
-            self._tasks.append(task)
+            self._block_tasks.add(task)
+            task.add_done_callback(self._block_tasks.discard)
         elif isinstance(action, Authorized):
+            self._authorized[action.address] = None
+            self._authorized.move_to_end(action.address)
+            if len(self._authorized) > MAX_AUTHORIZED_REMEMBERED:
+                self._authorized.popitem(last=False)
             log.info("authorized", coin=self.coin.key, worker=action.worker, session=action.session_id)
+        return None
 
     async def submit_block(self, candidate: BlockCandidate) -> FoundBlock:
         """Assemble the block, submit it to every daemon, and check it became the best block."""
@@ -261,6 +293,17 @@ class CoinPool:
         self.metrics.blocks.labels(self.coin.key, "accepted" if accepted else "rejected").inc()
         log.info("block_submitted", coin=self.coin.key, height=height, hash=block_hash, accepted=accepted,
                  reason=reason, in_best_chain=in_best)
+        if self.recorder is not None:
+            s = self.settings
+            share_seq = self.recorder.block_share_seq(candidate.worker, candidate.time)
+            if share_seq is None:
+                share_seq = self.recorder.spool.stats().last_seq
+            await self.recorder.block(
+                self.coin.key, height=height, hash_display=block_hash, reward=self.jobs.reward_for(job),
+                finder_address=candidate.address, finder_worker=candidate.worker, share_seq=share_seq,
+                network_difficulty=self.coin.diff1_target / job.template.target, scheme=s.mode,
+                accepted=accepted, submit_result=reason, fee_ppm=0 if s.mode == "solo" else s.fee_ppm,
+                fee_address=s.fee_address, pplns_window_factor=s.pplns_window_factor, time=candidate.time)
         if accepted:
             await self._new_block("found", None)
         return found
@@ -271,15 +314,37 @@ class Pool:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock
         self.metrics = PoolMetrics(clock=clock)
-        self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics)
-                      for cs in settings.coins]
+        self.spool: ShareSpool | None = None
+        self.recorder: ShareRecorder | None = None
+        self.loader: SpoolLoader | None = None
+        self.coins: list[CoinPool] = []
         self._api_runner: Any = None
         self.api_port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        settings, clock = self.settings, self.clock
+        db = settings.database
+        if db.dsn:
+            # Shares are durable in the spool before a miner hears "accepted"; the loader moves them on to
+            # PostgreSQL, exactly once, whenever it is reachable.
+            self.spool = ShareSpool(Path(db.spool_dir), settings.node_id)
+            self.recorder = ShareRecorder(self.spool, clock=clock)
+            self.recorder.start()
+            self.loader = SpoolLoader(self.spool, db.dsn, settings.node_id, clock=clock)
+            self.loader.start()
+            loader = self.loader
+            self.metrics.db_queue.set_function(lambda: loader.stats().backlog)
+            self.metrics.spool_bytes.set_function(lambda: loader.stats().spool_bytes)
+        self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
+                               recorder=self.recorder) for cs in settings.coins]
         for coin in self.coins:
             await coin.start()
+        if db.dsn:
+            for coin in self.coins:
+                self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
         api = self.settings.api
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
@@ -294,8 +359,30 @@ class Pool:
             log.info("api_listening", host=api.host, port=self.api_port)
 
     async def stop(self) -> None:
+        """Stop accepting miners, flush every acknowledged share to the spool (and, if the database answers,
+        into it), then close."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._api_runner is not None:
             await self._api_runner.cleanup()
             self._api_runner = None
         for coin in self.coins:
             await coin.stop()
+        if self.recorder is not None:
+            await self.recorder.stop()
+        if self.loader is not None:
+            await self.loader.stop(drain_seconds=5.0)
+        if self.spool is not None:
+            await self.spool.close()
+
+    async def _confirmations_loop(self, coin: CoinPool, interval: float = CONFIRMATIONS_INTERVAL_SECONDS) -> None:
+        """Follow found blocks on the daemon: orphaned ones void their credits, mature ones credit balances."""
+        from stratum_pool.rewards.confirmations import track_confirmations
+
+        while True:
+            try:
+                await track_confirmations(self.settings.database.dsn, coin.daemon, coin.coin)
+            except Exception as exc:  # a database or daemon outage: try again next round
+                log.warning("confirmations_failed", coin=coin.coin.key, error=str(exc))
+            await asyncio.sleep(interval)
