@@ -160,6 +160,20 @@ def _daemon(table: Mapping[str, Any], path: str, default_port: int) -> DaemonSet
     )
 
 
+def _dsn(db: Mapping[str, Any]) -> str:
+    value = _get(db, "dsn", "database", str, "")
+    if value:
+        import psycopg
+
+        try:
+            psycopg.conninfo.conninfo_to_dict(value)
+        except psycopg.ProgrammingError:
+            # the value may hold a password: name the key, not the value
+            raise ConfigError("database.dsn: not a PostgreSQL connection string (postgresql://USER@HOST/DB "
+                              "or 'host=... dbname=...')") from None
+    return str(value)
+
+
 def _wallet(table: Mapping[str, Any], path: str, default_port: int) -> DaemonSettings | None:
     wallet = table.get("wallet")
     if wallet is None:
@@ -299,8 +313,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         raise ConfigError("database: expected a table")
     _check_unknown(db, {"dsn", "spool_dir"}, "database")
     database = DatabaseSettings(
-        dsn=_get(db, "dsn", "database", str, "", lambda v: v == "" or v.startswith(("postgresql://", "postgres://")),
-                 "a postgresql:// URL"),
+        dsn=_dsn(db),
         spool_dir=_get(db, "spool_dir", "database", str, DEFAULT_SPOOL_DIR, lambda v: bool(v),
                        "a directory path"),
     )

@@ -96,3 +96,17 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 def test_config_examples_are_valid_toml() -> None:
     for path in CONFIGS:
         tomllib.loads(path.read_text())
+
+
+def test_database_dsn_forms_and_a_bad_one_without_echoing_it() -> None:
+    for dsn in ("postgresql://pool@127.0.0.1/pool", "host=127.0.0.1 dbname=pool user=pool"):
+        assert parse_settings({**minimal(), "database": {"dsn": dsn}}).database.dsn == dsn
+    with pytest.raises(ConfigError, match=r"database\.dsn: not a PostgreSQL connection string") as info:
+        parse_settings({**minimal(), "database": {"dsn": "host=x password=s3cret 'unterminated"}})
+    assert "s3cret" not in str(info.value)
+
+
+def test_pool_modes_need_a_database() -> None:
+    doc = minimal(mode="pplns", pool_address="x")
+    with pytest.raises(ConfigError, match=r"database\.dsn: required when a coin's mode is pplns"):
+        parse_settings(doc)
