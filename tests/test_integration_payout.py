@@ -200,7 +200,7 @@ async def test_pplns_miners_are_paid_exactly_once(node: Node, pg_dsn: str, tmp_p
         first = await run_payout(pg_dsn, cs, wallet, chain=chain)
         assert not first.problems, first.lines()
         paid = {out.address: (out.amount, txid) for out, txid in first.paid}
-        for name, address in miners_addr.items():
+        for address in miners_addr.values():
             assert paid[address][0] == credits[address]
         txids = {txid for _, txid in paid.values()}
         assert len(txids) == 1
@@ -212,7 +212,8 @@ async def test_pplns_miners_are_paid_exactly_once(node: Node, pg_dsn: str, tmp_p
         await wallet.close()
         await chain.close()
     assert await verify_ledger(pg_dsn) == []
-    balances = dict(query(pg_dsn, "SELECT a.address, b.confirmed FROM balances b JOIN accounts a ON a.id = b.account_id"))
+    balances = dict(query(pg_dsn, "SELECT a.address, b.confirmed FROM balances b"
+                                  " JOIN accounts a ON a.id = b.account_id"))
     assert all(balances.get(address, 0) == 0 for address in miners_addr.values())
 
     # on the chain, to the satoshi: the payout transaction pays each miner his credit
