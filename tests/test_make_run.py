@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -113,6 +114,20 @@ async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly() -> N
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as answer:
             metrics = answer.read().decode()
         assert 'stratum_pool_blocks_found_total{coin="bitcoin-regtest",result="accepted"} 3.0' in metrics
+        # the shares went through the spool into the private PostgreSQL make run started
+        out.wait_for(r"^database: .*host=127\.0\.0\.1", 1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/miner/{address}", timeout=10) as answer:
+                    miner_view = json.load(answer)
+                break
+            except urllib.error.HTTPError as exc:  # 404 until the loader has written the account
+                assert exc.code == 404 and time.monotonic() < deadline, exc
+                time.sleep(0.2)
+        account = miner_view["accounts"][0]
+        assert [w["name"] for w in account["workers"]] == ["bitaxe"]
+        assert account["accepted_24h"] == 3
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

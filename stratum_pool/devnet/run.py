@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -45,11 +46,21 @@ async def _serve(doc: dict[str, Any], hints: dict[str, str]) -> None:
         await pool.stop()
 
 
+def _without_password(dsn: str) -> str:
+    import psycopg
+
+    parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    return " ".join(f"{k}={v}" for k, v in parts.items() if k != "password")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
     parser.add_argument("--coin", choices=("bitcoin", "litecoin", "both"), default="bitcoin")
     parser.add_argument("--port", type=int, default=3333, help="stratum port of the Bitcoin pool")
     parser.add_argument("--ltc-port", type=int, default=3334, help="stratum port of the Litecoin pool")
+    parser.add_argument("--dsn", default=os.environ.get("STRATUM_POOL_DSN", ""),
+                        help="PostgreSQL to keep shares in (default $STRATUM_POOL_DSN; none: a private one is started)")
+    parser.add_argument("--no-database", action="store_true", help="count shares in memory only")
     parser.add_argument("--api-port", type=int, default=8080, help="port of the dashboard and JSON API")
     parser.add_argument("--segwit", action=argparse.BooleanOptionalAction, default=True,
                         help="activate segwit on the bcoin chain first (as on every real network)")
@@ -61,6 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stratum-pool-run-")))
         vardiff = {"initial": 1e-6, "minimum": 1e-12, "target_seconds": 10}
+        database: dict[str, str] = {}
+        if not args.no_database:
+            dsn = args.dsn
+            if not dsn:
+                from stratum_pool.devnet.postgres import PrivatePostgres
+
+                dsn = stack.enter_context(PrivatePostgres()).dsn
+            from stratum_pool.store.migrate import migrate
+
+            migrate(dsn)
+            database = {"dsn": dsn, "spool_dir": str(root / "spool")}
+            print(f"database: {_without_password(dsn)}", flush=True)
         if args.coin in ("bitcoin", "both"):
             from stratum_pool.devnet.bcoin import BcoinNode
 
@@ -84,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "stratum_port": args.ltc_port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [{"name": "litecoind", "url": ep.url, "user": ep.user,
                                        "password": ep.password}]})
-        asyncio.run(_serve({"coins": coins, "api": {"port": args.api_port}}, hints))
+        doc: dict[str, Any] = {"coins": coins, "api": {"port": args.api_port}}
+        if database:
+            doc["database"] = database
+        asyncio.run(_serve(doc, hints))
     print("stopped: the pool and the regtest node(s) it started", flush=True)
     return 0
 
