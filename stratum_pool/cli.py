@@ -16,8 +16,8 @@ def _load(path: str) -> Settings:
     return load_settings(path, address_check=address_to_script)
 
 
-async def serve(settings: Settings) -> None:
-    """Run every configured coin until SIGINT or SIGTERM."""
+async def serve(settings: Settings, config_path: str | None = None) -> None:
+    """Run every configured coin until SIGINT or SIGTERM; SIGHUP re-reads the config file."""
     from stratum_pool.pool import Pool
 
     pool = Pool(settings)
@@ -25,6 +25,16 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        if config_path is None:
+            return
+        try:
+            pool.reload(_load(config_path))
+        except ConfigError as exc:  # keep running on the old settings
+            print(f"config error on reload (nothing changed): {exc}", file=sys.stderr, flush=True)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await pool.start()
     for coin in pool.coins:
         print(f"stratum+tcp://{coin.settings.stratum_host}:{coin.port}  {coin.coin.name} {coin.coin.network} "
@@ -80,7 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return migrate_command(settings)
     if args.command == "payout":
         return asyncio.run(payout_command(settings, args.dry_run))
-    asyncio.run(serve(settings))
+    from stratum_pool.multiproc import run_loop, run_workers
+
+    if settings.workers > 1:
+        return run_workers(settings, args.config)
+    run_loop(serve(settings, args.config))
     return 0
 
 

@@ -6,10 +6,11 @@ This is the only place that knows every part; each part stays testable alone.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,10 @@ class CoinPool:
 
     def __init__(self, settings: CoinSettings, *, node_id: int = 0,
                  clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None,
-                 recorder: ShareRecorder | None = None) -> None:
+                 recorder: ShareRecorder | None = None, extranonce_prefix: bytes | None = None,
+                 listen_socket: socket.socket | None = None) -> None:
+        """``extranonce_prefix`` (default: the node id) keeps extranonce1 values of several processes and
+        machines apart; ``listen_socket`` is an already listening SO_REUSEPORT socket (worker processes)."""
         self.settings = settings
         # Where accepted shares and found blocks go to be durable (the share spool); None: in memory only.
         self.recorder = recorder
@@ -112,25 +116,14 @@ class CoinPool:
             node_id=node_id,
             clock=clock,
         )
-        vd = settings.vardiff
-        self.session_config = SessionConfig(
-            coin=coin,
-            extranonce2_size=settings.extranonce2_size,
-            version_mask=settings.version_mask,
-            suggestion_policy=vd.suggestion_policy,  # type: ignore[arg-type]
-            minimum_difficulty=vd.minimum,
-            maximum_difficulty=vd.maximum,
-            initial_difficulty=vd.initial,
-            vardiff=VardiffConfig(target_interval=vd.target_seconds, retarget_interval=vd.retarget_seconds,
-                                  minimum=vd.minimum, maximum=vd.maximum),
-            vardiff_enabled=vd.suggestion_policy != "fixed",
-        )
+        self.session_config = _session_config(settings)
         self.validator = self.session_config.make_validator()
         # The first extranonce1 byte is the node id, so several pool machines never hand out the same one.
-        self.allocator = ExtranonceAllocator(prefix=bytes([node_id]), size=4)
+        self.allocator = ExtranonceAllocator(
+            prefix=bytes([node_id]) if extranonce_prefix is None else extranonce_prefix, size=4)
         self.server = StratumServer(
             settings.stratum_host, settings.stratum_port, self._new_session, self.on_action,
-            allocator=self.allocator,
+            allocator=self.allocator, sock=listen_socket, reuse_port=listen_socket is not None,
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -231,6 +224,27 @@ class CoinPool:
             except DaemonError as exc:
                 log.warning("refresh_failed", coin=self.coin.key, source="timer", error=str(exc))
 
+    def reload(self, settings: CoinSettings) -> list[str]:
+        """Apply what can change without dropping miners (vardiff and difficulty policy); returns what
+        changed. Ports, daemons, coin and mode need a restart."""
+        old = self.settings
+        fixed = [k for k in ("coin", "mode", "stratum_host", "stratum_port", "daemons", "extranonce2_size",
+                             "pool_address") if getattr(old, k) != getattr(settings, k)]
+        if fixed:
+            log.warning("reload_needs_restart", coin=self.coin.key, settings=fixed)
+        changed = []
+        if settings.vardiff != old.vardiff:
+            self.session_config = _session_config(settings)
+            vardiff_config = self.session_config.vardiff
+            for session in self.server.sessions:
+                # running sessions keep their difficulty and move by the new rules from here on
+                session.vardiff.config = vardiff_config
+                session.vardiff.enabled = self.session_config.vardiff_enabled
+                session.vardiff.difficulty = session.vardiff.clamp(session.vardiff.difficulty)
+            changed.append("vardiff")
+        self.settings = replace(old, vardiff=settings.vardiff)
+        return changed
+
     # ----- sessions and their actions
 
     def _new_session(self, peer_ip: str) -> Session:
@@ -309,12 +323,35 @@ class CoinPool:
         return found
 
 
+def _session_config(settings: CoinSettings) -> SessionConfig:
+    vd = settings.vardiff
+    return SessionConfig(
+        coin=settings.coin,
+        extranonce2_size=settings.extranonce2_size,
+        version_mask=settings.version_mask,
+        suggestion_policy=vd.suggestion_policy,  # type: ignore[arg-type]
+        minimum_difficulty=vd.minimum,
+        maximum_difficulty=vd.maximum,
+        initial_difficulty=vd.initial,
+        vardiff=VardiffConfig(target_interval=vd.target_seconds, retarget_interval=vd.retarget_seconds,
+                              minimum=vd.minimum, maximum=vd.maximum),
+        vardiff_enabled=vd.suggestion_policy != "fixed",
+    )
+
+
 class Pool:
     """Every configured coin in one process, with the HTTP API (dashboard, JSON, /metrics) beside them."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, *,
+                 extranonce_prefix: bytes | None = None, listen_sockets: Sequence[socket.socket | None] = (),
+                 spool_node_id: int | None = None) -> None:
+        """A worker process of a multi-process pool passes its extranonce1 slice, the listening sockets
+        (one per coin) and the identity of its share spool (workers of one node must not share one)."""
         self.settings = settings
         self.clock = clock
+        self.extranonce_prefix = extranonce_prefix
+        self.listen_sockets = list(listen_sockets)
+        self.spool_node_id = settings.node_id if spool_node_id is None else spool_node_id
         self.metrics = PoolMetrics(clock=clock)
         self.spool: ShareSpool | None = None
         self.recorder: ShareRecorder | None = None
@@ -330,16 +367,18 @@ class Pool:
         if db.dsn:
             # Shares are durable in the spool before a miner hears "accepted"; the loader moves them on to
             # PostgreSQL, exactly once, whenever it is reachable.
-            self.spool = ShareSpool(Path(db.spool_dir), settings.node_id)
+            self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id)
             self.recorder = ShareRecorder(self.spool, clock=clock)
             self.recorder.start()
-            self.loader = SpoolLoader(self.spool, db.dsn, settings.node_id, clock=clock)
+            self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, clock=clock)
             self.loader.start()
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)
             self.metrics.spool_bytes.set_function(lambda: loader.stats().spool_bytes)
+        sockets = self.listen_sockets + [None] * (len(settings.coins) - len(self.listen_sockets))
         self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
-                               recorder=self.recorder) for cs in settings.coins]
+                               recorder=self.recorder, extranonce_prefix=self.extranonce_prefix,
+                               listen_socket=sock) for cs, sock in zip(settings.coins, sockets, strict=True)]
         for coin in self.coins:
             await coin.start()
         if db.dsn:
@@ -375,6 +414,26 @@ class Pool:
             await self.loader.stop(drain_seconds=5.0)
         if self.spool is not None:
             await self.spool.close()
+
+    def reload(self, settings: Settings) -> list[str]:
+        """SIGHUP: apply the reloadable part of a freshly read config to every coin."""
+        from stratum_pool.logs import configure_logging
+
+        changed: list[str] = []
+        if (settings.log_level, settings.log_format) != (self.settings.log_level, self.settings.log_format):
+            configure_logging(settings.log_level, settings.log_format)
+            changed.append("logging")
+        by_key = {cs.coin.key: cs for cs in settings.coins}
+        for coin in self.coins:
+            new = by_key.get(coin.coin.key)
+            if new is None:
+                log.warning("reload_needs_restart", coin=coin.coin.key, settings=["coin removed"])
+                continue
+            changed += [f"{coin.coin.key}.{c}" for c in coin.reload(new)]
+        self.settings = replace(self.settings, log_level=settings.log_level, log_format=settings.log_format,
+                                coins=tuple(c.settings for c in self.coins))
+        log.info("config_reloaded", changed=changed)
+        return changed
 
     async def _confirmations_loop(self, coin: CoinPool, interval: float = CONFIRMATIONS_INTERVAL_SECONDS) -> None:
         """Follow found blocks on the daemon: orphaned ones void their credits, mature ones credit balances."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -27,6 +28,9 @@ from stratum_pool.protocol.work import WorkSource
 MAX_LINE_BYTES = 16 * 1024
 # A miner that stops reading while we keep writing is dropped once this much output is queued.
 MAX_WRITE_BUFFER_BYTES = 1024 * 1024
+# Pending connections the kernel queues for us: thousands of miners reconnect at once after a pool restart
+# or a network blip, and asyncio's default of 100 turns that into SYN retransmits (1 s, 3 s, ...).
+LISTEN_BACKLOG = 4096
 # How often sessions get tick() for time-based vardiff.
 TICK_SECONDS = 5.0
 
@@ -74,8 +78,8 @@ class _Connection(asyncio.Protocol):
         self._held: deque[tuple[asyncio.Future[list[object]], list[bytes | Close]]] = deque()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check here
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         try:
@@ -121,9 +125,13 @@ class _Connection(asyncio.Protocol):
         # Hand the pool its actions first: an accepted share is acknowledged only once it is durable, so
         # when the pool answers with an awaitable, this batch's lines (and every later one, to keep their
         # order) wait for it.
+        if len(actions) == 1 and type(actions[0]) is Send:  # the common answer: one line, nothing else
+            self.write(actions[0].data)
+            return
         barriers: list[Awaitable[object]] = []
         for action in actions:
-            if not isinstance(action, Send | Close):
+            kind = type(action)
+            if kind is not Send and kind is not Close:
                 try:
                     barrier = self.server.on_action(action)
                 except Exception:
@@ -201,15 +209,22 @@ class StratumServer:
         allocator: ExtranonceAllocator | None = None,
         tick_seconds: float = TICK_SECONDS,
         logger: Any = None,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
-        ``allocator``, pass the allocator here too so they are released on disconnect."""
+        ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
+        SO_REUSEPORT on the listening socket, so several processes (``stratum_pool.multiproc``) share the
+        port and the kernel spreads new connections over them. ``sock``: serve an already listening socket
+        (handed down by a supervisor) instead of binding ``host:port``."""
         self.host = host
         self.port = port
         self.session_factory = session_factory
         self.on_action = on_action
         self.allocator = allocator
         self.tick_seconds = tick_seconds
+        self.reuse_port = reuse_port
+        self.sock = sock
         self.log = logger if logger is not None else structlog.get_logger("stratum_pool.server")
         self._connections: dict[_Connection, None] = {}  # insertion-ordered set
         self._server: asyncio.Server | None = None
@@ -217,7 +232,12 @@ class StratumServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port)
+        if self.sock is not None:
+            self._server = await loop.create_server(lambda: _Connection(self), sock=self.sock,
+                                                    backlog=LISTEN_BACKLOG)
+        else:
+            self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port,
+                                                    reuse_port=self.reuse_port or None, backlog=LISTEN_BACKLOG)
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])  # the real port when asked for port 0
@@ -247,24 +267,34 @@ class StratumServer:
 
         On a new block (``clean``) the share validators also drop the jobs ``work`` no longer knows.
         """
-        lines: dict[str, bytes] = {}
+        # One notify line per job (per payout key in solo mode), the same bytes written to every session.
+        jobs: dict[str, tuple[Job, bytes] | None] = {}
+        validators: dict[int, Any] = {}
         sent = 0
         for conn in list(self._connections):
             session = conn.session
-            if session is None or not session.working:
+            if session is None:
                 continue
-            job: Job | None = work.current_job(session.payout_key)
-            if job is None:
+            if clean:
+                validators[id(session.validator)] = session.validator
+            if not session.working:
                 continue
-            line = lines.get(job.job_id)
-            if line is None:
-                line = lines[job.job_id] = msg.notify(job, clean)
-            conn.handle(session.push_job(job, clean, line))
+            key = session.payout_key
+            if key in jobs:
+                entry = jobs[key]
+            else:
+                job: Job | None = work.current_job(key)
+                entry = jobs[key] = (job, msg.notify(job, clean)) if job is not None else None
+            if entry is None:
+                continue
+            actions = session.push_job(entry[0], clean, entry[1])
+            if len(actions) == 1 and not conn._held:  # no difficulty change: write the shared line at once
+                conn._write_now(entry[1])
+            else:
+                conn.handle(actions)
             sent += 1
-        if clean:
-            validators = {id(s.validator): s.validator for s in self.sessions}
-            for validator in validators.values():
-                validator.prune(work.get_job)
+        for validator in validators.values():
+            validator.prune(work.get_job)
         return sent
 
     def tick(self) -> None:

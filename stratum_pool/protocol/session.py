@@ -113,6 +113,13 @@ def _number(value: object) -> float | None:
     return None
 
 
+def _all_str(values: tuple[object, ...]) -> bool:
+    for value in values:
+        if not isinstance(value, str):
+            return False
+    return True
+
+
 def password_difficulty(password: str) -> float | None:
     """The ``d=DIFF`` option of a password (``d=0.5`` or among options: ``x,d=1000``), if any."""
     for option in password.split(","):
@@ -231,16 +238,20 @@ class Session:
         ``notify_line`` is the job's encoded notify when the caller serialized it once for many sessions.
         Returns nothing before the session is subscribed and authorized.
         """
-        if not self.working:
+        if not (self.subscribed and self.workers):
             return []
         actions = self._difficulty_update()
         actions.append(Send(notify_line if notify_line is not None else msg.notify(job, clean)))
         # A job sent again (a difficulty change re-notifies the current job, clean) takes the new
         # difficulty: the miner was told to drop the old copy.
-        self._job_difficulty.pop(job.job_id, None)
-        self._job_difficulty[job.job_id] = self._sent_difficulty or self.difficulty
-        while len(self._job_difficulty) > MAX_TRACKED_JOBS:
-            self._job_difficulty.popitem(last=False)
+        sent = self._job_difficulty
+        job_id = job.job_id
+        if job_id in sent:
+            del sent[job_id]
+        sent[job_id] = self._sent_difficulty or self.vardiff.difficulty
+        if len(sent) > MAX_TRACKED_JOBS:
+            while len(sent) > MAX_TRACKED_JOBS:
+                sent.popitem(last=False)
         return actions
 
     def tick(self) -> list[Action]:
@@ -260,10 +271,11 @@ class Session:
         return current if sent is None else min(sent, current)
 
     def _difficulty_update(self) -> list[Action]:
-        if self._sent_difficulty == self.difficulty:
+        difficulty = self.vardiff.difficulty
+        if self._sent_difficulty == difficulty:
             return []
-        self._sent_difficulty = self.difficulty
-        return [Send(msg.set_difficulty(self.difficulty))]
+        self._sent_difficulty = difficulty
+        return [Send(msg.set_difficulty(difficulty))]
 
     def _renotify(self) -> list[Action]:
         """Send the new difficulty now, with a fresh notify so miners apply it at once."""
@@ -410,7 +422,7 @@ class Session:
         now = self.clock()
         worker = params[0] if params and isinstance(params[0], str) else ""
         job_id = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
-        if len(params) not in (5, 6) or not all(isinstance(p, str) for p in params):
+        if not 5 <= len(params) <= 6 or not _all_str(params):
             return self._reject(rid, worker, job_id, msg.ERR_OTHER, "bad-params",
                                 "submit expects [worker, job_id, extranonce2, ntime, nonce, (version_bits)]",
                                 now)  # fmt: skip

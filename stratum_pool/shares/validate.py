@@ -27,6 +27,8 @@ NTIME_MAX_FUTURE_SECONDS = 7200
 NTIME_PAST_SLACK_SECONDS = 600
 # Beyond this many live job contexts the oldest are dropped even if nobody pruned them.
 MAX_JOB_CONTEXTS = 4096
+# Distinct share difficulties whose targets are kept (vardiff moves in few steps; the cache is cleared when full).
+MAX_CACHED_TARGETS = 4096
 
 DuplicateKey = tuple[bytes, bytes, int, int, int]
 
@@ -86,12 +88,14 @@ def _parse_hex_u32(text: str) -> int | None:
         return None
 
 
-def _is_hex(text: str) -> bool:
+def _from_hex(text: str) -> bytes | None:
+    """The bytes of a hex string without whitespace (``bytes.fromhex`` alone would skip spaces)."""
+    if not text.isalnum():
+        return None
     try:
-        bytes.fromhex(text)
+        return bytes.fromhex(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def achieved_difficulty(coin: Coin, pow_hash: bytes) -> float:
@@ -121,6 +125,8 @@ class ShareValidator:
         self.ntime_max_future = ntime_max_future
         self.ntime_past_slack = ntime_past_slack
         self._contexts: dict[str, JobContext] = {}
+        # share difficulty -> target: a pool uses a handful of difficulties, so each is divided out once
+        self._targets: dict[float, int] = {}
 
     def context(self, job: Job) -> JobContext:
         """The job's context, made on first use (a new Job object under an old id replaces it)."""
@@ -168,7 +174,8 @@ class ShareValidator:
         if stale:
             return _reject(ERR_JOB_NOT_FOUND, "stale", "Stale share: job is from a previous block", required)
         en2_hex = submission.extranonce2
-        if len(en2_hex) != 2 * extranonce2_size or not _is_hex(en2_hex):
+        extranonce2 = _from_hex(en2_hex) if len(en2_hex) == 2 * extranonce2_size else None
+        if extranonce2 is None:
             return _reject(
                 ERR_OTHER,
                 "bad-extranonce2",
@@ -195,7 +202,6 @@ class ShareValidator:
             if bits & ~version_mask:
                 return _reject(ERR_OTHER, "bad-version", "version bits outside the negotiated mask", required)
             version = (version & ~version_mask) | (bits & version_mask)
-        extranonce2 = bytes.fromhex(en2_hex)
         key = (extranonce1, extranonce2, ntime, nonce, version)
         if key in ctx.seen:
             return _reject(ERR_DUPLICATE, "duplicate", "Duplicate share", required)
@@ -208,7 +214,12 @@ class ShareValidator:
         value = int.from_bytes(pow_hash, "little")
         achieved = math.inf if value == 0 else self.coin.diff1_target / value
         block = value <= ctx.target
-        if value > share_target(self.coin, required):
+        target = self._targets.get(required)
+        if target is None:
+            if len(self._targets) >= MAX_CACHED_TARGETS:
+                self._targets.clear()
+            target = self._targets[required] = share_target(self.coin, required)
+        if value > target:
             if block:
                 # Below the share difficulty yet a block (regtest, testnet: the network is easier than
                 # the miner's difficulty): never lose a block; credit what the share achieved.

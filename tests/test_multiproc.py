@@ -1,0 +1,207 @@
+"""Two pool workers on one stratum port (SO_REUSEPORT) behind the supervisor, against the bench's stand-in
+daemon (a mainnet-sized template from block 574200): sessions land on both workers, each worker hands out
+extranonce1 values from its own slice (node id, worker index), shares are accepted on both, a block
+notification reaches both through the supervisor's relay, and SIGTERM stops everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from miner import Miner
+
+from stratum_pool.coins import get_coin
+from stratum_pool.daemon.blocknotify import send_block_notify
+from stratum_pool.multiproc import worker_prefix
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from standin_daemon import start_standin  # noqa: E402
+
+COIN = get_coin("bitcoin", "mainnet")
+ADDRESS = "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"
+NODE_ID = 7
+SESSIONS = 24  # the kernel hashes each connection to a worker: all on one would be a 2**-23 chance
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A free port below the ephemeral range (one from it could become a worker's RPC source port before
+    the second worker binds it)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12_000), low)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(c) for c in f.read().split()]
+    return found
+
+
+@pytest.fixture
+def standin() -> Iterator[object]:
+    server = start_standin()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path, standin: object) -> Iterator[tuple[subprocess.Popen[bytes], int, int, object]]:
+    port, notify = _free_port(), _free_port(socket.SOCK_DGRAM)
+    daemon_port = standin.server_address[1]  # type: ignore[attr-defined]
+    config = tmp_path / "pool.toml"
+    config.write_text(f"""
+[api]
+enabled = false
+
+[pool]
+node_id = {NODE_ID}
+workers = 2
+log_level = "warning"
+log_format = "json"
+
+[[coins]]
+coin = "bitcoin"
+network = "mainnet"
+mode = "solo"
+stratum_host = "127.0.0.1"
+stratum_port = {port}
+longpoll = false
+notify_listen = "127.0.0.1:{notify}"
+poll_interval_seconds = 3600
+template_refresh_seconds = 3600
+
+[coins.vardiff]
+initial = 1e-9
+minimum = 1e-9
+suggestion_policy = "fixed"
+
+[[coins.daemons]]
+url = "http://127.0.0.1:{daemon_port}"
+user = "test"
+password = "test"
+""")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "stratum_pool.multiproc", "serve", "--config", str(config)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield proc, port, notify, standin
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _wait_listening(port: int, proc: subprocess.Popen[bytes], workers: int) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"supervisor exited with {proc.returncode}: {out[-2000:]}")
+        if len(_children(proc.pid)) == workers:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                pass
+            else:
+                writer.close()
+                # both workers bind the port; give the slower one its moment
+                await asyncio.sleep(1.0)
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the workers never listened")
+
+
+async def _miner(port: int, i: int) -> Miner:
+    miner = Miner("127.0.0.1", port, COIN, ADDRESS, f"w{i}", order="cpuminer")
+    return await miner.start()
+
+
+async def test_two_workers_share_a_port(supervisor: tuple[subprocess.Popen[bytes], int, int, object]) -> None:
+    proc, port, notify, standin = supervisor
+    await _wait_listening(port, proc, 2)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+
+    miners = await asyncio.gather(*(_miner(port, i) for i in range(SESSIONS)))
+    try:
+        prefixes = {m.extranonce1[:2] for m in miners}
+        # every extranonce1 is unique and carries (node id, worker index)
+        assert len({m.extranonce1 for m in miners}) == SESSIONS
+        assert prefixes <= {worker_prefix(NODE_ID, 0), worker_prefix(NODE_ID, 1)}
+        assert prefixes == {worker_prefix(NODE_ID, 0), worker_prefix(NODE_ID, 1)}, "sessions on one worker only"
+
+        # one accepted share on each worker
+        for prefix in sorted(prefixes):
+            miner = next(m for m in miners if m.extranonce1[:2] == prefix)
+            reply = await miner.mine_share()
+            assert reply.get("result") is True, reply
+
+        # a block notification to the configured address reaches every worker (clean work on all sessions)
+        before = {id(m): m.job for m in miners}
+        tip = standin.chain.new_block()  # type: ignore[attr-defined]
+        send_block_notify("127.0.0.1", notify, tip)
+        for miner in miners:
+            job = await miner.wait_job(timeout=30)
+            assert job.clean and job is not before[id(miner)]
+        for prefix in sorted(prefixes):
+            miner = next(m for m in miners if m.extranonce1[:2] == prefix)
+            reply = await miner.mine_share()
+            assert reply.get("result") is True, reply
+    finally:
+        await asyncio.gather(*(m.close() for m in miners))
+
+    # SIGTERM: the supervisor stops its workers and exits cleanly
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert proc.returncode == 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+async def test_a_dead_worker_is_restarted(supervisor: tuple[subprocess.Popen[bytes], int, int, object]) -> None:
+    proc, port, _, _ = supervisor
+    await _wait_listening(port, proc, 2)
+    # connections held open on the port while a worker is replaced (the replacement must still listen)
+    held = await asyncio.gather(*(_miner(port, i) for i in range(8)))
+    first = _children(proc.pid)
+    os.kill(first[0], signal.SIGKILL)
+    for _ in range(300):
+        now = _children(proc.pid)
+        if len(now) == 2 and first[0] not in now:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the killed worker was not replaced")
+    # the replacement serves: new sessions land on both workers again
+    await _wait_listening(port, proc, 2)
+    miners = await asyncio.gather(*(_miner(port, i) for i in range(SESSIONS)))
+    try:
+        assert {m.extranonce1[:2] for m in miners} == {worker_prefix(NODE_ID, 0), worker_prefix(NODE_ID, 1)}
+    finally:
+        await asyncio.gather(*(m.close() for m in [*miners, *held]))
