@@ -91,7 +91,7 @@ async def test_sighup_reloads_vardiff_and_keeps_miners(bcoin_node: Any, pg_dsn: 
     config.write_text(config_text(bcoin_node, pg_dsn, tmp_path / "spool", port, 1e-6))
     serve = Serve(config)
     try:
-        await serve.wait_for(r"stratum\+tcp://127\.0\.0\.1:%d" % port)
+        await serve.wait_for(rf"stratum\+tcp://127\.0\.0\.1:{port}")
         address = bcoin_node.new_address()
         async with Miner("127.0.0.1", port, BTC, address, "old") as old:
             assert old.difficulty == 1e-6
@@ -121,7 +121,7 @@ async def test_sigterm_under_load_loses_no_acknowledged_share(bcoin_node: Any, p
     serve = Serve(config)
     acked: dict[str, int] = {}
     try:
-        await serve.wait_for(r"stratum\+tcp://127\.0\.0\.1:%d" % port)
+        await serve.wait_for(rf"stratum\+tcp://127\.0\.0\.1:{port}")
         addresses = [bcoin_node.new_address() for _ in range(3)]
         miners = [await Miner("127.0.0.1", port, BTC, a, f"rig{i}", order="cgminer").start()
                   for i, a in enumerate(addresses)]
