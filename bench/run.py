@@ -14,6 +14,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 # Each module has a run() that prints its table and one JSON line.
 BENCHES = [
     "bench_native",
+    "bench_store",  # spool append/fsync and share rows per second into PostgreSQL
     "load",  # end to end: stand-in daemon, pool process, 5,000 sessions (bench/load.py for the full run)
 ]
 
