@@ -170,6 +170,16 @@ workers = {workers}
 log_level = "{log_level}"
 log_format = "json"
 
+# The load generator is one "abuser" on a few loopback addresses: lift the per-IP guards it would trip.
+[limits]
+max_connections_per_ip = 100000
+authorize_timeout_seconds = 3600
+idle_timeout_seconds = 3600
+submits_per_second = 0
+
+[bans]
+enabled = false
+
 [[coins]]
 coin = "bitcoin"
 network = "mainnet"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from stratum_pool.coins import COINS, Coin
+from stratum_pool.limits import BanPolicy, ServerLimits
 
 T = TypeVar("T")
 
@@ -99,6 +100,8 @@ class Settings:
     coins: tuple[CoinSettings, ...]
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    bans: BanPolicy = field(default_factory=BanPolicy)
     node_id: int = 0
     # Processes sharing each stratum port (SO_REUSEPORT), each with its own slice of the extranonce1 space.
     workers: int = 1
@@ -289,10 +292,60 @@ def _is_hostport_or_empty(v: str) -> bool:
     return bool(host) and port.isdigit() and _port(int(port))
 
 
+def _limits(data: Mapping[str, Any]) -> ServerLimits:
+    raw = data.get("limits", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("limits: expected a table")
+    _check_unknown(raw, set(ServerLimits.__slots__), "limits")
+    d, p = ServerLimits(), "limits"
+    positive = (lambda v: v > 0), "above 0"
+    limits = ServerLimits(
+        max_line_bytes=_get(raw, "max_line_bytes", p, int, d.max_line_bytes, lambda v: 1024 <= v <= 1 << 20,
+                            "1024..1048576 bytes"),
+        max_write_buffer_bytes=_get(raw, "max_write_buffer_bytes", p, int, d.max_write_buffer_bytes,
+                                    lambda v: 16 * 1024 <= v <= 1 << 30, "16384..1073741824 bytes"),
+        max_connections=_get(raw, "max_connections", p, int, d.max_connections, lambda v: v >= 1, "at least 1"),
+        max_connections_per_ip=_get(raw, "max_connections_per_ip", p, int, d.max_connections_per_ip,
+                                    lambda v: v >= 1, "at least 1"),
+        subscribe_timeout_seconds=_get(raw, "subscribe_timeout_seconds", p, float, d.subscribe_timeout_seconds,
+                                       *positive),
+        authorize_timeout_seconds=_get(raw, "authorize_timeout_seconds", p, float, d.authorize_timeout_seconds,
+                                       *positive),
+        idle_timeout_seconds=_get(raw, "idle_timeout_seconds", p, float, d.idle_timeout_seconds, *positive),
+        submits_per_second=_get(raw, "submits_per_second", p, float, d.submits_per_second, lambda v: v >= 0,
+                                "0 (unlimited) or more"),
+        submit_burst=_get(raw, "submit_burst", p, int, d.submit_burst, lambda v: v >= 1, "at least 1"),
+        max_workers_per_account=_get(raw, "max_workers_per_account", p, int, d.max_workers_per_account,
+                                     lambda v: v >= 0, "0 (unlimited) or more"),
+    )
+    if limits.max_connections_per_ip > limits.max_connections:
+        raise ConfigError(f"limits.max_connections_per_ip: {limits.max_connections_per_ip} is above "
+                          f"limits.max_connections ({limits.max_connections})")
+    return limits
+
+
+def _bans(data: Mapping[str, Any]) -> BanPolicy:
+    raw = data.get("bans", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("bans: expected a table")
+    _check_unknown(raw, set(BanPolicy.__slots__), "bans")
+    d, p = BanPolicy(), "bans"
+    positive = (lambda v: v > 0), "above 0"
+    return BanPolicy(
+        enabled=_get(raw, "enabled", p, bool, d.enabled),
+        duration_seconds=_get(raw, "duration_seconds", p, float, d.duration_seconds, *positive),
+        window_seconds=_get(raw, "window_seconds", p, float, d.window_seconds, *positive),
+        invalid_ratio=_get(raw, "invalid_ratio", p, float, d.invalid_ratio, lambda v: 0 < v <= 1,
+                           "above 0, at most 1"),
+        min_shares=_get(raw, "min_shares", p, int, d.min_shares, lambda v: v >= 1, "at least 1"),
+        max_malformed=_get(raw, "max_malformed", p, int, d.max_malformed, lambda v: v >= 1, "at least 1"),
+    )
+
+
 def parse_settings(data: Mapping[str, Any], source: str = "",
                    address_check: Callable[[str, Coin], object] | None = None) -> Settings:
     """Validate a parsed TOML document."""
-    _check_unknown(data, {"pool", "coins", "database", "api"}, "")
+    _check_unknown(data, {"pool", "coins", "database", "api", "limits", "bans"}, "")
     api_raw = data.get("api", {})
     if not isinstance(api_raw, dict):
         raise ConfigError("api: expected a table")
@@ -338,6 +391,8 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         coins=tuple(coins),
         database=database,
         api=api,
+        limits=_limits(data),
+        bans=_bans(data),
         node_id=_get(pool, "node_id", "pool", int, 0, lambda v: 0 <= v <= 255, "0..255"),
         workers=_get(pool, "workers", "pool", int, 1, lambda v: 1 <= v <= 64, "1..64"),
         log_level=_get(pool, "log_level", "pool", str, "info",

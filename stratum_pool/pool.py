@@ -28,6 +28,7 @@ from stratum_pool.daemon.notify import (
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
+from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.metrics import PoolMetrics
 from stratum_pool.protocol.actions import (
     Action,
@@ -79,9 +80,12 @@ class CoinPool:
     def __init__(self, settings: CoinSettings, *, node_id: int = 0,
                  clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None,
                  recorder: ShareRecorder | None = None, extranonce_prefix: bytes | None = None,
-                 listen_socket: socket.socket | None = None) -> None:
+                 listen_socket: socket.socket | None = None, limits: ServerLimits | None = None,
+                 ban_policy: BanPolicy | None = None, bans: BanList | None = None) -> None:
         """``extranonce_prefix`` (default: the node id) keeps extranonce1 values of several processes and
-        machines apart; ``listen_socket`` is an already listening SO_REUSEPORT socket (worker processes)."""
+        machines apart; ``listen_socket`` is an already listening SO_REUSEPORT socket (worker processes).
+        ``limits``/``ban_policy`` are the ``[limits]``/``[bans]`` settings; ``bans`` the process's ban list
+        (shared by every coin)."""
         self.settings = settings
         # Where accepted shares and found blocks go to be durable (the share spool); None: in memory only.
         self.recorder = recorder
@@ -116,14 +120,19 @@ class CoinPool:
             node_id=node_id,
             clock=clock,
         )
-        self.session_config = _session_config(settings)
+        self.limits = limits if limits is not None else ServerLimits()
+        self.session_config = _session_config(settings, self.limits)
         self.validator = self.session_config.make_validator()
+        self.guard = Guard(self.limits, ban_policy, bans, on_ban=self._banned)
+        self.bans = self.guard.bans
+        self.worker_registry = WorkerRegistry(self.limits.max_workers_per_account)
         # The first extranonce1 byte is the node id, so several pool machines never hand out the same one.
         self.allocator = ExtranonceAllocator(
             prefix=bytes([node_id]) if extranonce_prefix is None else extranonce_prefix, size=4)
         self.server = StratumServer(
             settings.stratum_host, settings.stratum_port, self._new_session, self.on_action,
             allocator=self.allocator, sock=listen_socket, reuse_port=listen_socket is not None,
+            guard=self.guard, on_disconnect=self._session_closed,
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -234,7 +243,7 @@ class CoinPool:
             log.warning("reload_needs_restart", coin=self.coin.key, settings=fixed)
         changed = []
         if settings.vardiff != old.vardiff:
-            self.session_config = _session_config(settings)
+            self.session_config = _session_config(settings, self.limits)
             vardiff_config = self.session_config.vardiff
             for session in self.server.sessions:
                 # running sessions keep their difficulty and move by the new rules from here on
@@ -245,12 +254,43 @@ class CoinPool:
         self.settings = replace(old, vardiff=settings.vardiff)
         return changed
 
+    def apply_limits(self, limits: ServerLimits, policy: BanPolicy) -> list[str]:
+        """SIGHUP: new ``[limits]`` and ``[bans]`` for new events (open connections stay); returns what
+        changed."""
+        changed = []
+        if limits != self.limits:
+            self.limits = self.guard.limits = limits
+            self.worker_registry.max_per_account = limits.max_workers_per_account
+            self.session_config = replace(self.session_config, submits_per_second=limits.submits_per_second,
+                                          submit_burst=limits.submit_burst)
+            for session in self.server.sessions:
+                session.config = replace(session.config, submits_per_second=limits.submits_per_second,
+                                         submit_burst=limits.submit_burst)
+            changed.append("limits")
+        if policy != self.guard.policy:
+            self.guard.policy = policy
+            changed.append("bans")
+        self.guard.reset()
+        return changed
+
     # ----- sessions and their actions
 
     def _new_session(self, peer_ip: str) -> Session:
         extranonce1 = self.allocator.allocate()
         return Session(self.session_config, self.jobs, self.check_address, extranonce1.hex(), extranonce1,
-                       self.clock, self.validator)
+                       self.clock, self.validator, admit=self.worker_registry.admit)
+
+    def _durable_done(self, future: asyncio.Future[None]) -> None:
+        # the miner is answered anyway (server.py logs share_not_durable); count it for alerting
+        if not future.cancelled() and future.exception() is not None:
+            self.metrics.share_not_durable.inc()
+
+    def _session_closed(self, session: Session) -> None:
+        self.worker_registry.release(session.session_id)
+
+    def _banned(self, ban: Ban) -> None:
+        log.warning("ip_banned", coin=self.coin.key, ip=ban.ip, reason=ban.reason, until=ban.until)
+        self.metrics.bans.labels(self.coin.key, ban.reason).inc()
 
     def on_action(self, action: Action) -> Awaitable[None] | None:
         """Account for a session's action. For an accepted share, returns what the miner's answer waits
@@ -261,6 +301,7 @@ class CoinPool:
             self.metrics.share_accepted(self.coin.key, action.difficulty, self.coin.share_multiplier)
             if self.recorder is not None:
                 _, durable = self.recorder.share(self.coin.key, action)
+                durable.add_done_callback(self._durable_done)
                 return durable
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
@@ -323,9 +364,11 @@ class CoinPool:
         return found
 
 
-def _session_config(settings: CoinSettings) -> SessionConfig:
+def _session_config(settings: CoinSettings, limits: ServerLimits) -> SessionConfig:
     vd = settings.vardiff
     return SessionConfig(
+        submits_per_second=limits.submits_per_second,
+        submit_burst=limits.submit_burst,
         coin=settings.coin,
         extranonce2_size=settings.extranonce2_size,
         version_mask=settings.version_mask,
@@ -357,6 +400,8 @@ class Pool:
         self.recorder: ShareRecorder | None = None
         self.loader: SpoolLoader | None = None
         self.coins: list[CoinPool] = []
+        # One ban list for every coin of this process: an IP banned on one port is refused on all.
+        self.bans = BanList()
         self._api_runner: Any = None
         self.api_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -378,7 +423,8 @@ class Pool:
         sockets = self.listen_sockets + [None] * (len(settings.coins) - len(self.listen_sockets))
         self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
                                recorder=self.recorder, extranonce_prefix=self.extranonce_prefix,
-                               listen_socket=sock) for cs, sock in zip(settings.coins, sockets, strict=True)]
+                               listen_socket=sock, limits=settings.limits, ban_policy=settings.bans,
+                               bans=self.bans) for cs, sock in zip(settings.coins, sockets, strict=True)]
         for coin in self.coins:
             await coin.start()
         if db.dsn:
@@ -393,6 +439,7 @@ class Pool:
                 self.metrics.registry if api.metrics_enabled else None,
                 rate_limit=RateLimitSettings(requests_per_second=api.requests_per_second, burst=api.burst,
                                              client_ip_header=api.client_ip_header),
+                bans=self.ban_rows,
             )
             self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
             log.info("api_listening", host=api.host, port=self.api_port)
@@ -423,6 +470,11 @@ class Pool:
         if (settings.log_level, settings.log_format) != (self.settings.log_level, self.settings.log_format):
             configure_logging(settings.log_level, settings.log_format)
             changed.append("logging")
+        lifted = self.bans.clear()
+        if lifted:
+            log.info("bans_lifted", count=lifted)
+        for coin in self.coins:
+            changed += [f"{coin.coin.key}.{c}" for c in coin.apply_limits(settings.limits, settings.bans)]
         by_key = {cs.coin.key: cs for cs in settings.coins}
         for coin in self.coins:
             new = by_key.get(coin.coin.key)
@@ -431,9 +483,14 @@ class Pool:
                 continue
             changed += [f"{coin.coin.key}.{c}" for c in coin.reload(new)]
         self.settings = replace(self.settings, log_level=settings.log_level, log_format=settings.log_format,
-                                coins=tuple(c.settings for c in self.coins))
+                                coins=tuple(c.settings for c in self.coins), limits=settings.limits,
+                                bans=settings.bans)
         log.info("config_reloaded", changed=changed)
         return changed
+
+    def ban_rows(self) -> list[dict[str, object]]:
+        """The active bans for the API: ip, until (unix time), reason."""
+        return [{"ip": b.ip, "until": b.until, "reason": b.reason} for b in self.bans.active()]
 
     async def _confirmations_loop(self, coin: CoinPool, interval: float = CONFIRMATIONS_INTERVAL_SECONDS) -> None:
         """Follow found blocks on the daemon: orphaned ones void their credits, mature ones credit balances."""

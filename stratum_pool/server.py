@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -18,16 +19,18 @@ from typing import Any, cast
 import structlog
 
 from stratum_pool.jobs.job import Job
+from stratum_pool.limits import Ban, Guard, ServerLimits
 from stratum_pool.protocol import messages as msg
-from stratum_pool.protocol.actions import Action, Close, Send
+from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
 from stratum_pool.protocol.session import Session
 from stratum_pool.protocol.work import WorkSource
 
+# The defaults of limits.max_line_bytes and limits.max_write_buffer_bytes (``limits.ServerLimits``).
 # The longest request line we buffer. A mining.submit is ~200 bytes and a configure ~300; 16 KiB is
 # the limit h11 uses for HTTP headers and leaves room for odd user agents without inviting floods.
-MAX_LINE_BYTES = 16 * 1024
+MAX_LINE_BYTES = ServerLimits().max_line_bytes
 # A miner that stops reading while we keep writing is dropped once this much output is queued.
-MAX_WRITE_BUFFER_BYTES = 1024 * 1024
+MAX_WRITE_BUFFER_BYTES = ServerLimits().max_write_buffer_bytes
 # Pending connections the kernel queues for us: thousands of miners reconnect at once after a pool restart
 # or a network blip, and asyncio's default of 100 turns that into SYN retransmits (1 s, 3 s, ...).
 LISTEN_BACKLOG = 4096
@@ -74,6 +77,9 @@ class _Connection(asyncio.Protocol):
         self.peer = ""
         self._buffer = bytearray()
         self._closing = False
+        self._counted = False  # in the guard's connection counts
+        self.opened_at = self.last_seen = time.monotonic()
+        self._malformed_seen = 0
         # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first
         self._held: deque[tuple[asyncio.Future[list[object]], list[bytes | Close]]] = deque()
 
@@ -82,6 +88,16 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        guard = self.server.guard
+        refusal = guard.admit(self.peer)
+        if refusal is not None:
+            # refused before any session exists: no extranonce drawn, nothing written
+            self.server.log.debug("connection_refused", peer=self.peer, reason=refusal)
+            self._closing = True
+            self.transport.abort()
+            return
+        guard.opened(self.peer)
+        self._counted = True
         try:
             self.session = self.server.session_factory(self.peer)
         except Exception:
@@ -94,6 +110,9 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing or self.session is None:
             return
+        self.last_seen = time.monotonic()
+        session = self.session
+        max_line = self.server.limits.max_line_bytes
         buffer = self._buffer
         buffer += data
         start = 0
@@ -101,25 +120,30 @@ class _Connection(asyncio.Protocol):
             end = buffer.find(b"\n", start)
             if end < 0:
                 break
-            if end - start > MAX_LINE_BYTES:
-                self._too_long()
+            if end - start > max_line:
+                self._too_long(max_line)
                 return
             line = bytes(buffer[start:end])
             start = end + 1
             try:
-                actions = self.session.feed_line(line)
+                actions = session.feed_line(line)
             except Exception:  # a bug must cost one connection, not the server
-                self.server.log.exception("session_error", peer=self.peer, session=self.session.session_id)
+                self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
                 self.close("internal error")
                 return
             self.handle(actions)
+            if session.malformed != self._malformed_seen:
+                count = session.malformed - self._malformed_seen
+                self._malformed_seen = session.malformed
+                self.server.guard.malformed(self.peer, count)  # a ban drops this connection too
         del buffer[:start]
-        if len(buffer) > MAX_LINE_BYTES and not self._closing:
-            self._too_long()
+        if len(buffer) > max_line and not self._closing:
+            self._too_long(max_line)
 
-    def _too_long(self) -> None:
-        self.write(msg.encode_error(None, msg.ERR_OTHER, f"Line longer than {MAX_LINE_BYTES} bytes"))
+    def _too_long(self, max_line: int) -> None:
+        self.write(msg.encode_error(None, msg.ERR_OTHER, f"Line longer than {max_line} bytes"))
         self.close("line too long")
+        self.server.guard.malformed(self.peer)
 
     def handle(self, actions: list[Action]) -> None:
         # Hand the pool its actions first: an accepted share is acknowledged only once it is durable, so
@@ -129,9 +153,14 @@ class _Connection(asyncio.Protocol):
             self.write(actions[0].data)
             return
         barriers: list[Awaitable[object]] = []
+        guard = self.server.guard
         for action in actions:
             kind = type(action)
             if kind is not Send and kind is not Close:
+                if kind is ShareAccepted:
+                    guard.share(self.peer, None)
+                elif kind is ShareRejected:
+                    guard.share(self.peer, action.reason)  # type: ignore[union-attr]
                 try:
                     barrier = self.server.on_action(action)
                 except Exception:
@@ -177,7 +206,7 @@ class _Connection(asyncio.Protocol):
         if transport is None or self._closing:
             return
         transport.write(data)
-        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER_BYTES:
+        if transport.get_write_buffer_size() > self.server.limits.max_write_buffer_bytes:
             self.server.log.warning("miner_not_reading", peer=self.peer)
             self._closing = True
             transport.abort()
@@ -193,6 +222,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._counted:
+            self._counted = False
+            self.server.guard.closed(self.peer)
         self.server._forget(self)
 
 
@@ -211,12 +243,16 @@ class StratumServer:
         logger: Any = None,
         reuse_port: bool = False,
         sock: socket.socket | None = None,
+        guard: Guard | None = None,
+        on_disconnect: Callable[[Session], None] | None = None,
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
         SO_REUSEPORT on the listening socket, so several processes (``stratum_pool.multiproc``) share the
         port and the kernel spreads new connections over them. ``sock``: serve an already listening socket
-        (handed down by a supervisor) instead of binding ``host:port``."""
+        (handed down by a supervisor) instead of binding ``host:port``. ``guard`` holds the limits
+        (``guard.limits``, read at use time so a reload applies at once), connection counts and bans;
+        ``on_disconnect(session)`` is called once a session's connection is gone."""
         self.host = host
         self.port = port
         self.session_factory = session_factory
@@ -226,6 +262,9 @@ class StratumServer:
         self.reuse_port = reuse_port
         self.sock = sock
         self.log = logger if logger is not None else structlog.get_logger("stratum_pool.server")
+        self.guard = guard if guard is not None else Guard()
+        self.guard.bans.listeners.append(self._on_ban)
+        self.on_disconnect = on_disconnect
         self._connections: dict[_Connection, None] = {}  # insertion-ordered set
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -254,6 +293,8 @@ class StratumServer:
             self._server.close()
         for conn in list(self._connections):
             conn.close("server shutting down")
+        with contextlib.suppress(ValueError):
+            self.guard.bans.listeners.remove(self._on_ban)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -297,11 +338,39 @@ class StratumServer:
             validator.prune(work.get_job)
         return sent
 
+    @property
+    def limits(self) -> ServerLimits:
+        return self.guard.limits
+
     def tick(self) -> None:
-        """Run every session's tick() once (the loop does this every ``tick_seconds``)."""
+        """Run every session's tick() once (the loop does this every ``tick_seconds``), and close the
+        connections past a timeout: not subscribed, not authorized or silent for too long."""
+        limits = self.limits
+        now = time.monotonic()
         for conn in list(self._connections):
-            if conn.session is not None:
-                conn.handle(conn.session.tick())
+            session = conn.session
+            if session is None or conn._closing:
+                continue
+            age = now - conn.opened_at
+            if not session.subscribed and age > limits.subscribe_timeout_seconds:
+                conn.close("subscribe timeout")
+            elif not session.authorized and age > limits.authorize_timeout_seconds:
+                conn.close("authorize timeout")
+            elif now - conn.last_seen > limits.idle_timeout_seconds:
+                conn.close("idle timeout")
+            else:
+                conn.handle(session.tick())
+        self.guard.prune()
+
+    def kick(self, ip: str, reason: str) -> int:
+        """Close every connection from ``ip``; returns how many."""
+        conns = [c for c in self._connections if c.peer == ip and not c._closing]
+        for conn in conns:
+            conn.close(reason)
+        return len(conns)
+
+    def _on_ban(self, ban: Ban) -> None:
+        self.kick(ban.ip, f"banned: {ban.reason}")
 
     async def _tick_loop(self) -> None:
         while True:
@@ -317,5 +386,11 @@ class StratumServer:
     def _forget(self, conn: _Connection) -> None:
         was_live = conn in self._connections
         self._connections.pop(conn, None)
-        if was_live and conn.session is not None and self.allocator is not None:
-            self.allocator.release(conn.session.extranonce1)
+        if was_live and conn.session is not None:
+            if self.allocator is not None:
+                self.allocator.release(conn.session.extranonce1)
+            if self.on_disconnect is not None:
+                try:
+                    self.on_disconnect(conn.session)
+                except Exception:
+                    self.log.exception("on_disconnect_failed")

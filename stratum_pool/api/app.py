@@ -466,12 +466,15 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
                clock: Callable[[], float] = time.time,
                monotonic: Callable[[], float] = time.monotonic,
                db_pool_size: int = 4,
-               cache_seconds: float = DEFAULT_CACHE_SECONDS) -> web.Application:
+               cache_seconds: float = DEFAULT_CACHE_SECONDS,
+               bans: Callable[[], list[dict[str, object]]] | None = None) -> web.Application:
     """The API and dashboard application.
 
     ``dsn`` None or "": no database (the pool endpoints answer from the live pools only, the others 503).
     ``clock`` is wall time (windows of the queries), ``monotonic`` drives the rate limiter and the cache.
     Database connections are opened on first use, so the app starts whether or not the database is up.
+    ``bans`` lists the banned miner IPs (``GET /api/bans``: ip, until, reason); the API binds loopback by
+    default, and miners' IPs are not secret to the operator.
     """
     db = ReadPool(dsn, size=db_pool_size) if dsn else None
     settings = rate_limit if rate_limit is not None else RateLimitSettings()
@@ -491,6 +494,11 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
     r.add_get("/api/blocks", api.blocks)
     r.add_get("/api/payouts", api.payouts)
     r.add_get("/api/leaderboard", api.leaderboard)
+
+    async def list_bans(request: web.Request) -> web.Response:
+        return _json({"bans": bans() if bans is not None else []})
+
+    r.add_get("/api/bans", list_bans)
 
     async def close_db(app: web.Application) -> None:
         if db is not None:

@@ -19,6 +19,7 @@ difficulty it was re-sent with.
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,12 @@ DifficultyPolicy = Literal["start", "floor", "fixed"]
 MAX_TRACKED_JOBS = 256
 # A user name longer than this is not a miner's.
 MAX_USER_LENGTH = 256
+# The WORKER part of ADDRESS[.WORKER]: at most 64 characters of A-Z a-z 0-9 . _ - (anything else is refused
+# at authorize, so no other character reaches logs, metrics or SQL).
+MAX_WORKER_LENGTH = 64
+WORKER_RE = re.compile(r"[A-Za-z0-9._-]{0,64}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+MAX_JOB_ID_LENGTH = 64
 
 _REASON_FOR_CODE = {
     msg.ERR_UNAUTHORIZED: "unauthorized",
@@ -76,6 +83,9 @@ class SessionConfig:
     initial_difficulty: float = 1.0
     ntime_max_future: int = NTIME_MAX_FUTURE_SECONDS
     ntime_past_slack: int = NTIME_PAST_SLACK_SECONDS
+    # Submits per second per session (token bucket of submit_burst); 0 = unlimited.
+    submits_per_second: float = 0.0
+    submit_burst: int = 200
 
     def __post_init__(self) -> None:
         if not 1 <= self.extranonce2_size <= 16:
@@ -113,6 +123,16 @@ def _number(value: object) -> float | None:
     return None
 
 
+def clean_name(text: str, limit: int = MAX_USER_LENGTH) -> str:
+    """``text`` made safe for logs, metrics and SQL: truncated, characters outside [A-Za-z0-9._-] -> "_"."""
+    return _UNSAFE.sub("_", text[:limit])
+
+
+def _is_hex(text: str) -> bool:
+    """Only 0-9 a-f A-F (``int(x, 16)`` alone takes "0x", "+", "_" and spaces)."""
+    return text.isascii() and bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
 def _all_str(values: tuple[object, ...]) -> bool:
     for value in values:
         if not isinstance(value, str):
@@ -141,7 +161,10 @@ class Session:
         extranonce1: bytes,
         clock: Callable[[], float],
         validator: ShareValidator | None = None,
+        admit: Callable[[str, str, str], str | None] | None = None,
     ) -> None:
+        """``admit(session_id, user, address)`` (optional) may refuse an authorization: it returns the
+        refusal's text, or None to let it through (the pool caps workers per account with it)."""
         self.config = config
         self.work = work
         self.check_address = check_address
@@ -149,6 +172,12 @@ class Session:
         self.extranonce1 = extranonce1
         self.clock = clock
         self.validator = validator if validator is not None else config.make_validator()
+        self.admit = admit
+        # Malformed messages so far (bad JSON or shape, wrong types, rate-limited submits); the adapter
+        # watches it to ban abusive peers.
+        self.malformed = 0
+        self._tokens = float(config.submit_burst)
+        self._tokens_at = clock()
         vardiff_config = replace(
             config.vardiff, minimum=config.minimum_difficulty, maximum=config.maximum_difficulty
         )
@@ -202,6 +231,7 @@ class Session:
         try:
             parsed = msg.parse_line(line)
         except msg.ProtocolError as exc:
+            self.malformed += 1
             if exc.has_id:
                 return [Send(msg.encode_error(exc.request_id, msg.ERR_OTHER, f"Invalid request: {exc}"))]
             return [
@@ -322,21 +352,31 @@ class Session:
 
     def _authorize(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
         if not params or not isinstance(params[0], str) or not params[0]:
+            if not params or not isinstance(params[0], str):
+                self.malformed += 1
             text = "user name must be ADDRESS[.WORKER]"
             return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
         user = params[0].strip()
         if len(user) > MAX_USER_LENGTH:
             return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, "user name too long", False))]
         password = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
-        address = user.split(".", 1)[0]
+        address, _, worker_name = user.partition(".")
+        if not WORKER_RE.fullmatch(worker_name):
+            text = (f"worker name must be at most {MAX_WORKER_LENGTH} characters of A-Z a-z 0-9 . _ -,"
+                    f" got {clean_name(worker_name, 80)!r}")
+            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
         try:
             self.check_address(address)
         except ValueError as exc:
-            text = f"invalid payout address {address[:100]!r}: {exc}"
+            text = f"invalid payout address {clean_name(address, 100)!r}: {exc}"
             return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
         if self._address and address != self._address:
             text = f"this connection already mines for {self._address}; open another for {address[:100]}"
             return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+        if self.admit is not None and user not in self.workers:
+            refusal = self.admit(self.session_id, user, address)
+            if refusal is not None:
+                return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, refusal, False))]
         first = not self.authorized
         self.workers[user] = address
         self._address = address
@@ -363,10 +403,8 @@ class Session:
                 continue
             if name == "version-rolling":
                 requested = options.get("version-rolling.mask", "ffffffff")
-                try:
-                    mask = int(requested, 16) if isinstance(requested, str) and len(requested) <= 8 else -1
-                except ValueError:
-                    mask = -1
+                ok = isinstance(requested, str) and len(requested) <= 8 and _is_hex(requested)
+                mask = int(requested, 16) if ok else -1
                 if mask < 0:
                     result[name] = False
                     result["version-rolling.mask"] = "00000000"
@@ -409,11 +447,8 @@ class Session:
 
     def _suggest_target(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
         target = 0
-        if params and isinstance(params[0], str) and 0 < len(params[0]) <= 64:
-            try:
-                target = int(params[0], 16)
-            except ValueError:
-                target = 0
+        if params and isinstance(params[0], str) and 0 < len(params[0]) <= 64 and _is_hex(params[0]):
+            target = int(params[0], 16)
         if target <= 0:
             return [Send(msg.encode_error(rid, msg.ERR_OTHER, "suggest_target expects a hex target"))]
         return self._suggest(rid, self.config.coin.diff1_target / target)
@@ -422,13 +457,19 @@ class Session:
         now = self.clock()
         worker = params[0] if params and isinstance(params[0], str) else ""
         job_id = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
-        if not 5 <= len(params) <= 6 or not _all_str(params):
+        if self.config.submits_per_second > 0 and not self._take_token(now):
+            self.malformed += 1
+            return self._reject(rid, worker, job_id, msg.ERR_OTHER, "rate-limited", "rate limited", now)
+        if not 5 <= len(params) <= 6 or not _all_str(params) or len(job_id) > MAX_JOB_ID_LENGTH:
+            self.malformed += 1
             return self._reject(rid, worker, job_id, msg.ERR_OTHER, "bad-params",
                                 "submit expects [worker, job_id, extranonce2, ntime, nonce, (version_bits)]",
                                 now)  # fmt: skip
         if not self.subscribed:
+            self.malformed += 1
             return self._reject(rid, worker, job_id, msg.ERR_NOT_SUBSCRIBED, "not-subscribed", None, now)
         if worker not in self.workers:
+            self.malformed += 1
             return self._reject(rid, worker, job_id, msg.ERR_UNAUTHORIZED, "unauthorized", None, now)
         strings: tuple[str, ...] = params  # type: ignore[assignment]  # all checked to be str above
         job = self.work.get_job(job_id)
@@ -464,6 +505,16 @@ class Session:
             actions += self._renotify_if_lower()
         return actions
 
+    def _take_token(self, now: float) -> bool:
+        rate, burst = self.config.submits_per_second, float(self.config.submit_burst)
+        tokens = min(burst, self._tokens + max(0.0, now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
     def _reject(
         self,
         rid: msg.RequestId,
@@ -476,5 +527,7 @@ class Session:
     ) -> list[Action]:
         return [
             Send(msg.encode_error(rid, code, message)),
-            ShareRejected(self.session_id, worker[:MAX_USER_LENGTH], job_id[:64], code, reason, now),
+            # names the miner never authorized are cleaned before they reach logs, metrics or SQL
+            ShareRejected(self.session_id, worker if worker in self.workers else clean_name(worker),
+                          clean_name(job_id, MAX_JOB_ID_LENGTH), code, reason, now),
         ]

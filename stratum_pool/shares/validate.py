@@ -79,18 +79,19 @@ def _reject(code: int, reason: str, message: str, required: float = 0.0) -> Shar
     return ShareResult(code, reason, message, required)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def _parse_hex_u32(text: str) -> int | None:
-    if len(text) != 8:
+    """Exactly 8 hex digits (``int(x, 16)`` alone would take "0x", "+", "_" and spaces)."""
+    if len(text) != 8 or not _HEX_DIGITS.issuperset(text):
         return None
-    try:
-        return int(text, 16)
-    except ValueError:
-        return None
+    return int(text, 16)
 
 
 def _from_hex(text: str) -> bytes | None:
-    """The bytes of a hex string without whitespace (``bytes.fromhex`` alone would skip spaces)."""
-    if not text.isalnum():
+    """The bytes of a hex string of hex digits only (``bytes.fromhex`` alone would skip spaces)."""
+    if not _HEX_DIGITS.issuperset(text):
         return None
     try:
         return bytes.fromhex(text)

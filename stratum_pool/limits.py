@@ -1,0 +1,259 @@
+"""Limits against bad input and abuse: connection caps, timeouts, bans, worker caps (pure, no sockets).
+
+``ServerLimits`` and ``BanPolicy`` are the validated ``[limits]`` and ``[bans]`` settings (``config.py``
+builds them); the server and the pool read them at use time, so a SIGHUP reload swaps them in place.
+
+* :class:`BanList` holds banned IPs (shared by every coin of a process) and tells listeners (servers) to
+  drop an IP's connections when it is banned. ``clear()`` lifts every ban (SIGHUP).
+* :class:`Guard` (one per stratum server) counts connections per IP, and per IP over a tumbling window
+  the invalid shares (ratio over a minimum count) and malformed messages; past a threshold it bans.
+* :class:`WorkerRegistry` caps the distinct worker names authorized per payout address across sessions.
+
+Imports nothing from the package: config, server and pool all use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Reasons a rejected share is not held against the miner: stale work after a new block is normal, and the
+# protocol-level refusals (bad params, rate limited, unauthorized) are counted as malformed messages instead.
+NOT_INVALID_REASONS = frozenset({"stale", "bad-params", "rate-limited", "unauthorized", "not-subscribed"})
+# Per-IP counters kept at most (the oldest are dropped first); a flood of addresses cannot grow memory.
+MAX_TRACKED_IPS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """``[limits]``: what one connection and one IP may use. Every value applies on SIGHUP reload for new
+    events (a lowered connection cap does not drop connections already open)."""
+
+    max_line_bytes: int = 16 * 1024  # a longer line is answered with error 20, then the connection closes
+    max_write_buffer_bytes: int = 1024 * 1024  # output queued to a miner that does not read; then dropped
+    max_connections: int = 100_000  # per stratum port
+    max_connections_per_ip: int = 1000  # per stratum port; farms behind one NAT need many
+    subscribe_timeout_seconds: float = 30.0  # connect -> mining.subscribe, else closed
+    authorize_timeout_seconds: float = 60.0  # connect -> a successful mining.authorize, else closed
+    idle_timeout_seconds: float = 900.0  # no line received for this long: closed
+    submits_per_second: float = 100.0  # per session, token bucket; 0 = unlimited
+    submit_burst: int = 1000  # bucket size
+    max_workers_per_account: int = 1000  # distinct ADDRESS.WORKER names live at once per address; 0 = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class BanPolicy:
+    """``[bans]``: when an IP is disconnected and refused for ``duration_seconds``."""
+
+    enabled: bool = True
+    duration_seconds: float = 600.0
+    window_seconds: float = 300.0
+    # invalid shares / all judged shares in a window, once the window holds at least min_shares shares
+    invalid_ratio: float = 0.9
+    min_shares: int = 50
+    # malformed messages (bad JSON, wrong types, rate-limited submits, overlong lines) in a window
+    max_malformed: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    ip: str
+    until: float  # clock time (wall clock by default)
+    reason: str  # "invalid-shares" | "malformed" | an operator's word
+
+
+class BanList:
+    """Banned IPs with their expiry; listeners hear of every new ban (to drop that IP's connections)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._bans: dict[str, Ban] = {}
+        self.listeners: list[Callable[[Ban], None]] = []
+
+    def ban(self, ip: str, seconds: float, reason: str) -> Ban:
+        entry = Ban(ip, self.clock() + seconds, reason)
+        self._bans[ip] = entry
+        for listener in list(self.listeners):
+            listener(entry)
+        return entry
+
+    def banned(self, ip: str) -> Ban | None:
+        entry = self._bans.get(ip)
+        if entry is None:
+            return None
+        if entry.until <= self.clock():
+            del self._bans[ip]
+            return None
+        return entry
+
+    def active(self) -> list[Ban]:
+        now = self.clock()
+        for ip in [ip for ip, b in self._bans.items() if b.until <= now]:
+            del self._bans[ip]
+        return sorted(self._bans.values(), key=lambda b: b.until)
+
+    def lift(self, ip: str) -> bool:
+        return self._bans.pop(ip, None) is not None
+
+    def clear(self) -> int:
+        count = len(self._bans)
+        self._bans.clear()
+        return count
+
+    def __len__(self) -> int:
+        return len(self.active())
+
+
+class _Window:
+    __slots__ = ("invalid", "malformed", "start", "valid")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.valid = 0
+        self.invalid = 0
+        self.malformed = 0
+
+
+class Guard:
+    """Per stratum server: connection counting and admission, per-IP misbehaviour windows, bans."""
+
+    def __init__(self, limits: ServerLimits | None = None, policy: BanPolicy | None = None,
+                 bans: BanList | None = None, clock: Callable[[], float] = time.monotonic,
+                 on_ban: Callable[[Ban], None] | None = None) -> None:
+        """``clock`` drives the windows (monotonic); ``bans`` has its own (wall) clock for expiry.
+        ``on_ban`` is told of the bans this guard decides (logging, metrics)."""
+        self.limits = limits if limits is not None else ServerLimits()
+        self.policy = policy if policy is not None else BanPolicy()
+        self.bans = bans if bans is not None else BanList()
+        self.clock = clock
+        self.on_ban = on_ban
+        self.total = 0
+        self.per_ip: dict[str, int] = {}
+        self.refused = 0
+        self._windows: dict[str, _Window] = {}
+
+    # ----- connections
+
+    def admit(self, ip: str) -> str | None:
+        """None if ``ip`` may open a connection now, else the reason it is refused."""
+        if self.bans.banned(ip) is not None:
+            reason = "banned"
+        elif self.total >= self.limits.max_connections:
+            reason = "too many connections"
+        elif self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
+            reason = "too many connections from this address"
+        else:
+            return None
+        self.refused += 1
+        return reason
+
+    def opened(self, ip: str) -> None:
+        self.total += 1
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+
+    def closed(self, ip: str) -> None:
+        self.total -= 1
+        left = self.per_ip.get(ip, 0) - 1
+        if left > 0:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
+
+    # ----- misbehaviour
+
+    def _window(self, ip: str) -> _Window:
+        now = self.clock()
+        window = self._windows.get(ip)
+        if window is None or now - window.start >= self.policy.window_seconds:
+            if window is None and len(self._windows) >= MAX_TRACKED_IPS:
+                self.prune()
+                if len(self._windows) >= MAX_TRACKED_IPS:
+                    del self._windows[next(iter(self._windows))]
+            window = self._windows[ip] = _Window(now)
+        return window
+
+    def share(self, ip: str, reason: str | None) -> Ban | None:
+        """One judged share from ``ip``: ``reason`` None when accepted, else the rejection's reason word.
+        Returns the ban when this share tipped the IP over the invalid-share ratio."""
+        if reason is not None and reason in NOT_INVALID_REASONS:
+            return None
+        window = self._window(ip)
+        if reason is None:
+            window.valid += 1
+            return None
+        window.invalid += 1
+        policy = self.policy
+        judged = window.valid + window.invalid
+        if policy.enabled and judged >= policy.min_shares and window.invalid / judged >= policy.invalid_ratio:
+            return self.ban(ip, "invalid-shares")
+        return None
+
+    def malformed(self, ip: str, count: int = 1) -> Ban | None:
+        """``count`` malformed messages from ``ip``; returns the ban when they passed the threshold."""
+        window = self._window(ip)
+        window.malformed += count
+        if self.policy.enabled and window.malformed > self.policy.max_malformed:
+            return self.ban(ip, "malformed")
+        return None
+
+    def ban(self, ip: str, reason: str) -> Ban:
+        self._windows.pop(ip, None)
+        entry = self.bans.ban(ip, self.policy.duration_seconds, reason)
+        if self.on_ban is not None:
+            self.on_ban(entry)
+        return entry
+
+    def prune(self) -> int:
+        """Forget windows that ended; returns how many."""
+        now, span = self.clock(), self.policy.window_seconds
+        gone = [ip for ip, w in self._windows.items() if now - w.start >= span]
+        for ip in gone:
+            del self._windows[ip]
+        return len(gone)
+
+    def reset(self) -> None:
+        """Forget every window (SIGHUP, with the bans lifted)."""
+        self._windows.clear()
+
+
+class WorkerRegistry:
+    """Distinct worker names (``ADDRESS.WORKER``) authorized per address over all live sessions."""
+
+    def __init__(self, max_per_account: int = 0) -> None:
+        self.max_per_account = max_per_account  # 0 = unlimited
+        self._by_address: dict[str, dict[str, set[str]]] = {}  # address -> user -> session ids
+        self._by_session: dict[str, list[tuple[str, str]]] = {}
+
+    def admit(self, session_id: str, user: str, address: str) -> str | None:
+        """Register ``user`` for ``session_id``; None when admitted, else the refusal's text."""
+        users = self._by_address.setdefault(address, {})
+        sessions = users.get(user)
+        if sessions is None:
+            limit = self.max_per_account
+            if limit and len(users) >= limit:
+                if not users:
+                    del self._by_address[address]
+                return (f"too many workers for {address[:100]}: at most {limit} connected at once "
+                        f"(limits.max_workers_per_account)")
+            sessions = users[user] = set()
+        if session_id not in sessions:
+            sessions.add(session_id)
+            self._by_session.setdefault(session_id, []).append((address, user))
+        return None
+
+    def release(self, session_id: str) -> None:
+        for address, user in self._by_session.pop(session_id, ()):
+            users = self._by_address.get(address)
+            if users is None:
+                continue
+            sessions = users.get(user)
+            if sessions is not None:
+                sessions.discard(session_id)
+                if not sessions:
+                    del users[user]
+            if not users:
+                del self._by_address[address]
+
+    def workers(self, address: str) -> int:
+        return len(self._by_address.get(address, ()))
