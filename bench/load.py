@@ -176,6 +176,7 @@ max_connections_per_ip = 100000
 authorize_timeout_seconds = 3600
 idle_timeout_seconds = 3600
 submits_per_second = 0
+max_workers_per_account = 0
 
 [bans]
 enabled = false
