@@ -9,7 +9,7 @@ This works because tests/ has no ``__init__.py`` and no conftest.py sets an impo
 import ...`` only works when /work/main itself is on ``sys.path``, e.g. under ``python -m pytest``, so
 prefer the plain form.)
 
-How a case is built (facts about the blocks: the test data README, /work/shared/testdata/README.md):
+How a case is built (facts about the blocks: tests/data/mainnet/README.md):
 
 * the template comes from a synthetic getblocktemplate answer made out of the block (so
   ``template_from_gbt`` is exercised too): base version, prevhash, every non-coinbase transaction with
