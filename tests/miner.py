@@ -230,7 +230,8 @@ class Miner:
                 await self._writer.wait_closed()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # the server may already have reset the connection (e.g. it was stopped): nothing to close then
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await self._task
 
     async def __aenter__(self) -> Miner:
