@@ -703,7 +703,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--dsn", default="", help="database.dsn: measure share rows/s reaching PostgreSQL")
     p.add_argument("--connect-timeout", type=float, default=120)
     p.add_argument("--log-level", default="warning")
-    p.add_argument("--profile", default="", help="py-spy record the (first) pool process into this SVG")
+    p.add_argument("--profile", default="",
+                   help="py-spy record the (first) pool process into this SVG (a .txt name: collapsed stacks)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (config, logs)")
     args = p.parse_args(argv)
 
@@ -734,10 +735,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config = tmp / "pool.toml"
         write_config(config, stratum_port=ports["stratum"], daemon_port=ports["daemon"], notify_port=ports["notify"],
                      workers=args.workers, longpoll=args.longpoll, dsn=args.dsn, log_level=args.log_level)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if args.dsn:  # the schema first (safe to run twice), as an operator's ExecStartPre does
+            subprocess.run([PYTHON, "-m", "stratum_pool.cli", "migrate", "--config", str(config)], env=env,
+                           check=True, timeout=120, stdout=subprocess.DEVNULL)
         module = "stratum_pool.multiproc" if args.workers > 1 or args.multiproc else "stratum_pool.cli"
         cmd = [PYTHON, "-m", module, "serve", "--config", str(config)]
         pool_log = open(tmp / "pool.log", "wb")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         procs.append(subprocess.Popen(cmd, stdout=pool_log, stderr=subprocess.STDOUT, env=env,
                                       preexec_fn=raise_nofile))
         wait_port(ports["stratum"], time.monotonic() + 120, procs[-1])
@@ -748,8 +752,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             time.sleep(1.0)
         if args.profile:
             target = process_tree(procs[-1].pid)[-1]
+            fmt = ["--format", "raw"] if args.profile.endswith(".txt") else []  # collapsed stacks, for reading
             profiler = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "-o", args.profile,
-                                         "-p", str(target), "-r", "200", "--nonblocking"],
+                                         "-p", str(target), "-r", "200", "--nonblocking", "--threads", *fmt],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with contextlib.suppress(ImportError):
             import uvloop

@@ -54,7 +54,8 @@ class PoolMetrics:
         self.db_queue = Gauge("stratum_pool_db_queue_records", "Spool records not yet in PostgreSQL", registry=r)
         self.spool_bytes = Gauge("stratum_pool_spool_bytes", "Bytes of share spool on disk", registry=r)
         self.share_not_durable = Counter("stratum_pool_share_spool_errors_total",
-                                         "Accepted shares that could not be made durable", registry=r)
+                                         "Spool records (accepted shares, reject counts, blocks) that could not "
+                                         "be made durable", registry=r)
         self.vardiff_changes = Counter("stratum_pool_vardiff_changes_total", "Difficulty changes sent",
                                        ["coin", "direction"], registry=r)
         self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
@@ -65,6 +66,10 @@ class PoolMetrics:
         self.rpc_seconds.labels(daemon, method).observe(seconds)
         if error is not None:
             self.rpc_errors.labels(daemon, method, error).inc()
+
+    def spool_failed(self, count: int, _error: BaseException) -> None:
+        """ShareSpool.on_failure: ``count`` records of a group commit did not reach the disk."""
+        self.share_not_durable.inc(count)
 
     def share_accepted(self, coin: str, difficulty: float, multiplier: int) -> None:
         self.shares.labels(coin, "accepted", "").inc()

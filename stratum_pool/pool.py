@@ -280,11 +280,6 @@ class CoinPool:
         return Session(self.session_config, self.jobs, self.check_address, extranonce1.hex(), extranonce1,
                        self.clock, self.validator, admit=self.worker_registry.admit)
 
-    def _durable_done(self, future: asyncio.Future[None]) -> None:
-        # the miner is answered anyway (server.py logs share_not_durable); count it for alerting
-        if not future.cancelled() and future.exception() is not None:
-            self.metrics.share_not_durable.inc()
-
     def _session_closed(self, session: Session) -> None:
         self.worker_registry.release(session.session_id)
 
@@ -300,9 +295,7 @@ class CoinPool:
             self.stats.difficulty_accepted += action.difficulty
             self.metrics.share_accepted(self.coin.key, action.difficulty, self.coin.share_multiplier)
             if self.recorder is not None:
-                _, durable = self.recorder.share(self.coin.key, action)
-                durable.add_done_callback(self._durable_done)
-                return durable
+                return self.recorder.share(self.coin.key, action)[1]
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
             self.metrics.shares.labels(self.coin.key, "rejected", action.reason).inc()
@@ -412,7 +405,9 @@ class Pool:
         if db.dsn:
             # Shares are durable in the spool before a miner hears "accepted"; the loader moves them on to
             # PostgreSQL, exactly once, whenever it is reachable.
-            self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id)
+            # a record the spool could not write is still answered (server.py logs share_not_durable):
+            # counted for alerting
+            self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id, on_failure=self.metrics.spool_failed)
             self.recorder = ShareRecorder(self.spool, clock=clock)
             self.recorder.start()
             self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, clock=clock)

@@ -81,7 +81,7 @@ class _Connection(asyncio.Protocol):
         self.opened_at = self.last_seen = time.monotonic()
         self._malformed_seen = 0
         # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first
-        self._held: deque[tuple[asyncio.Future[list[object]], list[bytes | Close]]] = deque()
+        self._held: deque[tuple[asyncio.Future[Any], list[bytes | Close]]] = deque()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check here
@@ -180,7 +180,16 @@ class _Connection(asyncio.Protocol):
                     self.close(action.reason)
 
     def _hold(self, barriers: list[Awaitable[object]]) -> None:
-        waiter = asyncio.ensure_future(asyncio.gather(*barriers))
+        # Shares appended in one group-commit window share one future: a connection already waiting on it
+        # just queues behind it (one callback per connection and fsync, not per share).
+        unique = list(dict.fromkeys(barriers))
+        waiter: asyncio.Future[Any]
+        if len(unique) == 1 and isinstance(unique[0], asyncio.Future):
+            waiter = unique[0]
+            if self._held and self._held[-1][0] is waiter:
+                return
+        else:
+            waiter = asyncio.ensure_future(asyncio.gather(*unique))
         self._held.append((waiter, []))
         waiter.add_done_callback(self._release)
 

@@ -142,10 +142,10 @@ async def test_spool_disk_full_is_counted_and_survived(bcoin_node: Any, tmp_path
 
         return os.write(fd, data)
 
-    spool = ShareSpool(tmp_path / "spool", 0, write=write)
+    metrics = PoolMetrics()
+    spool = ShareSpool(tmp_path / "spool", 0, write=write, on_failure=metrics.spool_failed)  # as Pool wires it
     recorder = ShareRecorder(spool)
     recorder.start()
-    metrics = PoolMetrics()
     pool = CoinPool(settings([daemon(bcoin_node, "main")]), recorder=recorder, metrics=metrics)
     await pool.start(ready_timeout=30)
     miner = await Miner("127.0.0.1", pool.port, BTC, bcoin_node.new_address(), order="cgminer").start()

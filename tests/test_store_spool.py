@@ -218,6 +218,36 @@ async def test_disk_full_fails_the_futures_and_the_spool_recovers(tmp_path: Path
     await again.close()
 
 
+async def test_one_window_shares_one_future_and_a_failed_write_is_reported_once(tmp_path: Path) -> None:
+    failing = [False]
+    reports: list[tuple[int, BaseException]] = []
+
+    def write(fd: int, data: bytes) -> int:
+        if failing[0]:
+            raise OSError(errno.EIO, "I/O error")
+        return os.write(fd, data)
+
+    spool = ShareSpool(tmp_path, clock=zero, write=write, on_failure=lambda n, e: reports.append((n, e)))
+    first = [spool.append(share(i)) for i in range(5)]
+    assert [seq for seq, _ in first] == [1, 2, 3, 4, 5]
+    assert len({id(f) for _, f in first}) == 1  # one group commit: one future, one wake-up
+    await first[0][1]
+    second = spool.append(share(5))[1]
+    assert second is not first[0][1]  # the next window has its own
+    await second
+    failing[0] = True
+    doomed = [spool.append(share(i))[1] for i in range(6, 9)]
+    with pytest.raises(OSError):
+        await doomed[0]
+    assert all(f is doomed[0] for f in doomed)
+    assert [(n, type(e)) for n, e in reports] == [(3, OSError)]
+    assert spool.stats().records_failed == 3
+    failing[0] = False
+    await spool.append(share(9))[1]
+    assert [r.seq for r in spool.read_from(0, 20)] == [1, 2, 3, 4, 5, 6, 10]
+    await spool.close()
+
+
 async def test_segments_rotate_and_truncate_keeps_unloaded_and_current(tmp_path: Path) -> None:
     spool = ShareSpool(tmp_path, clock=zero, segment_bytes=2000, group_commit_seconds=0.0)
     for i in range(60):

@@ -41,7 +41,7 @@ class RecorderStats:
     rejected: int = 0  # rejected shares counted (not records)
     rejected_dropped: int = 0  # rejected shares of no known address, not recorded
     blocks: int = 0
-    not_durable: int = 0  # records whose fsync failed
+    not_durable: int = 0  # spool records whose write failed
 
 
 class ShareRecorder:
@@ -52,7 +52,7 @@ class ShareRecorder:
         self.spool = spool
         self.clock = clock
         self.reject_flush_seconds = reject_flush_seconds
-        self.stats = RecorderStats()
+        self._stats = RecorderStats()
         # (coin_key, address, worker_name, reason, minute start) -> count
         self._rejects: dict[tuple[str, str, str, str, float], int] = {}
         self._block_shares: dict[tuple[str, float], int] = {}
@@ -67,8 +67,7 @@ class ShareRecorder:
         record = ShareRecord(0, action.time, coin_key, action.address, worker_name, user_agent[:MAX_USER_AGENT],
                              action.difficulty, action.achieved, action.height, action.block)
         seq, future = self.spool.append(record)
-        future.add_done_callback(self._count_failure)
-        self.stats.shares += 1
+        self._stats.shares += 1
         if action.block:
             self._block_shares[(action.worker, action.time)] = seq
             while len(self._block_shares) > _BLOCK_SHARES_KEPT:
@@ -79,13 +78,13 @@ class ShareRecorder:
         """Count a rejected share (aggregated; appended with the next periodic flush). Rejects of a session
         with no authorized address are counted in :attr:`stats` only."""
         if not address:
-            self.stats.rejected_dropped += 1
+            self._stats.rejected_dropped += 1
             return
         _, worker_name = split_worker(action.worker)
         minute = action.time - action.time % 60.0
         key = (coin_key, address, worker_name, action.reason, minute)
         self._rejects[key] = self._rejects.get(key, 0) + 1
-        self.stats.rejected += 1
+        self._stats.rejected += 1
 
     def block_share_seq(self, worker: str, time: float) -> int | None:
         """The seq of the accepted block share of ``worker`` at ``time`` (the BlockCandidate's ``worker`` and
@@ -106,13 +105,14 @@ class ShareRecorder:
                              finder_address, worker_name, share_seq, network_difficulty, scheme, accepted,
                              submit_result, fee_ppm, fee_address, pplns_window_factor)
         _, future = self.spool.append(record)
-        future.add_done_callback(self._count_failure)
-        self.stats.blocks += 1
+        self._stats.blocks += 1
         return future
 
-    def _count_failure(self, future: asyncio.Future[None]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            self.stats.not_durable += 1
+    @property
+    def stats(self) -> RecorderStats:
+        """The counters; ``not_durable`` counts every spool record whose write failed."""
+        self._stats.not_durable = self.spool.stats().records_failed
+        return self._stats
 
     # ----- life cycle
 
@@ -120,8 +120,7 @@ class ShareRecorder:
         """Append the aggregated reject counts now; returns how many records were appended."""
         rejects, self._rejects = self._rejects, {}
         for (coin_key, address, worker_name, reason, minute), count in rejects.items():
-            _, future = self.spool.append(RejectedRecord(0, minute, coin_key, address, worker_name, reason, count))
-            future.add_done_callback(self._count_failure)
+            self.spool.append(RejectedRecord(0, minute, coin_key, address, worker_name, reason, count))
         return len(rejects)
 
     async def _flush_loop(self) -> None:

@@ -126,6 +126,7 @@ class SpoolStats:
     segments: int
     fsyncs: int
     write_errors: int
+    records_failed: int = 0  # records whose write failed: their futures carried the error
 
 
 def _s(text: str) -> bytes:
@@ -248,8 +249,10 @@ class ShareSpool:
                  group_commit_seconds: float = DEFAULT_GROUP_COMMIT_SECONDS,
                  clock: Callable[[], float] | None = None,
                  fsync: Callable[[int], None] = os.fsync,
-                 write: Callable[[int, bytes], int] = _default_write) -> None:
+                 write: Callable[[int, bytes], int] = _default_write,
+                 on_failure: Callable[[int, BaseException], None] | None = None) -> None:
         self.directory = Path(directory)
+        self.on_failure = on_failure  # (records lost, error), on the event loop, once per failed write
         self.node_id = node_id
         self.segment_bytes = segment_bytes
         self.group_commit_seconds = group_commit_seconds
@@ -264,8 +267,9 @@ class ShareSpool:
         self._write_errors = 0
         # event-loop side
         self._pending: list[bytes] = []
-        self._pending_futures: list[asyncio.Future[None]] = []
+        self._pending_future: asyncio.Future[None] | None = None  # shared by the records of the window
         self._pending_first_seq = 0
+        self._records_failed = 0  # records whose write failed (their futures carry the error)
         self._flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._flushing: asyncio.Future[None] | None = None
         self._inflight = 0
@@ -330,23 +334,27 @@ class ShareSpool:
 
         Returns the seq and a future that resolves when the record is fsynced, or fails with the
         ``OSError`` that kept it off the disk. Call from the event loop; never blocks.
+
+        The future is the group commit's: every record appended in the same window gets the same one (one
+        future and one wake-up per fsync, not per share). Never cancel it; wrap it in
+        :func:`asyncio.shield` to wait with a timeout.
         """
         if self._closed:
             raise RuntimeError("spool is closed")
-        loop = asyncio.get_running_loop()
         seq = self._next_seq
         frame = encode_frame(seq, record)
         self._next_seq = seq + 1
-        if not self._pending:
+        future = self._pending_future
+        if future is None:
+            loop = asyncio.get_running_loop()
             self._pending_first_seq = seq
+            future = self._pending_future = loop.create_future()
+            if self._flush_handle is None and self._flushing is None:
+                if self.group_commit_seconds > 0:
+                    self._flush_handle = loop.call_later(self.group_commit_seconds, self._start_flush)
+                else:
+                    self._flush_handle = loop.call_soon(self._start_flush)
         self._pending.append(frame)
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending_futures.append(future)
-        if self._flush_handle is None and self._flushing is None:
-            if self.group_commit_seconds > 0:
-                self._flush_handle = loop.call_later(self.group_commit_seconds, self._start_flush)
-            else:
-                self._flush_handle = loop.call_soon(self._start_flush)
         return seq, future
 
     def _start_flush(self) -> None:
@@ -354,26 +362,35 @@ class ShareSpool:
         if self._flushing is not None or not self._pending:
             return
         data = b"".join(self._pending)
-        futures = self._pending_futures
+        future = self._pending_future
+        assert future is not None
         first, last = self._pending_first_seq, self._next_seq - 1
-        self._pending, self._pending_futures = [], []
+        count = len(self._pending)
+        self._pending, self._pending_future = [], None
         loop = asyncio.get_running_loop()
         flushing = loop.run_in_executor(self._executor, self._write_batch, data, first, last)
         self._flushing = flushing
-        self._inflight = len(futures)
-        flushing.add_done_callback(lambda f: self._flush_done(f, futures))
+        self._inflight = count
+        flushing.add_done_callback(lambda f: self._flush_done(f, future, count))
 
-    def _flush_done(self, done: asyncio.Future[None], futures: list[asyncio.Future[None]]) -> None:
+    def _flush_done(self, done: asyncio.Future[None], future: asyncio.Future[None], count: int) -> None:
         self._flushing = None
         self._inflight = 0
         error = done.exception()
-        for future in futures:
-            if future.done():
-                continue
+        if error is not None:
+            with self._lock:
+                self._records_failed += count
+            if self.on_failure is not None:
+                try:
+                    self.on_failure(count, error)
+                except Exception:  # counting must not stop the spool
+                    log.exception("spool_on_failure_failed")
+        if not future.done():
             if error is None:
                 future.set_result(None)
             else:
                 future.set_exception(error)
+                future.exception()  # retrieved: every holder of it reports the error itself
         waiters, self._sync_waiters = self._sync_waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -519,5 +536,5 @@ class ShareSpool:
                 last_seq=self._next_seq - 1, fsynced_seq=self._fsynced_seq,
                 pending_records=len(self._pending) + self._inflight,
                 bytes=sum(s.size for s in self._segments), segments=len(self._segments),
-                fsyncs=self._fsyncs, write_errors=self._write_errors,
+                fsyncs=self._fsyncs, write_errors=self._write_errors, records_failed=self._records_failed,
             )
