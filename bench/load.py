@@ -705,6 +705,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--log-level", default="warning")
     p.add_argument("--profile", default="",
                    help="py-spy record the (first) pool process into this SVG (a .txt name: collapsed stacks)")
+    p.add_argument("--profile-native", action="store_true", help="with --profile: C frames too (py-spy --native)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (config, logs)")
     args = p.parse_args(argv)
 
@@ -754,7 +755,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             target = process_tree(procs[-1].pid)[-1]
             fmt = ["--format", "raw"] if args.profile.endswith(".txt") else []  # collapsed stacks, for reading
             profiler = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "-o", args.profile,
-                                         "-p", str(target), "-r", "200", "--nonblocking", "--threads", *fmt],
+                                         "-p", str(target), "-r", "200", "--nonblocking", "--threads", *fmt,
+                                         *(["--native"] if args.profile_native else [])],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with contextlib.suppress(ImportError):
             import uvloop

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -60,6 +61,8 @@ class PoolMetrics:
                                        ["coin", "direction"], registry=r)
         self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
         self._window: dict[str, deque[tuple[float, float]]] = {}
+        self._accepted: dict[str, tuple[Any, Any]] = {}
+        self._rejected: dict[tuple[str, str], Any] = {}
 
     def rpc_observer(self, daemon: str, method: str, seconds: float, error: str | None) -> None:
         """DaemonClient.observer: latency of every call, and errors by kind."""
@@ -67,13 +70,26 @@ class PoolMetrics:
         if error is not None:
             self.rpc_errors.labels(daemon, method, error).inc()
 
+    def share_rejected(self, coin: str, reason: str) -> None:
+        child = self._rejected.get((coin, reason))
+        if child is None:
+            if len(self._rejected) >= 10_000:  # reasons are a short fixed list; never grow without bound
+                self._rejected.clear()
+            child = self._rejected[(coin, reason)] = self.shares.labels(coin, "rejected", reason)
+        child.inc()
+
     def spool_failed(self, count: int, _error: BaseException) -> None:
         """ShareSpool.on_failure: ``count`` records of a group commit did not reach the disk."""
         self.share_not_durable.inc(count)
 
     def share_accepted(self, coin: str, difficulty: float, multiplier: int) -> None:
-        self.shares.labels(coin, "accepted", "").inc()
-        self.accepted_difficulty.labels(coin).inc(difficulty)
+        # per share: the labelled children are looked up once per coin (labels() costs more than inc())
+        children = self._accepted.get(coin)
+        if children is None:
+            children = self._accepted[coin] = (self.shares.labels(coin, "accepted", ""),
+                                               self.accepted_difficulty.labels(coin))
+        children[0].inc()
+        children[1].inc(difficulty)
         # one bucket per second keeps the window small whatever the share rate
         second = float(int(self.clock()))
         window = self._window.setdefault(coin, deque())

@@ -18,6 +18,7 @@ import structlog
 
 from stratum_pool.chain.address import address_to_script
 from stratum_pool.config import CoinSettings, Settings
+from stratum_pool.daemon.gcpause import gc_paused
 from stratum_pool.daemon.notify import (
     BestBlockPoller,
     BlockNotifyListener,
@@ -201,9 +202,11 @@ class CoinPool:
         """
         async with self._refresh_lock:
             gbt = await self.daemon.getblocktemplate()
-            new_block = self.jobs.update(gbt)
+            # from the answer to the last miner's write: nothing but the work (no collector, logs or metrics)
+            with gc_paused():
+                new_block = self.jobs.update(gbt)
+                self.server.broadcast(new_block, self.jobs)
             self.stats.templates += 1
-            self.server.broadcast(new_block, self.jobs)
             self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
             if new_block and since is not None:
                 self.metrics.new_block_to_notify.labels(self.coin.key).observe(time.monotonic() - since)
@@ -298,7 +301,7 @@ class CoinPool:
                 return self.recorder.share(self.coin.key, action)[1]
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
-            self.metrics.shares.labels(self.coin.key, "rejected", action.reason).inc()
+            self.metrics.share_rejected(self.coin.key, action.reason)
             log.debug("share_rejected", worker=action.worker, reason=action.reason, job=action.job_id)
             if self.recorder is not None:
                 address = split_worker(action.worker)[0]

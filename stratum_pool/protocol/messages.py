@@ -51,7 +51,7 @@ class ProtocolError(ValueError):
         self.has_id = has_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class Request:
     """One request (or notification, when ``id`` is None) from the miner."""
 
@@ -60,7 +60,7 @@ class Request:
     params: tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class Response:
     """A miner answering something we sent (e.g. ``client.get_version``); sessions ignore these."""
 
