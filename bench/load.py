@@ -128,6 +128,57 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
+def thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds of ``pids`` by thread name (trailing digits dropped: spool-writer_0 -> spool-writer; the
+    event loop is the process's main thread, named after the program)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+                with open(f"/proc/{pid}/task/{task}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            name = "event loop (main thread)" if task == str(pid) else name.rstrip("0123456789").rstrip("_-")
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def wakeups(pids: list[int]) -> int:
+    """Voluntary context switches of the processes' main threads: how often each event loop went to sleep
+    and was woken (a loop that wakes for fewer events pays its per-wake-up cost over fewer submits)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def socket_count(pid: int) -> int:
+    """Open sockets of one process (its sessions, plus a few of its own)."""
+    count = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    count += 1
+    except OSError:
+        pass
+    return count
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -617,12 +668,24 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
     mix = {"stale": args.stale, "duplicate": args.duplicate, "low": args.low}
     mix["valid"] = 1.0 - sum(mix.values())
     pids = process_tree(pool_pids[0])
+    workers = pids[1:] if len(pids) > 1 and (args.workers > 1 or args.multiproc) else pids
+    result.update(sockets_per_worker=[socket_count(p) for p in workers])
     cpu_before = cpu_seconds(pids)
+    threads_before = thread_cpu(pids)
+    wakeups_before = wakeups(workers)
     rows_before = share_rows(args.dsn) if args.dsn else 0
     started = time.monotonic()
     elapsed = await submit_load(active, args.rate, args.seconds, mix, tally)
     cpu = cpu_seconds(pids) - cpu_before
+    threads_after = thread_cpu(pids)
+    woken = wakeups(workers) - wakeups_before
     submits = sum(tally.answered.values())
+    result.update(
+        server_cpu_us_per_submit_by_thread={
+            name: round((seconds - threads_before.get(name, 0.0)) / max(1, submits) * 1e6, 2)
+            for name, seconds in sorted(threads_after.items())
+            if seconds - threads_before.get(name, 0.0) > 0},
+        loop_wakeups_per_1000_submits=round(woken / max(1, submits) * 1000, 1))
     accepted = tally.answered["valid:accepted"]
     wrong = {k: v for k, v in tally.answered.items() if k.split(":")[1] != EXPECTED[k.split(":")[0]]}
     result.update(
@@ -674,6 +737,9 @@ def print_table(r: dict[str, Any]) -> None:
         ("unexpected answers", str(r["unexpected_answers"] or "none")),
         ("server CPU per 1,000 submits", f"{r['server_cpu_ms_per_1000_submits']} ms "
                                          f"({r['server_cpu_us_per_submit']} us per submit)"),
+        ("  of which, by thread", ", ".join(f"{k} {v} us" for k, v in r["server_cpu_us_per_submit_by_thread"].items())),
+        ("event-loop wake-ups per 1,000 submits", str(r["loop_wakeups_per_1000_submits"])),
+        ("sockets per pool process", str(r["sockets_per_worker"])),
         ("submit round trip", f"p50 {r['rtt_p50_ms']} ms, p99 {r['rtt_p99_ms']} ms"),
         ("share rows/s into PostgreSQL", str(r["db_share_rows_per_second"])),
     ]
