@@ -202,6 +202,46 @@ def test_template_commitment_computed_when_absent() -> None:
     assert template_from_gbt(_gbt(legacy, commitment=False), RBTC).witness_commitment is None
 
 
+def test_template_unusual_entries_take_the_careful_way() -> None:
+    txs = _segwit_txs(5)
+    plain = template_from_gbt(_gbt(txs), RBTC)
+    gbt = _gbt(txs)
+    entries = gbt["transactions"]
+    entries[1]["data"] = " ".join(entries[1]["data"][i : i + 8] for i in range(0, len(entries[1]["data"]), 8))
+    entries[2]["txid"] = ""  # computed from the data
+    del entries[3]["txid"]
+    assert template_from_gbt(gbt, RBTC) == plain
+
+
+@pytest.mark.parametrize(("index", "key", "value", "message"), [
+    (2, "data", "zz", r"'transactions\[2\].data' is not valid hex"),
+    (1, "data", 17, r"'transactions\[1\].data' is not a hex string"),
+    (0, "data", None, r"'transactions\[0\].data' is not a hex string"),
+    (3, "txid", "ab" * 31, "64 hex digits"),
+    (3, "txid", "xy" * 32, "non-hexadecimal"),
+])
+def test_template_bad_transaction_entries(index: int, key: str, value: object, message: str) -> None:
+    gbt = _gbt(_segwit_txs(5))
+    if value is None:
+        del gbt["transactions"][index][key]
+    else:
+        gbt["transactions"][index][key] = value
+    with pytest.raises(ValueError, match=message):
+        template_from_gbt(gbt, RBTC)
+
+
+def test_template_wtxids_only_when_the_commitment_is_computed() -> None:
+    txs = _segwit_txs(7)
+    given = _gbt(txs)
+    for entry in given["transactions"]:
+        del entry["hash"]  # wtxids are not needed beside the daemon's commitment
+    assert template_from_gbt(given, RBTC) == template_from_gbt(_gbt(txs), RBTC)
+    computed = _gbt(txs, commitment=False)
+    for entry in computed["transactions"]:
+        del entry["hash"]  # computed from the data (sha256d of it as given)
+    assert template_from_gbt(computed, RBTC) == template_from_gbt(_gbt(txs), RBTC)
+
+
 def test_template_target_from_bits_when_absent() -> None:
     gbt = _gbt([])
     del gbt["target"]

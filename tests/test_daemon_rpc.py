@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import gc
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from stratum_pool.coins import get_coin
+from stratum_pool.daemon import gcpause
 from stratum_pool.daemon.rpc import (
     ACCEPTED,
+    COLLECT_YOUNG_ABOVE_BYTES,
+    FAST_METHODS,
     DaemonClient,
     DaemonEndpoint,
     DaemonUnavailableError,
     EndpointSubmit,
     RpcAuthError,
     RpcConnectionError,
+    RpcError,
     SubmitResult,
     normalize_submit_result,
     only_timeouts,
@@ -199,3 +207,136 @@ async def test_cancelling_a_call_aborts_the_http_request() -> None:
                 await task
             await asyncio.wait_for(closed.wait(), 2)
             assert client.state("slow").up  # a cancelled call says nothing about the daemon
+
+
+# --- the orjson path of FAST_METHODS (getblocktemplate & co.) ----------------------------------------------
+class _Daemon:
+    """A one-answer-per-connection HTTP JSON-RPC daemon: ``answer(request) -> (status, content type, body)``."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.requests: list[tuple[bytes, dict[str, Any]]] = []  # (header block, JSON body)
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        request = orjson.loads(await reader.readexactly(length))
+        self.requests.append((head, request))
+        status, content_type, body = self.answer(request)
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+                     f"Connection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+
+def _ok(result: bytes) -> Any:
+    return lambda request: ("200 OK", "application/json",
+                            b'{"result":' + result + b',"error":null,"id":' + orjson.dumps(request["id"]) + b"}")
+
+
+async def _client_for(daemon: _Daemon) -> tuple[asyncio.Server, DaemonClient]:
+    server, port = await _serve(daemon)
+    ep = DaemonEndpoint("node", f"http://127.0.0.1:{port}/", "user", "pw:@/")
+    return server, DaemonClient([ep], get_coin("bitcoin", "regtest"), retries=0)
+
+
+async def test_getblocktemplate_goes_the_fast_way_with_the_same_request() -> None:
+    template = {"version": 536870912, "coinbasevalue": 5_000_000_000, "transactions": [{"fee": 1234}],
+                "bits": "207fffff", "previousblockhash": "00" * 32}
+    daemon = _Daemon(_ok(orjson.dumps(template)))
+    server, client = await _client_for(daemon)
+    async with server, client:
+        assert await client.getblocktemplate() == template
+        assert await client.getblocktemplate() == template
+    (head, first), (_, second) = daemon.requests
+    assert first["method"] == "getblocktemplate" and first["version"] == "1.1"
+    assert first["params"] == [{"rules": ["segwit"]}]
+    assert second["id"] != first["id"]
+    assert b"Authorization: Basic " + base64.b64encode(b"user:pw:@/") in head
+    assert b"Content-type: application/json" in head
+
+
+def test_fast_methods_are_the_ones_without_amounts() -> None:
+    assert "getblocktemplate" in FAST_METHODS and "submitblock" in FAST_METHODS
+    assert not FAST_METHODS & {"getwalletinfo", "listtransactions", "sendmany", "getbalance", "gettransaction"}
+
+
+async def test_other_methods_keep_decimal_amounts() -> None:
+    daemon = _Daemon(_ok(b'{"balance":0.5,"txcount":3}'))
+    server, client = await _client_for(daemon)
+    async with server, client:
+        info = await client.call("getwalletinfo")
+    assert info == {"balance": Decimal("0.5"), "txcount": 3} and isinstance(info["balance"], Decimal)
+
+
+async def test_fast_path_numbers() -> None:
+    answers = iter([b'{"coinbasevalue":18446744073709551615,"fee":-9223372036854775808}', b'{"x":1e400}'])
+    server, client = await _client_for(_Daemon(lambda request: _ok(next(answers))(request)))
+    async with server, client:
+        # integers exact to 64 bits
+        assert await client.getblocktemplate() == {"coinbasevalue": 2**64 - 1, "fee": -(2**63)}
+        # what orjson refuses and json takes is parsed as python-bitcoinrpc would
+        assert await client.getblocktemplate() == {"x": Decimal("1e400")}
+
+
+async def test_fast_path_rpc_error_is_an_rpc_error() -> None:
+    def answer(request: dict[str, Any]) -> tuple[str, str, bytes]:
+        return ("500 Internal Server Error", "application/json", orjson.dumps(
+            {"result": None, "error": {"code": -8, "message": "Block height out of range"}, "id": request["id"]}))
+
+    server, client = await _client_for(_Daemon(answer))
+    async with server, client:
+        with pytest.raises(RpcError) as info:
+            await client.getblockhash(10**6)
+    assert info.value.code == -8 and info.value.endpoint == "node" and "out of range" in info.value.message
+
+
+@pytest.mark.parametrize(("status", "content_type", "body", "error", "text"), [
+    ("401 Unauthorized", "text/html", b"", RpcAuthError, "wrong RPC credentials"),
+    ("403 Forbidden", "text/html", b"", RpcAuthError, "forbidden"),
+    ("500 Internal Server Error", "text/html", b"oops", RpcConnectionError, "HTTP 500 without a JSON body"),
+    ("200 OK", "application/json", b"{not json", RpcConnectionError, "'node' unreachable"),
+])
+async def test_fast_path_failures_map_like_python_bitcoinrpc(status: str, content_type: str, body: bytes,
+                                                             error: type[Exception], text: str) -> None:
+    server, client = await _client_for(_Daemon(lambda request: (status, content_type, body)))
+    async with server, client:
+        endpoint = client.endpoints[0]
+        with pytest.raises(error, match=text):
+            await client.call_endpoint(endpoint, "getblocktemplate", {})
+        # the same answer to a method python-bitcoinrpc parses gives the same kind of error
+        with pytest.raises(error):
+            await client.call_endpoint(endpoint, "getnetworkinfo")
+
+
+@pytest.mark.parametrize(("body", "text"), [
+    (b"[1, 2]", "not an object"),
+    (b'{"error":null,"id":1}', "missing JSON-RPC result"),  # python-bitcoinrpc lets a KeyError out here
+])
+async def test_fast_path_answer_without_a_result(body: bytes, text: str) -> None:
+    server, client = await _client_for(_Daemon(lambda request: ("200 OK", "application/json", body)))
+    async with server, client:
+        with pytest.raises(RpcConnectionError, match=text):
+            await client.call_endpoint(client.endpoints[0], "getblocktemplate", {})
+
+
+async def test_big_template_is_parsed_without_collection_and_leaves_the_collector_on() -> None:
+    big = orjson.dumps({"transactions": [{"data": "00" * 500, "txid": f"{i:064x}"} for i in range(1000)]})
+    assert len(big) > COLLECT_YOUNG_ABOVE_BYTES
+    server, client = await _client_for(_Daemon(_ok(big)))
+    assert gc.isenabled()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        async with server, client:
+            assert len((await client.getblocktemplate())["transactions"]) == 1000
+    finally:
+        gc.callbacks.remove(count)
+    assert gc.isenabled() and not gcpause.paused()
+    assert collections.count(0) >= 1  # the young generation, right after parsing

@@ -1,9 +1,14 @@
-"""The job manager: templates in, jobs per payout key out, staleness, and how long old jobs stay known."""
+"""The job manager: templates in, jobs per payout key out, staleness, how long old jobs stay known, and
+the server fanning its jobs out to sessions (``StratumServer.broadcast``)."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from mainnet import gbt_from_block, read_block
 
@@ -11,6 +16,8 @@ from stratum_pool.chain.address import address_to_script
 from stratum_pool.chain.block import parse_block
 from stratum_pool.coins import get_coin
 from stratum_pool.jobs.manager import KEEP_TEMPLATES, JobManager
+from stratum_pool.protocol.session import Session, SessionConfig
+from stratum_pool.server import StratumServer
 
 BTC = get_coin("bitcoin", "mainnet")
 ALICE = "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"
@@ -93,3 +100,131 @@ def test_bad_address_is_refused_when_the_job_is_built() -> None:
     m.update(gbt())
     with pytest.raises(ValueError):
         m.current_job("not-an-address")
+
+
+# ------------------------------------------------------------------- fanning jobs out to sessions
+
+
+class _RecordingTransport:
+    """A real transport with its writes logged (and, for a slow reader, a large write buffer)."""
+
+    def __init__(self, inner: Any, name: str, log: list[str], buffered: int | None = None) -> None:
+        self.inner = inner
+        self.name = name
+        self.log = log
+        self.buffered = buffered
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.log.append(f"write {self.name}")
+        self.inner.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered if self.buffered is not None else int(self.inner.get_write_buffer_size())
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.inner.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _Fanout:
+    """A StratumServer serving a JobManager's work to real socket clients."""
+
+    def __init__(self) -> None:
+        self.jobs = manager()
+        self.jobs.update(gbt())
+        self.config = SessionConfig(BTC, initial_difficulty=2.0, vardiff_enabled=False)
+        self.validator = self.config.make_validator()
+        self.ids = itertools.count(1)
+        self.server = StratumServer("127.0.0.1", 0, self.session, lambda action: None)
+        self.clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    def session(self, peer: str) -> Session:
+        en1 = next(self.ids).to_bytes(4, "big")
+        return Session(self.config, self.jobs, lambda a: address_to_script(a, BTC), en1.hex(), en1,
+                       lambda: 100.0, validator=self.validator)
+
+    async def connect(self, address: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        writer.write(orjson.dumps({"id": 1, "method": "mining.subscribe", "params": []}) + b"\n"
+                     + orjson.dumps({"id": 2, "method": "mining.authorize", "params": [f"{address}.w", ""]})
+                     + b"\n")
+        seen = []
+        while "mining.notify" not in seen:  # subscribe answer, authorize answer, difficulty, first job
+            seen.append(str((await read(reader)).get("method")))
+        self.clients.append((reader, writer))
+
+    def connections(self) -> list[Any]:
+        return list(self.server._connections)
+
+
+async def read(reader: asyncio.StreamReader) -> dict[str, Any]:
+    return orjson.loads(await asyncio.wait_for(reader.readline(), 5))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def fanout() -> AsyncIterator[_Fanout]:
+    f = _Fanout()
+    await f.server.start()
+    yield f
+    for _, writer in f.clients:
+        writer.close()
+    await f.server.close()
+
+
+async def test_broadcast_writes_every_miner_before_any_bookkeeping(fanout: _Fanout) -> None:
+    for address in (ALICE, BOB, ALICE):
+        await fanout.connect(address)
+    log: list[str] = []
+    for i, conn in enumerate(fanout.connections()):
+        conn.transport = _RecordingTransport(conn.transport, str(i), log)
+        push_job = conn.session.push_job
+
+        def recording_push_job(*args: Any, _i: int = i, _push: Any = push_job) -> Any:
+            log.append(f"push {_i}")
+            return _push(*args)
+
+        conn.session.push_job = recording_push_job
+    assert fanout.jobs.update(gbt(prev="11" * 32)) is True
+    assert fanout.server.broadcast(True, fanout.jobs) == 3
+    assert log == ["write 0", "write 1", "write 2", "push 0", "push 1", "push 2"]
+    notifies = [await read(reader) for reader, _ in fanout.clients]
+    assert all(n["method"] == "mining.notify" and n["params"][-1] is True for n in notifies)
+    # solo: one job per payout address, the same line for the same address
+    assert notifies[0] == notifies[2] and notifies[0]["params"][0] != notifies[1]["params"][0]
+    # the bookkeeping happened: the job is judged by the difficulty it was sent with, even after a raise
+    session = fanout.connections()[0].session
+    session.vardiff.difficulty = 8.0
+    assert session.required_difficulty(notifies[0]["params"][0]) == 2.0
+
+
+async def test_broadcast_sends_a_pending_difficulty_before_the_job(fanout: _Fanout) -> None:
+    await fanout.connect(ALICE)
+    await fanout.connect(BOB)
+    changed = fanout.connections()[1].session
+    changed.vardiff.difficulty = 4.0  # not sent yet
+    fanout.jobs.update(gbt(prev="22" * 32))
+    assert fanout.server.broadcast(True, fanout.jobs) == 2
+    (r0, _), (r1, _) = fanout.clients
+    assert (await read(r0))["method"] == "mining.notify"
+    first, second = await read(r1), await read(r1)
+    assert first == {"id": None, "method": "mining.set_difficulty", "params": [4]}
+    assert second["method"] == "mining.notify" and second["params"][-1] is True
+    assert changed.sent_difficulty == 4.0
+
+
+async def test_broadcast_drops_a_miner_that_does_not_read(fanout: _Fanout) -> None:
+    await fanout.connect(ALICE)
+    await fanout.connect(BOB)
+    log: list[str] = []
+    slow, fine = fanout.connections()
+    slow.transport = _RecordingTransport(slow.transport, "slow", log, buffered=10**9)
+    fine.transport = _RecordingTransport(fine.transport, "fine", log)
+    fanout.jobs.update(gbt(prev="33" * 32))
+    assert fanout.server.broadcast(True, fanout.jobs) == 2
+    assert log == ["write slow", "write fine"]
+    assert slow.transport.aborted and not fine.transport.aborted
+    assert (await read(fanout.clients[1][0]))["method"] == "mining.notify"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from binascii import unhexlify
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,37 @@ def segwit_active(gbt: Mapping[str, Any]) -> bool:
     return any(str(rule).lstrip("!") == "segwit" for rule in rules)
 
 
+def _transaction_data(entries: Sequence[Mapping[str, Any]]) -> list[bytes]:
+    """Every transaction's ``data`` as bytes (ValueError naming the first bad one)."""
+    try:
+        # one C call per transaction (unhexlify is faster than bytes.fromhex: no whitespace to skip)
+        return [unhexlify(entry["data"]) for entry in entries]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    # something is off (or only unusual, such as whitespace, which bytes.fromhex allows): the careful way
+    return [_hex_field(entry.get("data"), f"transactions[{i}].data") for i, entry in enumerate(entries)]
+
+
+def _txids(entries: Sequence[Mapping[str, Any]], transactions: Sequence[bytes]) -> list[bytes]:
+    """Internal-order txids: the ``txid`` fields, or computed from the data where a template has none."""
+    try:
+        txids = [unhexlify(entry["txid"])[::-1] for entry in entries]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    else:
+        if all(len(txid) == 32 for txid in txids):
+            return txids
+    txids = []
+    for entry, data in zip(entries, transactions, strict=True):
+        if entry.get("txid"):
+            txids.append(internal_from_display(entry["txid"]))
+        else:
+            # BIP144 marker: a zero where the input count would be (no transaction has zero inputs)
+            segwit_serialized = len(data) > 5 and data[4] == 0
+            txids.append(parse_tx(data).txid if segwit_serialized else sha256d(data))
+    return txids
+
+
 def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0.0) -> Template:
     """Parse a getblocktemplate answer (bitcoind, litecoind or bcoin) into a Template.
 
@@ -72,24 +104,9 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
     nbits = int(nbits_raw, 16)
     target = int(gbt["target"], 16) if gbt.get("target") else bits_to_target(nbits)
 
-    transactions: list[bytes] = []
-    txids: list[bytes] = []
-    wtxids: list[bytes] = []
-    has_witness = False
-    for i, entry in enumerate(_field(gbt, "transactions")):
-        data = _hex_field(entry.get("data"), f"transactions[{i}].data")
-        transactions.append(data)
-        # BIP144 marker: a zero where the input count would be (no transaction has zero inputs)
-        segwit_serialized = len(data) > 5 and data[4] == 0
-        if entry.get("txid"):
-            txid = internal_from_display(entry["txid"])
-        else:
-            txid = parse_tx(data).txid if segwit_serialized else sha256d(data)
-        # the wtxid is sha256d of the data as given, so it needs no parsing when ``hash`` is absent
-        wtxid = internal_from_display(entry["hash"]) if entry.get("hash") else sha256d(data)
-        has_witness = has_witness or wtxid != txid
-        txids.append(txid)
-        wtxids.append(wtxid)
+    entries = _field(gbt, "transactions")
+    transactions = _transaction_data(entries)
+    txids = _txids(entries, transactions)
 
     commitment_hex = gbt.get("default_witness_commitment")
     witness_commitment: bytes | None
@@ -99,8 +116,14 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
         witness_commitment = None
     elif commitment_hex:
         witness_commitment = _hex_field(commitment_hex, "default_witness_commitment")
-    elif coin.segwit and has_witness:
-        witness_commitment = _commitment_script(_witness_root(wtxids), WITNESS_RESERVED_VALUE)
+    elif coin.segwit:
+        # the wtxids are only needed here (the daemon's commitment is taken as given otherwise); the wtxid
+        # is sha256d of the data as given, so it needs no parsing when ``hash`` is absent
+        wtxids = [internal_from_display(entry["hash"]) if entry.get("hash") else sha256d(data)
+                  for entry, data in zip(entries, transactions, strict=True)]
+        has_witness = wtxids != txids
+        witness_commitment = (_commitment_script(_witness_root(wtxids), WITNESS_RESERVED_VALUE)
+                              if has_witness else None)
     else:
         witness_commitment = None
     mweb_hex = gbt.get("mweb")
