@@ -168,7 +168,7 @@ class CoinPool:
         if s.zmq_hashblock:
             self._sources.append(ZmqBlockSubscriber(s.zmq_hashblock, self._on_new_block))
         if s.longpoll:
-            self._sources.append(LongpollWatcher(self.daemon, self._on_new_block))
+            self._sources.append(LongpollWatcher(self.daemon, self._on_new_block, self._on_longpoll_template))
         self._sources.append(BestBlockPoller(self.daemon, self._on_new_block, interval=s.poll_interval_seconds))
         for source in self._sources:
             source.start()
@@ -202,21 +202,42 @@ class CoinPool:
         """
         async with self._refresh_lock:
             gbt = await self.daemon.getblocktemplate()
-            # from the answer to the last miner's write: nothing but the work (no collector, logs or metrics)
-            with gc_paused():
-                new_block = self.jobs.update(gbt)
-                self.server.broadcast(new_block, self.jobs)
-            self.stats.templates += 1
-            self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
-            if new_block and since is not None:
-                self.metrics.new_block_to_notify.labels(self.coin.key).observe(time.monotonic() - since)
+            new_block = self._apply(gbt, since)
         if new_block:
-            template = self.jobs.template
-            assert template is not None
-            log.info("new_work", coin=self.coin.key, reason=reason, height=template.height,
-                     prevhash=template.prevhash_hex, transactions=len(template.transactions),
-                     sessions=len(self.server.sessions))
+            self._log_new_work(reason)
         return new_block
+
+    def _apply(self, gbt: dict[str, Any], since: float | None) -> bool:
+        """Make ``gbt`` the work and send it to every session (hold the refresh lock); True for a new block."""
+        # from the answer to the last miner's write: nothing but the work (no collector, logs or metrics)
+        with gc_paused():
+            new_block = self.jobs.update(gbt)
+            self.server.broadcast(new_block, self.jobs)
+        self.stats.templates += 1
+        self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
+        if new_block and since is not None:
+            self.metrics.new_block_to_notify.labels(self.coin.key).observe(time.monotonic() - since)
+        return new_block
+
+    async def _on_longpoll_template(self, gbt: dict[str, Any]) -> None:
+        """The long poll's answer is a whole template: use it, instead of fetching the same one again (its
+        new-block signal, which follows, then finds the work already on that block)."""
+        since = time.monotonic()
+        async with self._refresh_lock:
+            current = self.jobs.template
+            if current is not None and gbt.get("previousblockhash") == current.prevhash_hex:
+                return  # no new block (another source was first): fresher transactions come with the timer
+            new_block = self._apply(gbt, since)
+        if new_block:
+            self.stats.new_blocks_seen += 1
+            self._log_new_work("longpoll")
+
+    def _log_new_work(self, reason: str) -> None:
+        template = self.jobs.template
+        assert template is not None
+        log.info("new_work", coin=self.coin.key, reason=reason, height=template.height,
+                 prevhash=template.prevhash_hex, transactions=len(template.transactions),
+                 sessions=len(self.server.sessions))
 
     async def _new_block(self, source: str, blockhash: str | None) -> None:
         template = self.jobs.template

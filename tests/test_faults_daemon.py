@@ -163,3 +163,38 @@ async def test_spool_disk_full_is_counted_and_survived(bcoin_node: Any, tmp_path
         await pool.stop()
         await recorder.stop()
         await spool.close()
+
+
+async def test_a_long_poll_answer_becomes_the_work_without_a_second_fetch(bcoin_node: Any) -> None:
+    """Long polling alone (no blocknotify, a polling interval far away): the template the long poll returns is
+    the new work, counted as a new block, sent to the miner with clean_jobs; no extra getblocktemplate."""
+    base = settings([daemon(bcoin_node, "main")])
+    doc = {"coins": [{
+        "coin": "bitcoin", "network": "regtest", "mode": "solo", "stratum_host": "127.0.0.1", "stratum_port": 0,
+        "poll_interval_seconds": 600, "longpoll": True, "template_refresh_seconds": 600,
+        "vardiff": {"initial": SHARE_DIFFICULTY, "minimum": SHARE_DIFFICULTY, "suggestion_policy": "fixed"},
+        "daemons": [daemon(bcoin_node, "main")],
+    }]}
+    assert base.longpoll is False
+    pool = CoinPool(parse_settings(doc, address_check=address_to_script).coins[0])
+    await pool.start(ready_timeout=30)
+    miner = await Miner("127.0.0.1", pool.port, BTC, bcoin_node.new_address(), order="cgminer").start()
+    try:
+        await accepted(miner, 1)
+        assert pool.jobs.template is not None
+        height = pool.jobs.template.height
+        fetches = pool.metrics.registry.get_sample_value(
+            "stratum_pool_rpc_seconds_count", {"daemon": "main", "method": "getblocktemplate"}) or 0.0
+        await asyncio.to_thread(bcoin_node.generate, 1, bcoin_node.mining_address)
+        await wait_for(lambda: pool.jobs.template is not None and pool.jobs.template.height == height + 1)
+        job = await miner.wait_job()
+        assert job.clean and job.prevhash != b""
+        assert pool.stats.new_blocks_seen == 1
+        await accepted(miner, 1)  # on the new block's work
+        after = pool.metrics.registry.get_sample_value(
+            "stratum_pool_rpc_seconds_count", {"daemon": "main", "method": "getblocktemplate"}) or 0.0
+        # the long poll's own call (re-armed after the answer) is the only one: no refetch of the same template
+        assert fetches > 0 and after - fetches <= 1, (fetches, after)
+    finally:
+        await miner.close()
+        await pool.stop()
