@@ -353,5 +353,5 @@ async def test_a_dropped_connection_costs_no_failed_request(client: TestClient[A
     await get(client, "/health")
     with psycopg.connect(seeded_dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                     " WHERE application_name = 'stratum-pool-api'")
+                     " WHERE application_name = 'stratum-pool-api' AND datname = current_database()")
     assert (await get(client, f"/api/miner/{ALICE}"))["accounts"][0]["balance"] == 123_456_789

@@ -4,16 +4,20 @@ exactly-once loading through outages and crashes."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from datetime import UTC, date, datetime
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stratum_pool.store import shares as q
-from stratum_pool.store.loader import SpoolLoader
+from stratum_pool.store.loader import TRICKLE_RECORDS, SpoolLoader, _us
 from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareRecord, ShareSpool, SpoolRecord
 
 COIN = "bitcoin-regtest"
@@ -105,6 +109,16 @@ async def test_daily_partitions_are_created_ahead(tmp_path: Path, pg_dsn: str) -
     await spool.close()
 
 
+async def test_a_share_rounding_into_the_next_day_finds_its_partition(tmp_path: Path, pg_dsn: str) -> None:
+    last_instant = 1_700_006_400.0 - 4e-7  # 2023-11-14 23:59:59.9999996: 2023-11-15 00:00:00 to the microsecond
+    spool, _ = await spool_with(tmp_path, [share("alice", t=last_instant), share("alice", t=T0 + 3 * 86_400.0)])
+    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    assert one(pg_dsn, "SELECT time FROM shares_20231115") == datetime(2023, 11, 15, tzinfo=UTC)
+    assert one(pg_dsn, "SELECT minute FROM share_stats_minute ORDER BY minute LIMIT 1") == datetime(
+        2023, 11, 14, 23, 59, tzinfo=UTC)  # the statistics go by the share's time, as before
+    await spool.close()
+
+
 async def test_statistics_per_minute_and_day_count_accepted_rejected_and_difficulty(tmp_path: Path,
                                                                                    pg_dsn: str) -> None:
     minute = datetime.fromtimestamp(T0 - T0 % 60, UTC)
@@ -193,7 +207,7 @@ async def test_a_killed_connection_is_replaced_and_nothing_is_lost_or_doubled(tm
     loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=10)
     loader.load_batch()
     query(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE"
-                  " 'stratum-pool-loader-%%'")
+                  " 'stratum-pool-loader-%%' AND datname = current_database()")  # this test's own only
     with pytest.raises(psycopg.OperationalError):
         loader.load_batch()
     assert loader.load_all() == 20
@@ -332,6 +346,226 @@ async def test_a_block_recorded_twice_is_credited_once(tmp_path: Path, pg_dsn: s
     SpoolLoader(spool, pg_dsn, NODE).load_all()
     assert one(pg_dsn, "SELECT count(*) FROM blocks") == 1
     assert one(pg_dsn, "SELECT sum(amount) FROM credits") == 1000
+    await spool.close()
+
+
+# ----- the fast path gives what the plain one did
+
+
+MIDNIGHT = 1_700_006_400.0  # 2023-11-15 00:00:00 UTC
+
+
+def reference(records: list[SpoolRecord], seqs: list[int]) -> dict[str, Any]:
+    """What the database must hold after loading ``records``, computed the plain way: a ``datetime`` per share,
+    statistics per (worker, minute) in Python, workers' first record, last time, best and last user agent."""
+    shares = []
+    minutes: dict[tuple[str, str, datetime], list[Any]] = defaultdict(lambda: [0, 0, 0.0])
+    days: dict[tuple[str, str, date], list[Any]] = defaultdict(lambda: [0, 0, 0.0])
+    workers: dict[tuple[str, str], dict[str, Any]] = {}
+    for r, seq in zip(records, seqs, strict=True):
+        if isinstance(r, BlockRecord):
+            continue
+        key = (r.address, r.worker_name)
+        at = datetime.fromtimestamp(r.time - r.time % 60.0, UTC)
+        w = workers.setdefault(key, {"first_seen": datetime.fromtimestamp(r.time, UTC),
+                                     "last_seen": datetime.fromtimestamp(r.time, UTC), "best": 0.0,
+                                     "agent": r.user_agent if isinstance(r, ShareRecord) else ""})
+        if isinstance(r, ShareRecord):
+            shares.append((datetime.fromtimestamp(r.time, UTC), COIN, r.address, r.worker_name, r.difficulty,
+                           r.achieved, r.height, r.is_block, NODE, seq))
+            for stat in (minutes[(*key, at)], days[(*key, at.date())]):
+                stat[0] += 1
+                stat[2] += r.difficulty
+            w["last_seen"] = max(w["last_seen"], datetime.fromtimestamp(r.time, UTC))
+            w["best"] = max(w["best"], r.achieved)
+            w["agent"] = r.user_agent or w["agent"]
+        else:
+            minutes[(*key, at)][1] += r.count
+            days[(*key, at.date())][1] += r.count
+    return {"shares": shares, "minutes": {k: tuple(v) for k, v in minutes.items()},
+            "days": {k: tuple(v) for k, v in days.items()},
+            "workers": {k: (w["first_seen"], w["last_seen"], w["best"], w["agent"]) for k, w in workers.items()}}
+
+
+def loaded(dsn: str) -> dict[str, Any]:
+    shares = query(dsn, "SELECT s.time, c.key, a.address, w.name, s.difficulty, s.achieved, s.height, s.is_block,"
+                        " s.node_id, s.seq FROM shares s JOIN coins c ON c.id = s.coin_id"
+                        " JOIN accounts a ON a.id = s.account_id JOIN workers w ON w.id = s.worker_id"
+                        " AND w.account_id = a.id ORDER BY s.seq")
+    minutes = query(dsn, "SELECT a.address, w.name, s.minute, s.accepted, s.rejected, s.difficulty"
+                         " FROM share_stats_minute s JOIN workers w ON w.id = s.worker_id"
+                         " JOIN accounts a ON a.id = w.account_id")
+    days = query(dsn, "SELECT a.address, w.name, s.day, s.accepted, s.rejected, s.difficulty"
+                      " FROM share_stats_day s JOIN workers w ON w.id = s.worker_id"
+                      " JOIN accounts a ON a.id = w.account_id")
+    workers = query(dsn, "SELECT a.address, w.name, w.first_seen, w.last_seen, w.best_difficulty, w.user_agent"
+                         " FROM workers w JOIN accounts a ON a.id = w.account_id")
+    return {"shares": shares, "minutes": {(a, n, m): (x, y, z) for a, n, m, x, y, z in minutes},
+            "days": {(a, n, d): (x, y, z) for a, n, d, x, y, z in days},
+            "workers": {(a, n): (f, last, b, u) for a, n, f, last, b, u in workers}}
+
+
+def mixed_records(rng: random.Random, n: int, t0: float) -> list[SpoolRecord]:
+    """Shares and rejects of a dozen workers, several user agents each, times mostly rising (some jitter back),
+    among them exact half-microsecond ties and the last instants before midnight."""
+    addresses = ["alice", "bob", "carol", "dave"]
+    names = ["", "rig", "rig2"]
+    agents = ["", "cgminer/4.12", "bfgminer/5.5"]
+    out: list[SpoolRecord] = []
+    t = t0
+    for i in range(n):
+        t += rng.choice([0.0, 0.37, 1.5, 7.0, 2**-7, 61.0]) - (0.9 if i % 17 == 0 else 0.0)
+        at = rng.choice([t, t, t, float(int(t)) + 2**-7, float(int(t)) + 3 * 2**-7, MIDNIGHT - 4e-7,
+                         MIDNIGHT - 2.5e-6, MIDNIGHT - 1e-6])
+        address, name = rng.choice(addresses), rng.choice(names)
+        if rng.random() < 0.1:  # a reject count for the minute, often before that minute's shares
+            out.append(RejectedRecord(0, at - at % 60.0, COIN, address, name, "stale", rng.randint(1, 5)))
+        else:
+            out.append(ShareRecord(0, at, COIN, address, name, rng.choice(agents), rng.randint(1, 64) / 4,
+                                   rng.choice([rng.randint(1, 10**6) / 8, 0.5]), 100 + i % 5, i % 97 == 0))
+    out.append(RejectedRecord(0, t0 - t0 % 60.0, COIN, "erin", "only-rejects", "low-difficulty", 3))
+    return out
+
+
+async def test_rows_statistics_and_workers_match_the_plain_computation(tmp_path: Path, pg_dsn: str) -> None:
+    rng = random.Random(7)
+    first = mixed_records(rng, 700, MIDNIGHT - 400.0)
+    spool, seqs = await spool_with(tmp_path, first)
+    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=37)  # many batches: statistics add up across them
+    assert loader.load_all() == len(first)
+    assert loaded(pg_dsn) == reference(first, seqs)
+    # the same loader (its ids cached) on more of the same workers, new user agents and a new worker
+    second = mixed_records(rng, 300, MIDNIGHT + 3_000.0)
+    second.append(share("frank", 2.0, t=MIDNIGHT + 9_000.0, worker="new", agent="new/1"))
+    seqs += await append_all(spool, second)
+    assert loader.load_all() == len(second)
+    assert loaded(pg_dsn) == reference(first + second, seqs)
+    assert loader.stats().shares_loaded == len(reference(first + second, seqs)["shares"])
+    parts = {r[0] for r in query(pg_dsn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                                         " WHERE i.inhparent = 'shares'::regclass")}
+    assert {"shares_20231114", "shares_20231115", "shares_20231116"} <= parts
+    await spool.close()
+
+
+async def test_a_reject_before_the_shares_of_its_minute_leaves_their_times_alone(tmp_path: Path,
+                                                                                  pg_dsn: str) -> None:
+    records: list[SpoolRecord] = [RejectedRecord(0, T0 - T0 % 60, COIN, "alice", "rig", "stale", 1),
+                                  share("alice", t=T0 + 1.25), share("alice", t=T0 + 2.5)]
+    spool, _ = await spool_with(tmp_path, records)
+    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    assert [r[0] for r in query(pg_dsn, "SELECT time FROM shares ORDER BY seq")] == [
+        datetime.fromtimestamp(T0 + 1.25, UTC), datetime.fromtimestamp(T0 + 2.5, UTC)]
+    await spool.close()
+
+
+@given(st.floats(min_value=2.0**19, max_value=2.0**34, allow_nan=False))
+def test_microseconds_round_exactly_like_datetime(t: float) -> None:
+    assert datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=_us(t)) == datetime.fromtimestamp(t, UTC)
+
+
+def test_microseconds_round_half_to_even_like_datetime() -> None:
+    for t in (T0 + 2**-7, T0 + 3 * 2**-7, T0 + 5 * 2**-7, MIDNIGHT - 4e-7, MIDNIGHT - 2**-7, 2.0**19 + 0.5):
+        assert datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=_us(t)) == datetime.fromtimestamp(t, UTC)
+
+
+async def test_a_failure_in_a_later_batch_loads_that_one_again_and_nothing_is_doubled(
+        tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool, _ = await spool_with(tmp_path, [share("alice", 1.0, t=T0 + i) for i in range(30)])
+    real = q.set_checkpoint
+    calls = 0
+
+    def second_fails(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        real(*args)
+
+    monkeypatch.setattr(q, "set_checkpoint", second_fails)
+    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=10)
+    assert loader.load_batch() == 10
+    with pytest.raises(psycopg.OperationalError):
+        loader.load_batch()  # records 11-20: rolled back, the checkpoint stays after 10
+    assert loader.load_all() == 20
+    assert one(pg_dsn, "SELECT count(*) FROM shares") == one(pg_dsn, "SELECT count(DISTINCT seq) FROM shares") == 30
+    await loader.stop()
+    await spool.close()
+
+
+# ----- batching
+
+
+async def test_batches_gather_for_the_interval(tmp_path: Path, pg_dsn: str) -> None:
+    spool = ShareSpool(tmp_path, NODE, clock=zero, group_commit_seconds=0.001)
+    loader = SpoolLoader(spool, pg_dsn, NODE, batch_interval=0.3)
+    loader.start()
+    try:
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < 1.2:  # a group commit every few milliseconds, for 1.2 s
+            await append_all(spool, [share("alice", t=T0 + sent + i) for i in range(5)])
+            sent += 5
+            await asyncio.sleep(0.005)
+        deadline = time.monotonic() + 5
+        while loader.stats().shares_loaded < sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        waited = time.monotonic() - started - 1.2
+    finally:
+        await loader.stop()
+    assert one(pg_dsn, "SELECT count(*) FROM shares") == sent
+    print(f"\n{sent} shares in {loader.stats().batches} batches; the last reached PostgreSQL {waited:.2f} s after")
+    assert sent > 50 and loader.stats().batches <= 10  # about one per 0.3 s, not one per group commit
+    assert waited < 1.5  # the interval, not the idle timeout or more
+    await spool.close()
+
+
+async def test_a_full_batch_is_followed_at_once(tmp_path: Path, pg_dsn: str) -> None:
+    spool, _ = await spool_with(tmp_path, [share("alice", t=T0 + i) for i in range(100)])
+    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=10, batch_interval=5.0)
+    started = time.monotonic()
+    loader.start()
+    try:
+        deadline = time.monotonic() + 10
+        while loader.stats().shares_loaded < 100 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 4.0  # ten batches, no interval between full ones
+    finally:
+        await loader.stop()
+    assert loader.stats().batches >= 10
+    await spool.close()
+
+
+async def test_a_trickle_is_loaded_as_it_comes(tmp_path: Path, pg_dsn: str) -> None:
+    spool = ShareSpool(tmp_path, NODE, clock=zero)
+    loader = SpoolLoader(spool, pg_dsn, NODE, batch_interval=30.0, idle_seconds=30.0)
+    loader.start()
+    try:
+        for i in range(TRICKLE_RECORDS - 1):  # a quiet pool: no waiting for the interval
+            started = time.monotonic()
+            await append_all(spool, [share("alice", t=T0 + i)])
+            while loader.stats().shares_loaded <= i:
+                assert time.monotonic() - started < 2.0, "a lone share waited"
+                await asyncio.sleep(0.005)
+    finally:
+        await loader.stop()
+    await spool.close()
+
+
+async def test_stop_drains_at_once_even_mid_interval(tmp_path: Path, pg_dsn: str) -> None:
+    spool = ShareSpool(tmp_path, NODE, clock=zero)
+    loader = SpoolLoader(spool, pg_dsn, NODE, batch_interval=30.0, idle_seconds=30.0)
+    loader.start()
+    await append_all(spool, [share("alice") for _ in range(TRICKLE_RECORDS)])
+    deadline = time.monotonic() + 5
+    while loader.stats().shares_loaded < TRICKLE_RECORDS and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await append_all(spool, [share("bob") for _ in range(5)])  # records flow: it waits out its 30 s interval
+    await asyncio.sleep(0.2)
+    assert loader.stats().shares_loaded == TRICKLE_RECORDS
+    started = time.monotonic()
+    await loader.stop()
+    assert time.monotonic() - started < 2.0
+    assert one(pg_dsn, "SELECT count(*) FROM shares") == TRICKLE_RECORDS + 5
     await spool.close()
 
 

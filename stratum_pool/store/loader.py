@@ -16,6 +16,19 @@ Only after the commit is the spool trimmed. A crash or an outage anywhere in bet
 before the batch, so the batch is loaded again, whole, when the database is back: never twice, never
 half. While PostgreSQL is unreachable the loader retries with exponential backoff and jitter (capped),
 and the spool simply grows.
+
+Batching: while records flow (TRICKLE_RECORDS or more in the last ``batch_interval``), a batch starts at
+most every ``batch_interval`` seconds (0.25 by default; at once again after a full one), so that at
+thousands of shares a second each transaction carries hundreds or thousands of rows, not the few of one
+group commit. A trickle is loaded at each group commit, as it comes: a quiet pool's shares show up at once,
+in at most TRICKLE_RECORDS / ``batch_interval`` batches a second. A miner's answer waits only for the
+spool's fsync, never for this.
+
+Per-row cost: shares go straight from the spool's frames into binary COPY rows, with no ``ShareRecord``
+or ``datetime`` per share. What depends only on a share's (coin, address, worker, user agent) bytes is done
+once per such key and batch: its ids come from a cache (filled once a batch that looked them up commits;
+the strings are decoded only for a key new to it). Per row there is one unpack, one dict lookup, the
+per-minute statistics and one pack. The batch is decoded before its transaction opens.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,7 +49,17 @@ import structlog
 from stratum_pool.coins import COINS, Coin
 from stratum_pool.rewards.schemes import scheme_for
 from stratum_pool.store import shares as q
-from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareRecord, ShareSpool, SpoolRecord
+from stratum_pool.store.spool import (
+    KIND_SHARE,
+    SHARE_FIXED,
+    SHARE_KEY_START,
+    BlockRecord,
+    Frame,
+    RejectedRecord,
+    ShareSpool,
+    decode_payload,
+    decode_share_key,
+)
 
 log = structlog.get_logger("stratum_pool.store.loader")
 
@@ -45,6 +69,11 @@ BACKOFF_MAX_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 5
 # With nothing to load, look at the spool again at least this often (a group commit wakes it sooner).
 IDLE_SECONDS = 1.0
+# While records flow, a batch starts at most this often, unless the one before was full: shares reach
+# PostgreSQL within about this (plus the batch's own time), in transactions of hundreds or thousands of rows.
+BATCH_INTERVAL_SECONDS = 0.25
+# Fewer records than this in the last batch interval are a trickle, loaded as they come (see the docstring).
+TRICKLE_RECORDS = 8
 # Id caches are dropped when they grow past this many entries (they refill from the database).
 _CACHE_MAX = 1_000_000
 
@@ -73,6 +102,20 @@ def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def _us(t: float) -> int:
+    """Microseconds since the Unix epoch of ``t``, rounded exactly as ``datetime.fromtimestamp`` rounds (half to
+    even; exact for any time after 1970-01-07: ``t % 60`` is exact and so is its product with 10**6)."""
+    r = t % 60.0
+    return int(t - r) * 1_000_000 + round(r * 1e6)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _day(days: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + days)
+
+
 class SpoolLoader:
     """Loads one node's spool into PostgreSQL. ``start()`` it on the pool's loop; ``await stop()`` at exit."""
 
@@ -80,7 +123,8 @@ class SpoolLoader:
                  clock: Callable[[], float] = time.time, backoff_initial: float = BACKOFF_INITIAL_SECONDS,
                  backoff_max: float = BACKOFF_MAX_SECONDS, rng: random.Random | None = None,
                  coins: Mapping[str, Coin] = COINS, idle_seconds: float = IDLE_SECONDS,
-                 connect_timeout: int = CONNECT_TIMEOUT_SECONDS) -> None:
+                 connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+                 batch_interval: float = BATCH_INTERVAL_SECONDS) -> None:
         self.spool = spool
         self.dsn = dsn
         self.node_id = node_id
@@ -92,11 +136,14 @@ class SpoolLoader:
         self.coins = coins
         self.idle_seconds = idle_seconds
         self.connect_timeout = connect_timeout
+        self.batch_interval = batch_interval
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._checkpoint: int | None = None
         self._coin_ids: dict[str, int] = {}
         self._account_ids: dict[tuple[int, str], int] = {}
         self._worker_ids: dict[tuple[int, str], int] = {}
+        # share key bytes (spool.SHARE_KEY_START on) -> (coin_id, account_id, worker_id, user agent)
+        self._share_keys: dict[bytes, tuple[int, int, int, str]] = {}
         self._partitions: set[str] = set()
         self._shares_loaded = 0
         self._rejected_loaded = 0
@@ -107,6 +154,7 @@ class SpoolLoader:
         self._last_error_time = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
+        self._recent: deque[tuple[float, int]] = deque()  # (monotonic start, records) of the last interval's batches
 
     # ----- numbers for metrics and the API
 
@@ -156,37 +204,36 @@ class SpoolLoader:
             if self._checkpoint > last:
                 log.error("spool_behind_checkpoint", node_id=self.node_id, checkpoint=self._checkpoint,
                           spool_last_seq=last, hint="spool directory replaced or node_id reused")
-        records = self.spool.read_from(self._checkpoint, self.batch_max)
-        if not records:
+        chunks = self.spool.read_frames(self._checkpoint, self.batch_max)
+        if not chunks:
             self.spool.truncate_through(self._checkpoint)
             return 0
-        self._ensure_partitions(conn, records)
-        batch = _Batch(self, conn)
+        batch = _Batch(self, chunks[-1][1][-1][0])
+        batch.decode(chunks)  # before the transaction: it does not wait on this
+        self._ensure_partitions(conn, batch.share_days())
         with conn.transaction():
             locked = q.lock_checkpoint(conn, self.node_id)
             if locked != self._checkpoint:
                 log.warning("checkpoint_moved", node_id=self.node_id, expected=self._checkpoint, found=locked)
                 self._checkpoint = locked
                 raise CheckpointMoved(f"checkpoint of node {self.node_id} is {locked}, expected another")
-            batch.load(records)
-            q.set_checkpoint(conn, self.node_id, records[-1].seq, _utc(self.clock()))
+            batch.write(conn, _utc(self.clock()))
         # committed: only now do the new ids and the new checkpoint become ours
         batch.commit_caches()
-        self._checkpoint = records[-1].seq
+        self._checkpoint = batch.last_seq
         self._shares_loaded += batch.shares
         self._rejected_loaded += batch.rejected
         self._blocks_loaded += batch.blocks
         self._batches += 1
         self.spool.truncate_through(self._checkpoint)
-        return len(records)
+        return batch.records
 
-    def _ensure_partitions(self, conn: psycopg.Connection[tuple[Any, ...]], records: list[SpoolRecord]) -> None:
-        days: set[date] = set()
-        for r in records:
-            if isinstance(r, ShareRecord):
-                days.add(_utc(r.time).date())
-        if days:
-            days.add(max(days) + timedelta(days=1))  # the next day's, ahead of midnight
+    def _ensure_partitions(self, conn: psycopg.Connection[tuple[Any, ...]], share_days: set[int]) -> None:
+        """The daily partitions of ``share_days`` (days since 1970-01-01) and of the day after the last."""
+        if not share_days:
+            return
+        days = {_day(d) for d in share_days}
+        days.add(max(days) + timedelta(days=1))  # the next day's, ahead of midnight
         missing = {d for d in days if q.partition_name(d) not in self._partitions}
         if not missing:
             return
@@ -210,6 +257,7 @@ class SpoolLoader:
         stopping = self._stopping if self._stopping is not None else asyncio.Event()
         self._stopping = stopping
         while not stopping.is_set():
+            started = time.monotonic()
             try:
                 loaded = await asyncio.to_thread(self.load_batch)
             except Exception as exc:
@@ -219,8 +267,24 @@ class SpoolLoader:
             if self._failures:
                 log.info("spool_loader_recovered", after_failures=self._failures, checkpoint=self._checkpoint)
             self._failures = 0
-            if loaded < self.batch_max:
+            if loaded >= self.batch_max:
+                continue  # a full batch: more is waiting
+            if loaded:
+                self._recent.append((started, loaded))
+            else:
                 await self._wait(stopping, self.idle_seconds, wake_on_data=True)
+            if self._flowing() and not stopping.is_set():
+                # gather for the rest of the interval: not one transaction per group commit
+                rest = started + self.batch_interval - time.monotonic()
+                if rest > 0:
+                    await self._wait(stopping, rest, wake_on_data=False)
+
+    def _flowing(self) -> bool:
+        """Whether the batches that started in the last interval loaded TRICKLE_RECORDS or more."""
+        recent, since = self._recent, time.monotonic() - self.batch_interval
+        while recent and recent[0][0] < since:
+            recent.popleft()
+        return sum(n for _, n in recent) >= TRICKLE_RECORDS
 
     def _failed(self, exc: Exception) -> None:
         self._failures += 1
@@ -264,31 +328,80 @@ class SpoolLoader:
         self.close()
 
 
-class _Batch:
-    """One batch's rows, built and written inside the loader's transaction."""
+class _Key:
+    """A share key's part of one batch: one worker with one user agent (the bytes of a share payload from
+    spool.SHARE_KEY_START on). Its ids come from the loader's cache, or, for a key new to it ("pending"), are
+    looked up in the transaction and written into its rows afterwards."""
 
-    def __init__(self, loader: SpoolLoader, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    __slots__ = ("account_id", "agent", "best", "coin_id", "first_seq", "first_time", "fixups", "last_seq",
+                 "last_time", "minutes", "pending", "raw", "strings", "worker_id")
+
+    def __init__(self, raw: bytes, cached: tuple[int, int, int, str] | None, seq: int, t: float,
+                 achieved: float) -> None:
+        self.raw = raw
+        self.strings: tuple[str, str, str, str] | None = None  # (coin key, address, worker name, user agent)
+        if cached is None:
+            self.strings = decode_share_key(raw)
+            self.coin_id = self.account_id = self.worker_id = 0
+            self.agent = self.strings[3]
+        else:
+            self.coin_id, self.account_id, self.worker_id, self.agent = cached
+        self.pending = cached is None
+        self.fixups: list[int] = []  # offsets of its rows while pending
+        # minute (epoch seconds) -> [accepted, difficulty, the minute in PostgreSQL's microseconds]
+        self.minutes: dict[float, list[Any]] = {}
+        self.first_seq = self.last_seq = seq
+        self.first_time = self.last_time = t
+        self.best = achieved
+
+
+class _Rejects:
+    """A worker's reject counts of one batch, per minute."""
+
+    __slots__ = ("first_seq", "first_time", "ids", "minutes")
+
+    def __init__(self, seq: int, t: float) -> None:
+        self.minutes: dict[float, int] = {}
+        self.first_seq = seq
+        self.first_time = t
+        self.ids: tuple[int, int, int] | None = None
+
+
+class _Batch:
+    """One batch: decoded from the spool's frames without the database, then written in the transaction."""
+
+    def __init__(self, loader: SpoolLoader, last_seq: int) -> None:
         self.loader = loader
-        self.conn = conn
+        self.last_seq = last_seq
+        self.conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self.coin_ids: dict[str, int] = {}
         self.account_ids: dict[tuple[int, str], int] = {}
         self.worker_ids: dict[tuple[int, str], int] = {}
+        self.share_keys: dict[bytes, tuple[int, int, int, str]] = {}
+        self.keys: dict[bytes, _Key] = {}
+        self.rejects: dict[tuple[str, str, str], _Rejects] = {}  # by (coin key, address, worker name)
+        self.block_records: list[BlockRecord] = []
+        self.rows = bytearray()
+        self.records = 0
         self.shares = 0
         self.rejected = 0
         self.blocks = 0
 
     def commit_caches(self) -> None:
         loader = self.loader
-        if len(loader._account_ids) + len(loader._worker_ids) > _CACHE_MAX:
+        if len(loader._account_ids) + len(loader._worker_ids) + len(loader._share_keys) > _CACHE_MAX:
             loader._account_ids.clear()
             loader._worker_ids.clear()
+            loader._share_keys.clear()
         loader._coin_ids.update(self.coin_ids)
         loader._account_ids.update(self.account_ids)
         loader._worker_ids.update(self.worker_ids)
+        loader._share_keys.update(self.share_keys)
 
     def coin_id(self, key: str) -> int:
         found = self.loader._coin_ids.get(key) or self.coin_ids.get(key)
         if found is None:
+            assert self.conn is not None
             coin = self.loader.coins.get(key)
             symbol, maturity = (coin.symbol, coin.coinbase_maturity) if coin is not None else (key, 100)
             found = self.coin_ids[key] = q.ensure_coin(self.conn, key, symbol, maturity)
@@ -302,86 +415,177 @@ class _Batch:
         key = (account_id, name)
         return self.loader._worker_ids.get(key) or self.worker_ids.get(key)
 
-    def _ensure_ids(self, records: list[SpoolRecord]) -> None:
-        """Accounts and workers of every share and reject record (blocks take care of their own)."""
+    # ----- decoding (no database)
+
+    def decode(self, chunks: list[tuple[bytes, list[Frame]]]) -> None:
+        """Pack every share into a COPY row and add up the statistics; keep the other records for later."""
+        keys = self.keys
+        cache = self.loader._share_keys
+        node_id = self.loader.node_id
+        size = q.SHARE_ROW.size
+        pack = q.SHARE_ROW.pack_into
+        unpack = SHARE_FIXED.unpack_from
+        key_start = SHARE_KEY_START
+        pg_epoch_us = q.PG_EPOCH_US
+        rows = bytearray(size * sum(len(frames) for _, frames in chunks))
+        offset = 0
+        for data, frames in chunks:
+            self.records += len(frames)
+            for seq, kind, start, end in frames:
+                if kind != KIND_SHARE:
+                    self._other(seq, decode_payload(seq, kind, data, start))
+                    continue
+                t, difficulty, achieved, height, is_block = unpack(data, start)
+                raw = data[start + key_start:end]
+                key = keys.get(raw)
+                if key is None:
+                    key = keys[raw] = _Key(raw, cache.get(raw), seq, t, achieved)
+                r = t % 60.0
+                minute = t - r
+                stat = key.minutes.get(minute)
+                if stat is None:
+                    stat = key.minutes[minute] = [0, 0.0, int(minute) * 1_000_000 - pg_epoch_us]
+                stat[0] += 1
+                stat[1] += difficulty
+                if t > key.last_time:
+                    key.last_time = t
+                if achieved > key.best:
+                    key.best = achieved
+                key.last_seq = seq
+                if key.pending:
+                    key.fixups.append(offset)
+                # the time as datetime.fromtimestamp rounds it (see _us), from the minute's microseconds
+                pack(rows, offset, stat[2] + round(r * 1e6), key.coin_id, key.account_id, key.worker_id,
+                     difficulty, achieved, height, is_block, node_id, seq)
+                offset += size
+        del rows[offset:]
+        self.rows = rows
+        self.shares = offset // size
+
+    def _other(self, seq: int, record: object) -> None:
+        if isinstance(record, RejectedRecord):
+            worker = (record.coin_key, record.address, record.worker_name)
+            rejects = self.rejects.get(worker)
+            if rejects is None:
+                rejects = self.rejects[worker] = _Rejects(seq, record.time)
+            minute = record.time - record.time % 60.0
+            rejects.minutes[minute] = rejects.minutes.get(minute, 0) + record.count
+            self.rejected += 1
+        elif isinstance(record, BlockRecord):
+            self.block_records.append(record)
+
+    def share_days(self) -> set[int]:
+        """The days (since 1970-01-01) the batch's shares fall on."""
+        days: set[int] = set()
+        for key in self.keys.values():
+            for minute in key.minutes:
+                day = int(minute // 86_400.0)
+                days.add(day)
+                if minute % 86_400.0 == 86_340.0:  # 23:59:59.9999995 and later round to the next day
+                    days.add(day + 1)
+        return days
+
+    # ----- writing (in the transaction)
+
+    def write(self, conn: psycopg.Connection[tuple[Any, ...]], now: datetime) -> None:
+        """The missing ids, the share rows, statistics, workers and the checkpoint, then the blocks."""
+        self.conn = conn
+        self._ensure_ids()
+        if self.rows:
+            q.finish_share_rows(self.rows)
+            q.copy_share_rows(conn, self.rows)
+        minutes: dict[tuple[int, int], list[Any]] = {}  # (worker_id, minute) -> [accepted, rejected, difficulty]
+        touched: dict[int, list[Any]] = {}  # worker_id -> [last time, best, user agent, its seq]
+        for key in self.keys.values():  # a worker's keys add up (one key per worker is the rule)
+            worker_id = key.worker_id
+            for minute, (accepted, difficulty, _) in key.minutes.items():
+                stat = minutes.get((worker_id, int(minute)))
+                if stat is None:
+                    minutes[(worker_id, int(minute))] = [accepted, 0, difficulty]
+                else:
+                    stat[0] += accepted
+                    stat[2] += difficulty
+            seen = touched.get(worker_id)
+            if seen is None:
+                touched[worker_id] = [key.last_time, key.best, key.agent, key.last_seq if key.agent else -1]
+            else:  # the latest time, the best share, and the user agent last seen (when one was given)
+                seen[0] = max(seen[0], key.last_time)
+                seen[1] = max(seen[1], key.best)
+                if key.agent and key.last_seq > seen[3]:
+                    seen[2], seen[3] = key.agent, key.last_seq
+        for rejects in self.rejects.values():
+            assert rejects.ids is not None
+            worker_id = rejects.ids[2]
+            for minute, count in rejects.minutes.items():
+                stat = minutes.get((worker_id, int(minute)))
+                if stat is None:
+                    minutes[(worker_id, int(minute))] = [0, count, 0.0]
+                else:
+                    stat[1] += count
+        # one round trip for the three (pipeline mode needs libpq 14+; without it, one each)
+        with conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext():
+            q.add_share_stats(conn, [(w, m, a, r, d) for (w, m), (a, r, d) in minutes.items()])
+            q.touch_workers(conn, [(w, _us(t), b, u) for w, (t, b, u, _) in touched.items()])
+            q.set_checkpoint(conn, self.loader.node_id, self.last_seq, now)
+        for block in self.block_records:  # in spool order: each after every share and block before it
+            self._block(block)
+
+    def _ensure_ids(self) -> None:
+        """Ids for the keys new to the cache and for the rejects' workers (rows inserted when missing), and
+        into the rows packed without them."""
+        assert self.conn is not None
+        # each worker that may be new: its first record in the batch (seq, time, user agent) for first_seen
+        firsts: dict[tuple[str, str, str], tuple[int, float, str]] = {}
+        for key in self.keys.values():
+            if key.pending:
+                assert key.strings is not None
+                worker = key.strings[:3]
+                found = firsts.get(worker)
+                if found is None or key.first_seq < found[0]:
+                    firsts[worker] = (key.first_seq, key.first_time, key.agent)
+        for worker, rejects in self.rejects.items():
+            found = firsts.get(worker)
+            if found is None or rejects.first_seq < found[0]:
+                firsts[worker] = (rejects.first_seq, rejects.first_time, "")
+        if not firsts:
+            return
         addresses: dict[int, set[str]] = {}
-        for r in records:
-            if isinstance(r, ShareRecord | RejectedRecord):
-                coin_id = self.coin_id(r.coin_key)
-                if self.account_id(coin_id, r.address) is None:
-                    addresses.setdefault(coin_id, set()).add(r.address)
+        for coin_key, address, _ in firsts:
+            coin_id = self.coin_id(coin_key)
+            if self.account_id(coin_id, address) is None:
+                addresses.setdefault(coin_id, set()).add(address)
         for coin_id, wanted in addresses.items():
             for address, new_id in q.ensure_accounts(self.conn, coin_id, wanted).items():
                 self.account_ids[(coin_id, address)] = new_id
-        workers: dict[tuple[int, str], tuple[int, str, str, datetime]] = {}
-        for r in records:
-            if isinstance(r, ShareRecord | RejectedRecord):
-                account_id = self.account_id(self.coin_id(r.coin_key), r.address)
-                assert account_id is not None
-                key = (account_id, r.worker_name)
-                if key not in workers and self.worker_id(*key) is None:
-                    agent = r.user_agent if isinstance(r, ShareRecord) else ""
-                    workers[key] = (account_id, r.worker_name, agent, _utc(r.time))
-        self.worker_ids.update(q.ensure_workers(self.conn, list(workers.values())))
-
-    def load(self, records: list[SpoolRecord]) -> None:
-        self._ensure_ids(records)
-        node_id = self.loader.node_id
-        rows: list[q.ShareRow] = []
-        minutes: dict[tuple[int, float], list[float]] = {}  # (worker, minute) -> accepted, rejected, difficulty
-        touched: dict[int, tuple[float, float, str]] = {}  # worker -> last time, best achieved, user agent
-        blocks: list[BlockRecord] = []
-        ids: dict[tuple[str, str, str], tuple[int, int, int]] = {}  # (coin, address, worker) -> row ids
-        for r in records:
-            if isinstance(r, BlockRecord):
-                blocks.append(r)
-                continue
-            key = (r.coin_key, r.address, r.worker_name)
-            found = ids.get(key)
-            if found is None:
-                coin_id = self.coin_id(r.coin_key)
-                account_id = self.account_id(coin_id, r.address)
-                assert account_id is not None
-                worker_id = self.worker_id(account_id, r.worker_name)
-                assert worker_id is not None
-                found = ids[key] = (coin_id, account_id, worker_id)
-            coin_id, account_id, worker_id = found
-            t = r.time
-            stat = minutes.get((worker_id, t - t % 60.0))
-            if stat is None:
-                stat = minutes[(worker_id, t - t % 60.0)] = [0, 0, 0.0]
-            if isinstance(r, ShareRecord):
-                rows.append((_utc(t), coin_id, account_id, worker_id, r.difficulty, r.achieved, r.height,
-                             r.is_block, node_id, r.seq))
-                stat[0] += 1
-                stat[2] += r.difficulty
-                seen = touched.get(worker_id)
-                if seen is None:
-                    touched[worker_id] = (t, r.achieved, r.user_agent)
-                else:
-                    touched[worker_id] = (max(seen[0], t), max(seen[1], r.achieved), r.user_agent or seen[2])
-            else:
-                stat[1] += r.count
-        self.shares = len(rows)
-        self.rejected = len(records) - len(rows) - len(blocks)
-        q.copy_shares(self.conn, rows)
-        per_minute = []
-        per_day: dict[tuple[int, date], list[float]] = {}
-        for (worker_id, minute), (accepted, rejected, difficulty) in minutes.items():
-            at = _utc(minute)
-            per_minute.append((worker_id, at, int(accepted), int(rejected), difficulty))
-            day = per_day.setdefault((worker_id, at.date()), [0, 0, 0.0])
-            day[0] += accepted
-            day[1] += rejected
-            day[2] += difficulty
-        q.add_share_stats(self.conn, per_minute,
-                          [(w, d, int(a), int(rj), df) for (w, d), (a, rj, df) in per_day.items()])
-        q.touch_workers(self.conn, [(w, _utc(t), b, ua) for w, (t, b, ua) in touched.items()])
-        for block in blocks:  # in spool order: each after every share and block before it
-            self._block(block)
+        new: dict[tuple[int, str], tuple[int, str, str, datetime]] = {}
+        for (coin_key, address, name), (_, t, agent) in firsts.items():
+            account_id = self.account_id(self.coin_id(coin_key), address)
+            assert account_id is not None
+            if self.worker_id(account_id, name) is None:
+                new[(account_id, name)] = (account_id, name, agent, _utc(t))
+        self.worker_ids.update(q.ensure_workers(self.conn, list(new.values())))
+        ids: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+        for coin_key, address, name in firsts:
+            coin_id = self.coin_id(coin_key)
+            account_id = self.account_id(coin_id, address)
+            assert account_id is not None
+            worker_id = self.worker_id(account_id, name)
+            assert worker_id is not None
+            ids[(coin_key, address, name)] = (coin_id, account_id, worker_id)
+        rows, at, pack = self.rows, q.SHARE_IDS_AT, q.SHARE_IDS.pack_into
+        for key in self.keys.values():
+            if key.pending:
+                assert key.strings is not None
+                key.coin_id, key.account_id, key.worker_id = ids[key.strings[:3]]
+                for offset in key.fixups:
+                    pack(rows, offset + at, key.coin_id, key.account_id, key.worker_id)
+                self.share_keys[key.raw] = (key.coin_id, key.account_id, key.worker_id, key.agent)
+        for worker, rejects in self.rejects.items():
+            rejects.ids = ids[worker]
 
     def _block(self, b: BlockRecord) -> None:
         conn, node_id = self.conn, self.loader.node_id
+        assert conn is not None
         coin_id = self.coin_id(b.coin_key)
         finder = self.account_id(coin_id, b.finder_address)
         if finder is None:

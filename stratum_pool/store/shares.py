@@ -2,8 +2,13 @@
 blocks with their credits, the reward windows and the spool checkpoint.
 
 Synchronous psycopg on purpose: the loader runs these on a worker thread, one transaction per batch, so
-the event loop never waits on a query nor spends its time formatting rows. Times are passed in (UTC
-``datetime``), never taken from ``now()``.
+the event loop never waits on a query nor spends its time formatting rows. Times are passed in, never taken
+from ``now()``: UTC ``datetime`` for the few rows of their own, integers (microseconds or seconds since the
+Unix epoch, or PostgreSQL's microseconds in COPY rows) for the bulk ones, whose per-row cost counts.
+
+The bulk paths are built for the loader's thousands of rows per second: shares go in as binary COPY rows
+the loader packs itself (:data:`SHARE_ROW`), and the statistics as text array literals (joining numbers in C
+is far cheaper than adapting each array element in Python).
 
 Multi-node caveat: ``seq`` orders shares within one node's spool only. The PPLNS and PROP windows are taken
 from the shares of the node that found the block (``node_id``), which is exact for a single node; with
@@ -12,9 +17,10 @@ several nodes mining one coin into one database, each block is rewarded from its
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
@@ -23,8 +29,38 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 SHARE_COLUMNS = ("time", "coin_id", "account_id", "worker_id", "difficulty", "achieved", "height", "is_block",
                  "node_id", "seq")
-SHARE_TYPES = ("timestamptz", "int2", "int8", "int8", "float8", "float8", "int4", "bool", "int2", "int8")
-ShareRow = tuple[datetime, int, int, int, float, float, int, bool, int, int]
+# The binary COPY format of those columns (timestamptz is int8 microseconds since 2000-01-01 UTC, bool one byte).
+_SHARE_CODES = ("q", "h", "q", "q", "d", "d", "i", "?", "h", "q")
+# One share row in binary COPY format: a 2-byte field count, then per column a 4-byte length and the value.
+# The constant words (the count, the lengths) are pad bytes here, so that a row packs with only its 10 values:
+# SHARE_ROW.pack_into(rows, offset, time_us, coin_id, account_id, worker_id, difficulty, achieved, height,
+# is_block, node_id, seq); finish_share_rows then writes them into every row at once.
+SHARE_ROW: Final = struct.Struct(">2x" + "".join(f"4x{code}" for code in _SHARE_CODES))
+# The ids of a packed row, to set after the fact: SHARE_IDS.pack_into(rows, row + SHARE_IDS_AT, coin, account,
+# worker) (it also zeroes the two length words between them, which finish_share_rows writes afterwards).
+SHARE_IDS: Final = struct.Struct(">h4xq4xq")
+SHARE_IDS_AT: Final = 2 + 4 + 8 + 4
+# Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
+PG_EPOCH_US: Final = 946_684_800_000_000
+
+
+def _row_constants() -> list[tuple[int, int]]:
+    """(offset in a row, value) of every non-zero constant byte of SHARE_ROW."""
+    out = [(1, len(_SHARE_CODES))]  # the field count, big-endian: its low byte
+    at = 2
+    for code in _SHARE_CODES:
+        size = struct.calcsize(">" + code)
+        out.append((at + 3, size))  # the length word, big-endian: its low byte
+        at += 4 + size
+    assert at == SHARE_ROW.size
+    return out
+
+
+_SHARE_ROW_CONSTANTS: Final = _row_constants()
+_COPY_SHARES = sql.SQL("COPY shares ({}) FROM STDIN (FORMAT BINARY)").format(
+    sql.SQL(", ").join(map(sql.Identifier, SHARE_COLUMNS)))
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_PGCOPY_TRAILER = b"\xff\xff"
 # How many rows the PPLNS window query pulls from the server at a time.
 _WINDOW_FETCH = 10_000
 
@@ -100,49 +136,71 @@ def create_share_partition(conn: Conn, day: date) -> None:
         sql.Identifier(partition_name(day)), sql.Literal(start), sql.Literal(start + timedelta(days=1))))
 
 
-def copy_shares(conn: Conn, rows: Iterable[ShareRow]) -> None:
-    """COPY share rows (in :data:`SHARE_COLUMNS` order) into ``shares``; their partitions must exist."""
-    statement = sql.SQL("COPY shares ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.SQL(", ").join(map(sql.Identifier, SHARE_COLUMNS)))
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.set_types(SHARE_TYPES)
-        for row in rows:
-            copy.write_row(row)
+def finish_share_rows(rows: bytearray) -> None:
+    """Write the constant words (field count, lengths) into every :data:`SHARE_ROW` packed in ``rows``."""
+    size = SHARE_ROW.size
+    n, rest = divmod(len(rows), size)
+    assert rest == 0, "rows must hold whole SHARE_ROWs"
+    for at, value in _SHARE_ROW_CONSTANTS:
+        rows[at::size] = bytes((value,)) * n
 
 
-def add_share_stats(conn: Conn, minutes: Sequence[tuple[int, datetime, int, int, float]],
-                    days: Sequence[tuple[int, date, int, int, float]]) -> None:
-    """Add ``(worker_id, minute|day, accepted, rejected, difficulty)`` to the per-minute and per-day stats."""
-    if minutes:
-        rows = sorted(minutes, key=lambda r: (r[0], r[1]))
-        conn.execute(
-            "INSERT INTO share_stats_minute AS s (worker_id, minute, accepted, rejected, difficulty)"
-            " SELECT * FROM unnest(%b::bigint[], %b::timestamptz[], %b::int[], %b::int[], %b::float8[])"
-            " ON CONFLICT (worker_id, minute) DO UPDATE SET accepted = s.accepted + EXCLUDED.accepted,"
-            " rejected = s.rejected + EXCLUDED.rejected, difficulty = s.difficulty + EXCLUDED.difficulty",
-            tuple(list(col) for col in zip(*rows, strict=True)))
-    if days:
-        rows_d = sorted(days, key=lambda r: (r[0], r[1]))
-        conn.execute(
-            "INSERT INTO share_stats_day AS s (worker_id, day, accepted, rejected, difficulty)"
-            " SELECT * FROM unnest(%b::bigint[], %b::date[], %b::int[], %b::int[], %b::float8[])"
-            " ON CONFLICT (worker_id, day) DO UPDATE SET accepted = s.accepted + EXCLUDED.accepted,"
-            " rejected = s.rejected + EXCLUDED.rejected, difficulty = s.difficulty + EXCLUDED.difficulty",
-            tuple(list(col) for col in zip(*rows_d, strict=True)))
+def copy_share_rows(conn: Conn, rows: bytes | bytearray | memoryview) -> None:
+    """COPY finished :data:`SHARE_ROW` rows into ``shares``; their partitions must exist."""
+    with conn.cursor() as cur, cur.copy(_COPY_SHARES) as copy:
+        copy.write(_PGCOPY_HEADER)
+        copy.write(memoryview(rows))
+        copy.write(_PGCOPY_TRAILER)
 
 
-def touch_workers(conn: Conn, workers: Sequence[tuple[int, datetime, float, str]]) -> None:
-    """``(worker_id, last_seen, best_difficulty, user_agent)``: raise last_seen and best_difficulty to these,
-    and take the user agent when one is given."""
+def _int_array(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _float_array(values: Iterable[float]) -> str:
+    return "{" + ",".join(map(repr, values)) + "}"  # repr round-trips exactly (inf and nan included)
+
+
+def _text_array(values: Iterable[str]) -> str:
+    return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]) + "}"
+
+
+def add_share_stats(conn: Conn, minutes: Sequence[tuple[int, int, int, int, float]]) -> None:
+    """Add ``(worker_id, minute, accepted, rejected, difficulty)`` (a minute in seconds since the Unix epoch, a
+    multiple of 60) to the per-minute statistics, and their sums per UTC day to the per-day ones, in one
+    statement. Rows are sorted here: one lock order for every writer."""
+    if not minutes:
+        return
+    m = sorted(minutes)
+    conn.execute(
+        "WITH v AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::int[], %s::float8[])"
+        " AS v(w, t, a, r, d)),"
+        " m AS (INSERT INTO share_stats_minute AS s (worker_id, minute, accepted, rejected, difficulty)"
+        " SELECT w, to_timestamp(t), a, r, d FROM v"
+        " ON CONFLICT (worker_id, minute) DO UPDATE SET accepted = s.accepted + EXCLUDED.accepted,"
+        " rejected = s.rejected + EXCLUDED.rejected, difficulty = s.difficulty + EXCLUDED.difficulty)"
+        " INSERT INTO share_stats_day AS s (worker_id, day, accepted, rejected, difficulty)"
+        " SELECT w, (to_timestamp(t) AT TIME ZONE 'UTC')::date, sum(a), sum(r), sum(d) FROM v GROUP BY 1, 2"
+        " ORDER BY 1, 2"
+        " ON CONFLICT (worker_id, day) DO UPDATE SET accepted = s.accepted + EXCLUDED.accepted,"
+        " rejected = s.rejected + EXCLUDED.rejected, difficulty = s.difficulty + EXCLUDED.difficulty",
+        (_int_array(r[0] for r in m), _int_array(r[1] for r in m), _int_array(r[2] for r in m),
+         _int_array(r[3] for r in m), _float_array(r[4] for r in m)))
+
+
+def touch_workers(conn: Conn, workers: Sequence[tuple[int, int, float, str]]) -> None:
+    """``(worker_id, last_seen in microseconds since the Unix epoch, best_difficulty, user_agent)``: raise
+    last_seen and best_difficulty to these, and take the user agent when one is given."""
     if not workers:
         return
     rows = sorted(workers)
     conn.execute(
-        "UPDATE workers w SET last_seen = greatest(w.last_seen, v.t),"
+        "UPDATE workers w SET last_seen = greatest(w.last_seen, to_timestamp(0) + v.t * interval '1 microsecond'),"
         " best_difficulty = greatest(w.best_difficulty, v.b),"
         " user_agent = CASE WHEN v.u <> '' THEN v.u ELSE w.user_agent END"
-        " FROM unnest(%b::bigint[], %b::timestamptz[], %b::float8[], %b::text[]) AS v(i, t, b, u) WHERE w.id = v.i",
-        tuple(list(col) for col in zip(*rows, strict=True)))
+        " FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::text[]) AS v(i, t, b, u) WHERE w.id = v.i",
+        (_int_array(r[0] for r in rows), _int_array(r[1] for r in rows), _float_array(r[2] for r in rows),
+         _text_array(r[3] for r in rows)))
 
 
 # ----- the spool checkpoint
@@ -155,10 +213,13 @@ def read_checkpoint(conn: Conn, node_id: int) -> int:
 
 def lock_checkpoint(conn: Conn, node_id: int) -> int:
     """The node's checkpoint, row-locked until the transaction ends (so two loaders of one node cannot both
-    load the same records)."""
-    conn.execute("INSERT INTO spool_checkpoints (node_id, seq) VALUES (%s, 0) ON CONFLICT (node_id) DO NOTHING",
-                 (node_id,))
-    row = conn.execute("SELECT seq FROM spool_checkpoints WHERE node_id = %s FOR UPDATE", (node_id,)).fetchone()
+    load the same records). One round trip once the row exists."""
+    lock = "SELECT seq FROM spool_checkpoints WHERE node_id = %s FOR UPDATE"
+    row = conn.execute(lock, (node_id,)).fetchone()
+    if row is None:
+        conn.execute("INSERT INTO spool_checkpoints (node_id, seq) VALUES (%s, 0) ON CONFLICT (node_id) DO NOTHING",
+                     (node_id,))
+        row = conn.execute(lock, (node_id,)).fetchone()
     assert row is not None
     return int(row[0])
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import os
 import struct
 import threading
@@ -50,6 +51,7 @@ _READ_CHUNK: Final = 4 * 1024 * 1024
 
 _HEAD = struct.Struct("<II")  # body length, crc32(body)
 _SEQ_KIND = struct.Struct("<QB")
+_FRAME = struct.Struct("<IIQB")  # _HEAD, then the body's _SEQ_KIND: one unpack per frame for the reader
 _SHARE = struct.Struct("<dddq?IIII")  # time, difficulty, achieved, height, is_block, 4 string lengths
 _REJECTED = struct.Struct("<dqIIII")  # time, count, 4 string lengths
 _BLOCK = struct.Struct("<dqqqdd??qIIIIIII")  # see _encode_block
@@ -57,6 +59,17 @@ _BLOCK = struct.Struct("<dqqqdd??qIIIIIII")  # see _encode_block
 KIND_SHARE: Final = 1
 KIND_REJECTED: Final = 2
 KIND_BLOCK: Final = 3
+
+# For readers that take share payloads apart themselves (the loader) instead of building ShareRecords: a
+# share payload is SHARE_FIXED (time, difficulty, achieved, height, is_block), then from SHARE_KEY_START to
+# its end the four string lengths and the strings (coin key, address, worker name, user agent). Equal key
+# bytes are equal strings and vice versa; decode_share_key turns them into the strings.
+SHARE_FIXED: Final = struct.Struct("<dddq?")
+SHARE_KEY_START: Final = SHARE_FIXED.size
+_SHARE_LENGTHS = struct.Struct("<IIII")
+
+# One frame as the reader returns it: (seq, kind, payload start, payload end), offsets into its chunk.
+Frame = tuple[int, int, int, int]
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 6x, and one is built per share twice
@@ -192,28 +205,48 @@ def encode_frame(seq: int, record: SpoolRecord) -> bytes:
     return _HEAD.pack(len(body), zlib.crc32(body)) + body
 
 
-def _frames(data: memoryview, start: int, end: int,
-            max_frames: int = 1 << 62) -> tuple[list[tuple[int, int, int, int]], int, str]:
+def decode_share_key(key: bytes | memoryview) -> tuple[str, str, str, str]:
+    """(coin key, address, worker name, user agent) of a share payload's bytes from SHARE_KEY_START on."""
+    n1, n2, n3, n4 = _SHARE_LENGTHS.unpack_from(key)
+    o1 = _SHARE_LENGTHS.size
+    o2 = o1 + n1
+    o3 = o2 + n2
+    o4 = o3 + n3
+    return (str(key[o1:o2], "utf-8", "surrogatepass"), str(key[o2:o3], "utf-8", "surrogatepass"),
+            str(key[o3:o4], "utf-8", "surrogatepass"), str(key[o4:o4 + n4], "utf-8", "surrogatepass"))
+
+
+def _frames(data: bytes | memoryview, start: int, end: int,
+            max_frames: int = 1 << 62) -> tuple[list[Frame], int, str]:
     """Valid frames in ``data[start:end]`` (at most ``max_frames``): (seq, kind, payload_start, payload_end), the
     offset after the last valid one, and why parsing stopped: ``"end"`` (or enough frames), ``"torn"`` (a frame
-    runs past ``end``) or ``"corrupt"``."""
-    out: list[tuple[int, int, int, int]] = []
-    offset = start
+    runs past ``end``) or ``"corrupt"``. Every frame's CRC is checked (the loop is the reader's hot path)."""
+    out: list[Frame] = []
+    append = out.append
+    unpack = _FRAME.unpack_from
+    crc32 = zlib.crc32
     head = _HEAD.size
-    while offset < end and len(out) < max_frames:
-        if offset + head > end:
+    whole = _FRAME.size  # a frame is never shorter: its body holds at least seq and kind
+    offset = start
+    for _ in itertools.repeat(None, max_frames):
+        if offset >= end:
+            break
+        if offset + whole > end:  # the last few bytes: torn or corrupt, decided by the head alone
+            if offset + head > end:
+                return out, offset, "torn"
+            length = _HEAD.unpack_from(data, offset)[0]
+            if length < _SEQ_KIND.size or length > MAX_FRAME_BODY:
+                return out, offset, "corrupt"
             return out, offset, "torn"
-        length, crc = _HEAD.unpack_from(data, offset)
+        length, crc, seq, kind = unpack(data, offset)
         if length < _SEQ_KIND.size or length > MAX_FRAME_BODY:
             return out, offset, "corrupt"
         body_end = offset + head + length
         if body_end > end:
             return out, offset, "torn"
-        body = data[offset + head:body_end]
-        if zlib.crc32(body) != crc:
+        if crc32(data[offset + head:body_end]) != crc:
             return out, offset, "corrupt"
-        seq, kind = _SEQ_KIND.unpack_from(body)
-        out.append((seq, kind, offset + head + _SEQ_KIND.size, body_end))
+        append((seq, kind, offset + whole, body_end))
         offset = body_end
     return out, offset, "end"
 
@@ -243,7 +276,8 @@ def _default_write(fd: int, data: bytes) -> int:
 
 class ShareSpool:
     """A durable, ordered, append-only log of spool records. Use from one event loop; :meth:`read_from`,
-    :meth:`truncate_through` and :meth:`stats` may also be called from another thread (the loader's)."""
+    :meth:`read_frames`, :meth:`truncate_through` and :meth:`stats` may also be called from another thread (the
+    loader's)."""
 
     def __init__(self, directory: Path | str, node_id: int = 0, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
                  group_commit_seconds: float = DEFAULT_GROUP_COMMIT_SECONDS,
@@ -473,6 +507,14 @@ class ShareSpool:
 
     def read_from(self, after_seq: int, limit: int) -> list[SpoolRecord]:
         """Up to ``limit`` fsynced records with seq > ``after_seq``, in seq order."""
+        return [decode_payload(seq, kind, data, start)
+                for data, frames in self.read_frames(after_seq, limit) for seq, kind, start, _ in frames]
+
+    def read_frames(self, after_seq: int, limit: int) -> list[tuple[bytes, list[Frame]]]:
+        """What :meth:`read_from` returns, undecoded: ``(chunk, frames)`` pairs, each frame
+        ``(seq, kind, payload_start, payload_end)`` into its chunk, CRC-checked; up to ``limit`` frames in all,
+        in seq order. Decode a payload with :func:`decode_payload` (or, for shares, :data:`SHARE_FIXED` and
+        :func:`decode_share_key`)."""
         with self._lock:
             segments = [(s.first_seq, s.path, s.size) for s in self._segments]
         if not segments or limit <= 0:
@@ -483,10 +525,14 @@ class ShareSpool:
             index, offset = firsts.index(cursor[1]), cursor[2]
         else:
             index, offset = max(0, bisect.bisect_right(firsts, after_seq + 1) - 1), 0
-        out: list[SpoolRecord] = []
-        while index < len(segments) and len(out) < limit:
+        out: list[tuple[bytes, list[Frame]]] = []
+        count = 0
+        last = after_seq
+        while index < len(segments) and count < limit:
             _, path, size = segments[index]
             if offset >= size:
+                if index == len(segments) - 1:
+                    break  # caught up with the writer: the cursor stays here, where the next read begins
                 index, offset = index + 1, 0
                 continue
             try:
@@ -496,22 +542,19 @@ class ShareSpool:
             except FileNotFoundError:  # trimmed under us: all of it was before a checkpoint
                 index, offset = index + 1, 0
                 continue
-            view = memoryview(data)
-            frames, good, stop = _frames(view, 0, len(view), limit - len(out))
-            consumed = good
-            for seq, kind, start, end in frames:
-                if seq > after_seq:
-                    out.append(decode_payload(seq, kind, data, start))
-                    if len(out) >= limit:
-                        consumed = end
-                        break
-            offset += consumed
-            if consumed == good and (stop == "corrupt" or (stop == "torn" and offset + (len(data) - good) >= size)):
+            frames, good, stop = _frames(data, 0, len(data), limit - count)
+            if frames and min(frames)[0] <= after_seq:  # min: by seq (C speed)
+                frames = [f for f in frames if f[0] > after_seq]
+            if frames:
+                out.append((data, frames))
+                count += len(frames)
+                last = frames[-1][0]
+            offset += good
+            if stop == "corrupt" or (stop == "torn" and offset + (len(data) - good) >= size):
                 # bytes that never became a record: the tail of a write that failed; nothing follows it
                 log.error("spool_segment_corrupt", segment=path.name, offset=offset)
                 index, offset = index + 1, 0
         if out:
-            last = out[-1].seq
             self._cursor = (last, segments[index][0], offset) if index < len(segments) else None
         return out
 
