@@ -152,19 +152,25 @@ def thread_cpu(pids: list[int]) -> dict[str, float]:
     return out
 
 
-def wakeups(pids: list[int]) -> int:
-    """Voluntary context switches of the processes' main threads: how often each event loop went to sleep
-    and was woken (a loop that wakes for fewer events pays its per-wake-up cost over fewer submits)."""
+def status_sum(paths: list[str], key: str) -> int:
+    """The sum of the first number after ``key`` in each /proc status file (missing files count 0)."""
     total = 0
-    for pid in pids:
+    for path in paths:
         try:
-            with open(f"/proc/{pid}/task/{pid}/status") as f:
+            with open(path) as f:
                 for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
+                    if line.startswith(key):
                         total += int(line.split()[1])
+                        break
         except OSError:
             continue
     return total
+
+
+def wakeups(pids: list[int]) -> int:
+    """Voluntary context switches of the processes' main threads: how often each event loop went to sleep
+    and was woken (a loop that wakes for fewer events pays its per-wake-up cost over fewer submits)."""
+    return status_sum([f"/proc/{pid}/task/{pid}/status" for pid in pids], "voluntary_ctxt_switches:")
 
 
 def socket_count(pid: int) -> int:
@@ -182,8 +188,8 @@ def socket_count(pid: int) -> int:
 
 def pool_side_notify_ms(api_port: int) -> tuple[int, float] | None:
     """From the pool's own /metrics (worker 0 with several workers): how many new blocks it timed and the
-    mean time from learning of one to its last session write, in ms. Separates the pool's time from the
-    clients' (which share this machine's cores)."""
+    mean time from learning of one to the end of its broadcast (bookkeeping after the writes included), in
+    ms. Separates the pool's time from the clients' (which share this machine's cores)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
             text = response.read().decode()
@@ -199,16 +205,7 @@ def pool_side_notify_ms(api_port: int) -> tuple[int, float] | None:
 
 
 def rss_bytes(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+    return status_sum([f"/proc/{pid}/status" for pid in pids], "VmRSS:") * 1024
 
 
 def rpc(port: int, method: str, *params: Any) -> Any:
