@@ -618,7 +618,7 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
                     holders: list[tuple[multiprocessing.process.BaseProcess, Connection]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     result: dict[str, Any] = {"bench": "load", "workers": args.workers, "multiproc": args.workers > 1 or args.multiproc,
-                              "client_uvloop": _uses_uvloop()}
+                              "client_uvloop": _uses_uvloop(), "pinned": bool(args.pin)}
     stratum = ports["stratum"]
 
     # 2. idle sessions
@@ -797,10 +797,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--profile", default="",
                    help="py-spy record the (first) pool process into this SVG (a .txt name: collapsed stacks)")
     p.add_argument("--profile-native", action="store_true", help="with --profile: C frames too (py-spy --native)")
+    p.add_argument("--pin", action="store_true",
+                   help="one core for the pool (the last), the others for the load generator and the stand-in "
+                        "daemon: keeps the clients off the pool's core (with one worker)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (config, logs)")
     args = p.parse_args(argv)
 
     raise_nofile()
+    pool_cpus: set[int] | None = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2 or args.workers > 1:
+            p.error("--pin needs at least 2 cores and one worker")
+        pool_cpus = {cpus[-1]}
+        os.sched_setaffinity(0, set(cpus[:-1]))  # this process and everything it starts, but the pool
+
+    def pool_preexec() -> None:
+        raise_nofile()
+        if pool_cpus is not None:
+            os.sched_setaffinity(0, pool_cpus)
+
     tmp = Path(tempfile.mkdtemp(prefix="stratum-bench-"))
     ports = {"stratum": free_port(), "daemon": free_port(), "notify": free_port(socket.SOCK_DGRAM),
              "api": free_port()}
@@ -837,7 +853,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cmd = [PYTHON, "-m", module, "serve", "--config", str(config)]
         pool_log = open(tmp / "pool.log", "wb")
         procs.append(subprocess.Popen(cmd, stdout=pool_log, stderr=subprocess.STDOUT, env=env,
-                                      preexec_fn=raise_nofile))
+                                      preexec_fn=pool_preexec))
         wait_port(ports["stratum"], time.monotonic() + 120, procs[-1])
         if args.workers > 1 or args.multiproc:
             deadline = time.monotonic() + 60
