@@ -224,8 +224,7 @@ class CoinPool:
         new-block signal, which follows, then finds the work already on that block)."""
         since = time.monotonic()
         async with self._refresh_lock:
-            current = self.jobs.template
-            if current is not None and gbt.get("previousblockhash") == current.prevhash_hex:
+            if self._working_on(gbt.get("previousblockhash")):
                 return  # no new block (another source was first): fresher transactions come with the timer
             new_block = self._apply(gbt, since)
         if new_block:
@@ -239,9 +238,13 @@ class CoinPool:
                  prevhash=template.prevhash_hex, transactions=len(template.transactions),
                  sessions=len(self.server.sessions))
 
-    async def _new_block(self, source: str, blockhash: str | None) -> None:
+    def _working_on(self, blockhash: object) -> bool:
+        """Whether the current work already builds on ``blockhash`` (display hex)."""
         template = self.jobs.template
-        if template is not None and blockhash is not None and blockhash == template.prevhash_hex:
+        return template is not None and blockhash is not None and blockhash == template.prevhash_hex
+
+    async def _new_block(self, source: str, blockhash: str | None) -> None:
+        if self._working_on(blockhash):
             return  # already working on top of it
         self.stats.new_blocks_seen += 1
         try:

@@ -163,30 +163,15 @@ class _Connection(asyncio.Protocol):
             return
         if len(actions) == 2 and type(actions[1]) is ShareAccepted and type(actions[0]) is Send:
             # the other common one: an accepted share, answered once it is durable
-            self.server.guard.share(self.peer, None)
-            try:
-                barrier = self.server.on_action(actions[1])
-            except Exception:
-                self.server.log.exception("on_action_failed", action="ShareAccepted")
-                barrier = None
+            barrier = self._account(actions[1])
             if barrier is not None:
                 self._hold_one(barrier)
             self.write(actions[0].data)
             return
         barriers: list[Awaitable[object]] = []
-        guard = self.server.guard
         for action in actions:
-            kind = type(action)
-            if kind is not Send and kind is not Close:
-                if kind is ShareAccepted:
-                    guard.share(self.peer, None)
-                elif kind is ShareRejected:
-                    guard.share(self.peer, action.reason)  # type: ignore[union-attr]
-                try:
-                    barrier = self.server.on_action(action)
-                except Exception:
-                    self.server.log.exception("on_action_failed", action=type(action).__name__)
-                    continue
+            if type(action) is not Send and type(action) is not Close:
+                barrier = self._account(action)
                 if barrier is not None:
                     barriers.append(barrier)
         if barriers:
@@ -199,6 +184,20 @@ class _Connection(asyncio.Protocol):
                     self._held[-1][1].append(action)
                 else:
                     self.close(action.reason)
+
+    def _account(self, action: Action) -> Awaitable[object] | None:
+        """The guard's count of a judged share, then the pool's handling of ``action``; what the lines after
+        it wait for (None: nothing)."""
+        kind = type(action)
+        if kind is ShareAccepted:
+            self.server.guard.share(self.peer, None)
+        elif kind is ShareRejected:
+            self.server.guard.share(self.peer, action.reason)  # type: ignore[union-attr]
+        try:
+            return self.server.on_action(action)
+        except Exception:
+            self.server.log.exception("on_action_failed", action=kind.__name__)
+            return None
 
     def _hold(self, barriers: list[Awaitable[object]]) -> None:
         # Shares appended in one group-commit window share one future: a connection already waiting on it

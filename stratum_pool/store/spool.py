@@ -52,7 +52,6 @@ _READ_CHUNK: Final = 4 * 1024 * 1024
 _HEAD = struct.Struct("<II")  # body length, crc32(body)
 _SEQ_KIND = struct.Struct("<QB")
 _FRAME = struct.Struct("<IIQB")  # _HEAD, then the body's _SEQ_KIND: one unpack per frame for the reader
-_SHARE = struct.Struct("<dddq?IIII")  # time, difficulty, achieved, height, is_block, 4 string lengths
 _REJECTED = struct.Struct("<dqIIII")  # time, count, 4 string lengths
 _BLOCK = struct.Struct("<dqqqdd??qIIIIIII")  # see _encode_block
 
@@ -67,6 +66,7 @@ KIND_BLOCK: Final = 3
 SHARE_FIXED: Final = struct.Struct("<dddq?")
 SHARE_KEY_START: Final = SHARE_FIXED.size
 _SHARE_LENGTHS = struct.Struct("<IIII")
+_SHARE = struct.Struct(SHARE_FIXED.format + "IIII")  # the fixed part, then the 4 string lengths
 
 # One frame as the reader returns it: (seq, kind, payload start, payload end), offsets into its chunk.
 Frame = tuple[int, int, int, int]
@@ -177,15 +177,10 @@ def _strings(data: bytes | memoryview, offset: int, lengths: tuple[int, ...]) ->
 
 def decode_payload(seq: int, kind: int, data: bytes | memoryview, start: int = 0) -> SpoolRecord:
     """The record of kind ``kind`` whose payload begins at ``data[start]``."""
-    if kind == KIND_SHARE:  # the hot one, unrolled
-        t, diff, ach, height, is_block, n1, n2, n3, n4 = _SHARE.unpack_from(data, start)
-        o1 = start + _SHARE.size
-        o2 = o1 + n1
-        o3 = o2 + n2
-        o4 = o3 + n3
-        return ShareRecord(seq, t, str(data[o1:o2], "utf-8", "surrogatepass"),
-                           str(data[o2:o3], "utf-8", "surrogatepass"), str(data[o3:o4], "utf-8", "surrogatepass"),
-                           str(data[o4:o4 + n4], "utf-8", "surrogatepass"), diff, ach, height, is_block)
+    if kind == KIND_SHARE:  # the hot one
+        t, diff, ach, height, is_block = SHARE_FIXED.unpack_from(data, start)
+        coin_key, address, worker_name, user_agent = decode_share_key(data, start + SHARE_KEY_START)
+        return ShareRecord(seq, t, coin_key, address, worker_name, user_agent, diff, ach, height, is_block)
     if kind == KIND_REJECTED:
         t, count, *lengths = _REJECTED.unpack_from(data, start)
         coin_key, address, worker, reason = _strings(data, start + _REJECTED.size, tuple(lengths))
@@ -205,10 +200,11 @@ def encode_frame(seq: int, record: SpoolRecord) -> bytes:
     return _HEAD.pack(len(body), zlib.crc32(body)) + body
 
 
-def decode_share_key(key: bytes | memoryview) -> tuple[str, str, str, str]:
-    """(coin key, address, worker name, user agent) of a share payload's bytes from SHARE_KEY_START on."""
-    n1, n2, n3, n4 = _SHARE_LENGTHS.unpack_from(key)
-    o1 = _SHARE_LENGTHS.size
+def decode_share_key(key: bytes | memoryview, offset: int = 0) -> tuple[str, str, str, str]:
+    """(coin key, address, worker name, user agent) of a share payload's bytes from SHARE_KEY_START on (which
+    begin at ``key[offset]``)."""
+    n1, n2, n3, n4 = _SHARE_LENGTHS.unpack_from(key, offset)
+    o1 = offset + _SHARE_LENGTHS.size
     o2 = o1 + n1
     o3 = o2 + n2
     o4 = o3 + n3
