@@ -617,7 +617,8 @@ def percentile(values: list[float], q: float) -> float:
 async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[str, int],
                     holders: list[tuple[multiprocessing.process.BaseProcess, Connection]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    result: dict[str, Any] = {"bench": "load", "workers": args.workers, "multiproc": args.workers > 1 or args.multiproc,
+    result: dict[str, Any] = {"bench": "load", "server": "floor" if args.baseline else "pool",
+                              "workers": args.workers, "multiproc": args.workers > 1 or args.multiproc,
                               "client_uvloop": _uses_uvloop(), "pinned": bool(args.pin)}
     stratum = ports["stratum"]
 
@@ -662,7 +663,8 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
             conn.recv()
         for c in active:
             c.clean_at = 0.0
-        new_tip = await asyncio.to_thread(rpc, ports["daemon"], "bench_newblock")
+        # the floor has no daemon: any notification is a new block to it
+        new_tip = "00" * 32 if args.baseline else await asyncio.to_thread(rpc, ports["daemon"], "bench_newblock")
         t0 = time.monotonic()
         send_block_notify("127.0.0.1", ports["notify"], new_tip)
         for _, conn in holders:
@@ -691,7 +693,8 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
     mix = {"stale": args.stale, "duplicate": args.duplicate, "low": args.low}
     mix["valid"] = 1.0 - sum(mix.values())
     pids = process_tree(pool_pids[0])
-    workers = pids[1:] if len(pids) > 1 and (args.workers > 1 or args.multiproc) else pids
+    # the pool's supervisor serves no sessions; the floor's first process is one of its workers
+    workers = pids[1:] if len(pids) > 1 and (args.workers > 1 or args.multiproc) and not args.baseline else pids
     result.update(sockets_per_worker=[socket_count(p) for p in workers])
     cpu_before = cpu_seconds(pids)
     threads_before = thread_cpu(pids)
@@ -746,7 +749,9 @@ def _uses_uvloop() -> bool:
 def print_table(r: dict[str, Any]) -> None:
     last = r.get("new_block_to_last_ms") or []
     rows = [
-        ("pool processes (workers)", f"{r['workers']} ({'stratum_pool.multiproc' if r['multiproc'] else 'cli serve'})"),
+        ("server processes (workers)", f"{r['workers']} ("
+         + ("bench/floor_server.py: the floor" if r["server"] == "floor"
+            else "stratum_pool.multiproc" if r["multiproc"] else "cli serve") + ")"),
         ("idle sessions held", f"{r['idle_sessions']} (failed {r['idle_failures']}) in {r['connect_seconds']} s, "
                                f"{r['connect_cpu_us_per_session']} us server CPU each"),
         ("active (submitting) sessions", f"{r['active_sessions']} (failed {r['active_failures']})"),
@@ -801,7 +806,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="one core for the pool (the last), the others for the load generator and the stand-in "
                         "daemon: keeps the clients off the pool's core (with one worker)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (config, logs)")
+    p.add_argument("--baseline", action="store_true",
+                   help="serve the clients with bench/floor_server.py (answers every submit true, unread) "
+                        "instead of the pool: what the event loop and the kernel cost on their own")
+    p.add_argument("--compare", action="store_true",
+                   help="the floor, then the pool, with the same clients and load; prints the pool's figures "
+                        "against the floor's")
     args = p.parse_args(argv)
+    if args.compare:
+        return compare(argv or sys.argv[1:])
+    if args.baseline:  # the floor answers every submit true: send only valid ones
+        args.stale = args.duplicate = args.low = 0.0
 
     raise_nofile()
     pool_cpus: set[int] | None = None
@@ -822,7 +837,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "api": free_port()}
     procs: list[subprocess.Popen[bytes]] = []
     holders: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
-    profiler: subprocess.Popen[bytes] | None = None
     try:
         # idle-session processes first (forked before any event loop or thread exists here)
         n_holders = args.holders or max(1, -(-args.idle // 15_000))
@@ -837,6 +851,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             proc.start()
             holders.append((proc, parent))
 
+        if args.baseline:
+            floor_log = open(tmp / "floor.log", "wb")
+            procs.append(subprocess.Popen([PYTHON, str(ROOT / "bench" / "floor_server.py"), "--port",
+                                           str(ports["stratum"]), "--notify-port", str(ports["notify"]),
+                                           "--workers", str(args.workers), "--difficulty", repr(SHARE_DIFFICULTY)],
+                                          stdout=floor_log, stderr=subprocess.STDOUT, preexec_fn=pool_preexec))
+            wait_port(ports["stratum"], time.monotonic() + 60, procs[-1])
+            return _measure(args, procs, ports, holders, tmp)
         daemon_log = open(tmp / "standin.log", "wb")
         procs.append(subprocess.Popen([PYTHON, str(ROOT / "bench" / "standin_daemon.py"), "--port",
                                        str(ports["daemon"])], stdout=daemon_log, stderr=subprocess.STDOUT))
@@ -860,6 +882,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             while len(process_tree(procs[-1].pid)) < args.workers + 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(1.0)
+        return _measure(args, procs, ports, holders, tmp)
+    finally:
+        _stop(args, procs, holders, tmp)
+
+
+def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], ports: dict[str, int],
+             holders: list[tuple[multiprocessing.process.BaseProcess, Connection]], tmp: Path) -> dict[str, Any]:
+    """The bench proper, once the server (pool or floor) listens: the last of ``procs``."""
+    profiler: subprocess.Popen[bytes] | None = None
+    try:
         if args.profile:
             target = process_tree(procs[-1].pid)[-1]
             fmt = ["--format", "raw"] if args.profile.endswith(".txt") else []  # collapsed stacks, for reading
@@ -872,34 +904,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         result = asyncio.run(run_bench(args, [procs[-1].pid], ports, holders))
-        result["daemon_stats"] = rpc(ports["daemon"], "bench_stats")["calls"]
+        if not args.baseline:
+            result["daemon_stats"] = rpc(ports["daemon"], "bench_stats")["calls"]
         print_table(result)
         return result
     finally:
-        for _, conn in holders:
-            with contextlib.suppress(OSError, EOFError, BrokenPipeError):
-                conn.send(("stop",))
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 profiler.wait(30)
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for h, _ in holders:
-            h.join(5)
-            if h.is_alive():
-                h.kill()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            import shutil
 
-            shutil.rmtree(tmp, ignore_errors=True)
+
+def _stop(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]],
+          holders: list[tuple[multiprocessing.process.BaseProcess, Connection]], tmp: Path) -> None:
+    for _, conn in holders:
+        with contextlib.suppress(OSError, EOFError, BrokenPipeError):
+            conn.send(("stop",))
+    for proc in reversed(procs):
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for h, _ in holders:
+        h.join(5)
+        if h.is_alive():
+            h.kill()
+    if args.keep:
+        print(f"kept {tmp}", file=sys.stderr)
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _holder_gate(conn: Connection, port: int, count: int, first_source: int, sources: int, timeout: float) -> None:
@@ -910,9 +947,41 @@ def _holder_gate(conn: Connection, port: int, count: int, first_source: int, sou
     _holder_main(conn, port, count, first_source, sources, timeout)
 
 
+def compare(argv: list[str]) -> dict[str, Any]:
+    """``--compare``: the same load against the floor, then the pool; the pool's figures as ratios to the
+    floor's, printed as a table and one JSON line."""
+    rest = [a for a in argv if a not in ("--compare", "--baseline")]
+    print("== the floor (bench/floor_server.py)", flush=True)
+    floor = main([*rest, "--baseline"])
+    print("== the pool", flush=True)
+    pool = main(rest)
+
+    def best(r: dict[str, Any]) -> float:  # the fan-out's best of the timed blocks: the least noise
+        return min(r["new_block_to_last_ms"]) if r["new_block_to_last_ms"] else float("nan")
+
+    rows = {
+        "server_cpu_us_per_submit": (floor["server_cpu_us_per_submit"], pool["server_cpu_us_per_submit"]),
+        "new_block_to_last_ms_best": (best(floor), best(pool)),
+        "rtt_p50_ms": (floor["rtt_p50_ms"], pool["rtt_p50_ms"]),
+        "rss_bytes_per_session": (floor["rss_bytes_per_session"] or 0, pool["rss_bytes_per_session"] or 0),
+        "loop_wakeups_per_1000_submits": (floor["loop_wakeups_per_1000_submits"],
+                                          pool["loop_wakeups_per_1000_submits"]),
+    }
+    print(f"== pool against the floor ({pool['workers']} worker(s), {pool['idle_sessions']} idle sessions, "
+          f"{pool['submits_per_second']}/s)")
+    print(f"{'':34}{'floor':>12}{'pool':>12}{'pool - floor':>14}{'pool / floor':>14}")
+    summary: dict[str, Any] = {"bench": "load-compare", "workers": pool["workers"]}
+    for name, (f, q) in rows.items():
+        ratio = q / f if f else float("nan")
+        print(f"{name:34}{f:12.2f}{q:12.2f}{q - f:14.2f}{ratio:14.2f}")
+        summary[name] = {"floor": f, "pool": q, "ratio": round(ratio, 3)}
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
 def run() -> dict[str, Any]:
-    """For bench/run.py: a short run."""
-    return main(["--idle", "5000", "--seconds", "10", "--rate", "3000", "--blocks", "2"])
+    """For bench/run.py: a short run, the pool against the floor."""
+    return main(["--idle", "5000", "--seconds", "10", "--rate", "3000", "--blocks", "2", "--compare"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,190 @@
+"""The floor: the least a Stratum server on uvloop can do, for ``bench/load.py --baseline`` and ``--compare``.
+
+It speaks just enough Stratum for the load generator's clients: a subscribe gets a fresh extranonce1, an
+authorize gets ``true``, the fixed share difficulty and one job, and every ``mining.submit`` is answered
+``true`` without being looked at (no JSON parse, no hashing, no bookkeeping, no persistence). A datagram on
+the notify port (what ``stratum-pool notify`` sends the pool) writes a new ``clean_jobs`` job to every session
+in one loop, with no template to fetch. What this process spends per submit, and how long its fan-out takes, is
+what the event loop, the kernel and this machine cost before a pool does any work: the pool's figures are read
+against it, in the same run.
+
+    python bench/floor_server.py --port P --notify-port U [--workers N] [--difficulty D]
+
+``--workers N`` forks N processes sharing the port with SO_REUSEPORT, like ``stratum_pool.multiproc``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import orjson
+
+# A synthetic job in mining.notify's shape: the clients hash real headers against it (nothing checks them).
+_PREVHASH = "00" * 4 + "11" * 28
+_COINB1 = "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20030a0b0c"
+_COINB2 = "ffffffff0100f2052a010000001976a914" + "22" * 20 + "88ac00000000"
+_BRANCH = [f"{i:02x}" * 32 for i in range(1, 13)]  # 12 levels, as a mainnet template's
+_VERSION, _NBITS, _NTIME = "20000000", "1d00ffff", "5f5e1000"
+
+
+def notify_line(job_number: int, clean: bool) -> bytes:
+    params = [f"{job_number:x}", _PREVHASH[:-8] + f"{job_number:08x}", _COINB1, _COINB2, _BRANCH, _VERSION,
+              _NBITS, _NTIME, clean]
+    return orjson.dumps({"id": None, "method": "mining.notify", "params": params}) + b"\n"
+
+
+class FloorServer:
+    def __init__(self, difficulty: float, worker: int) -> None:
+        self.difficulty = difficulty
+        self.connections: list[FloorConnection] = []
+        self.job_number = 1
+        self.notify = notify_line(self.job_number, True)
+        self.next_extranonce = worker << 24
+
+    def new_block(self) -> None:
+        self.job_number += 1
+        line = self.notify = notify_line(self.job_number, True)
+        for conn in self.connections:
+            transport = conn.transport
+            if transport is not None and conn.authorized:
+                transport.write(line)
+
+
+class FloorConnection(asyncio.Protocol):
+    __slots__ = ("authorized", "buffer", "server", "transport")
+
+    def __init__(self, server: FloorServer) -> None:
+        self.server = server
+        self.transport: Any = None
+        self.buffer = b""
+        self.authorized = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.server.connections.append(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        with contextlib.suppress(ValueError):
+            self.server.connections.remove(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if not self.buffer and data.find(b"\n") == len(data) - 1:
+            self.line(data)
+            return
+        lines = (self.buffer + data).split(b"\n")
+        self.buffer = lines.pop()
+        for line in lines:
+            self.line(line)
+
+    def line(self, line: bytes) -> None:
+        # '{"id":N,"method":...' as the load generator writes it: the id is what stands before the first comma
+        rid = line[6:line.find(b",")]
+        if b'"mining.submit"' in line:
+            self.transport.write(b'{"id":%s,"result":true,"error":null}\n' % rid)
+        elif b'"mining.subscribe"' in line:
+            server = self.server
+            server.next_extranonce += 1
+            result = [[["mining.notify", "1"]], f"{server.next_extranonce:08x}", 4]
+            self.transport.write(orjson.dumps({"id": int(rid), "result": result, "error": None}) + b"\n")
+        elif b'"mining.authorize"' in line:
+            self.authorized = True
+            difficulty = orjson.dumps({"id": None, "method": "mining.set_difficulty",
+                                       "params": [self.server.difficulty]})
+            self.transport.write(b'{"id":%s,"result":true,"error":null}\n%s\n%s' % (rid, difficulty,
+                                                                                     self.server.notify))
+        else:
+            self.transport.write(b'{"id":%s,"result":null,"error":[20,"unknown",null]}\n' % rid)
+
+
+class NotifyListener(asyncio.DatagramProtocol):
+    """A new block: the other workers are told first (as the pool's own relay does), then this one's sessions."""
+
+    def __init__(self, server: FloorServer, relays: list[socket.socket]) -> None:
+        self.server = server
+        self.relays = relays
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        for relay in self.relays:
+            relay.send(b"1")
+        self.server.new_block()
+
+
+async def serve(sock: socket.socket, notify: socket.socket, relays: list[socket.socket], difficulty: float,
+                worker: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = FloorServer(difficulty, worker)
+    stratum = await loop.create_server(lambda: FloorConnection(server), sock=sock, backlog=4096)
+    await loop.create_datagram_endpoint(lambda: NotifyListener(server, relays), sock=notify)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    stratum.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--notify-port", type=int, required=True)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--difficulty", type=float, default=2.0**-30)
+    args = p.parse_args()
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    notify = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    notify.bind(("127.0.0.1", args.notify_port))
+    notify.setblocking(False)
+    children: list[int] = []
+    relays: list[socket.socket] = []
+    for worker in range(1, args.workers):
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        pid = os.fork()
+        if pid == 0:
+            notify.close()
+            for other in relays:
+                other.close()
+            mine.close()
+            theirs.setblocking(False)
+            run(listening_socket(args), theirs, [], args.difficulty, worker)
+            os._exit(0)
+        theirs.close()
+        relays.append(mine)
+        children.append(pid)
+    run(listening_socket(args), notify, relays, args.difficulty, 0)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+        os.waitpid(child, 0)
+
+
+def listening_socket(args: argparse.Namespace) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.workers > 1:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def run(sock: socket.socket, notify: socket.socket, relays: list[socket.socket], difficulty: float,
+        worker: int) -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve(sock, notify, relays, difficulty, worker))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
