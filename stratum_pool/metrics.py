@@ -19,11 +19,40 @@ HASHES_PER_DIFF1 = 2**32
 HASHRATE_WINDOW_SECONDS = 600.0
 
 
+class _Accepted:
+    """Accepted shares of one coin counted since the last flush, and its hashrate window."""
+
+    __slots__ = ("count", "counter", "difficulty", "difficulty_counter", "window")
+
+    def __init__(self, counter: Any, difficulty_counter: Any, window: deque[tuple[float, float]]) -> None:
+        self.count = 0
+        self.difficulty = 0.0
+        self.counter = counter
+        self.difficulty_counter = difficulty_counter
+        self.window = window
+
+
+class _FlushFirst:
+    """A collector of no metrics whose collection runs ``flush``."""
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        self._flush()
+        return []
+
+
 class PoolMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.clock = clock
         r = self.registry
+        # first in the registry, so a scrape flushes the share counts before the counters are read
+        r.register(_FlushFirst(self.flush))
         self.connections = Gauge("stratum_pool_connections_open", "Open miner connections", ["coin"], registry=r)
         self.sessions_authorized = Gauge("stratum_pool_sessions_authorized", "Authorized sessions", ["coin"],
                                          registry=r)
@@ -61,8 +90,8 @@ class PoolMetrics:
                                        ["coin", "direction"], registry=r)
         self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
         self._window: dict[str, deque[tuple[float, float]]] = {}
-        self._accepted: dict[str, tuple[Any, Any]] = {}
-        self._rejected: dict[tuple[str, str], Any] = {}
+        self._accepted: dict[str, _Accepted] = {}
+        self._rejected: dict[tuple[str, str], int] = {}  # counted since the last flush
 
     def rpc_observer(self, daemon: str, method: str, seconds: float, error: str | None) -> None:
         """DaemonClient.observer: latency of every call, and errors by kind."""
@@ -71,32 +100,50 @@ class PoolMetrics:
             self.rpc_errors.labels(daemon, method, error).inc()
 
     def share_rejected(self, coin: str, reason: str) -> None:
-        child = self._rejected.get((coin, reason))
-        if child is None:
-            if len(self._rejected) >= 10_000:  # reasons are a short fixed list; never grow without bound
-                self._rejected.clear()
-            child = self._rejected[(coin, reason)] = self.shares.labels(coin, "rejected", reason)
-        child.inc()
+        key = (coin, reason)
+        pending = self._rejected
+        if key in pending:
+            pending[key] += 1
+        elif len(pending) < 10_000:  # reasons are a short fixed list; never grow without bound
+            pending[key] = 1
+        else:
+            self.flush()
+            pending[key] = 1
 
     def spool_failed(self, count: int, _error: BaseException) -> None:
         """ShareSpool.on_failure: ``count`` records of a group commit did not reach the disk."""
         self.share_not_durable.inc(count)
 
     def share_accepted(self, coin: str, difficulty: float, multiplier: int) -> None:
-        # per share: the labelled children are looked up once per coin (labels() costs more than inc())
-        children = self._accepted.get(coin)
-        if children is None:
-            children = self._accepted[coin] = (self.shares.labels(coin, "accepted", ""),
-                                               self.accepted_difficulty.labels(coin))
-        children[0].inc()
-        children[1].inc(difficulty)
+        # per share: plain additions; the Prometheus counters (a lock per inc) take the sums when scraped
+        tally = self._accepted.get(coin)
+        if tally is None:
+            tally = self._accepted[coin] = _Accepted(self.shares.labels(coin, "accepted", ""),
+                                                     self.accepted_difficulty.labels(coin),
+                                                     self._window.setdefault(coin, deque()))
+        tally.count += 1
+        tally.difficulty += difficulty
         # one bucket per second keeps the window small whatever the share rate
         second = float(int(self.clock()))
-        window = self._window.setdefault(coin, deque())
+        window = tally.window
         if window and window[-1][0] == second:
             window[-1] = (second, window[-1][1] + difficulty / multiplier)
         else:
             window.append((second, difficulty / multiplier))
+
+    def flush(self) -> None:
+        """Move the share counts kept since the last flush into their Prometheus counters (every collection
+        of the registry does this first)."""
+        for tally in self._accepted.values():
+            if tally.count:
+                count, difficulty = tally.count, tally.difficulty
+                tally.count, tally.difficulty = 0, 0.0
+                tally.counter.inc(count)
+                tally.difficulty_counter.inc(difficulty)
+        if self._rejected:
+            pending, self._rejected = self._rejected, {}
+            for (coin, reason), count in pending.items():
+                self.shares.labels(coin, "rejected", reason).inc(count)
 
     def hashrate_of(self, coin: str) -> float:
         """The coin's hashrate in hashes per second, from the accepted shares of the last window."""

@@ -47,3 +47,20 @@ def test_rpc_observer_counts_latency_and_errors() -> None:
     assert got[("stratum_pool_rpc_seconds_count", (("daemon", "node1"), ("method", "getblocktemplate")))] == 2
     assert got[("stratum_pool_rpc_errors_total", (("daemon", "node1"), ("kind", "timeout"),
                                                   ("method", "getblocktemplate")))] == 1
+
+
+def test_share_counts_kept_between_scrapes_all_reach_each_scrape() -> None:
+    m = PoolMetrics(clock=lambda: 7.0)
+    key = ("stratum_pool_shares_total", (("coin", "bitcoin-regtest"), ("reason", "duplicate"), ("result", "rejected")))
+    accepted = ("stratum_pool_shares_total", (("coin", "bitcoin-regtest"), ("reason", ""), ("result", "accepted")))
+    m.share_rejected("bitcoin-regtest", "duplicate")
+    m.share_rejected("bitcoin-regtest", "duplicate")
+    m.share_accepted("bitcoin-regtest", 0.5, 1)
+    first = samples(m)
+    assert first[key] == 2 and first[accepted] == 1
+    assert samples(m)[key] == 2  # a second scrape adds nothing twice
+    m.share_rejected("bitcoin-regtest", "duplicate")
+    m.share_accepted("bitcoin-regtest", 0.25, 1)
+    later = samples(m)
+    assert later[key] == 3 and later[accepted] == 2
+    assert later[("stratum_pool_accepted_difficulty_total", (("coin", "bitcoin-regtest"),))] == 0.75
