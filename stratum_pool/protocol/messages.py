@@ -93,12 +93,41 @@ def parse_line(line: bytes) -> Request | Response:
     return Request(request_id, method, tuple(params))
 
 
+def parse_submit(line: bytes) -> tuple[RequestId, tuple[object, ...]] | None:
+    """The id and params of ``line`` when it is a well-formed ``mining.submit`` request with a params list,
+    exactly as :func:`parse_line` would give them; None for any other line (:func:`parse_line` judges it).
+    The share path's parser: no :class:`Request` is made."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or obj.get("method") != "mining.submit":
+        return None
+    request_id = obj.get("id")
+    params = obj.get("params")
+    if type(params) is not list or not (request_id is None or type(request_id) is int or type(request_id) is str):
+        return None
+    return request_id, tuple(params)
+
+
+# the integers orjson serializes (an id outside them takes encode_result's path, and its error)
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+
 def _dumps(obj: object) -> bytes:
     return orjson.dumps(obj) + b"\n"
 
 
 def encode_result(request_id: RequestId, result: object) -> bytes:
     return _dumps({"id": request_id, "result": result, "error": None})
+
+
+def encode_true(request_id: RequestId) -> bytes:
+    """``encode_result(request_id, True)``, the answer to every accepted share (formatted, not serialized,
+    for the integer ids miners use)."""
+    if type(request_id) is int and _INT64_MIN <= request_id <= _UINT64_MAX:
+        return b'{"id":%d,"result":true,"error":null}\n' % request_id
+    return encode_result(request_id, True)
 
 
 def encode_error(

@@ -228,6 +228,10 @@ class Session:
         line = line.strip()
         if not line:
             return []
+        if b'"mining.submit"' in line:  # the share path: no Request object, no dispatch
+            submit = msg.parse_submit(line)
+            if submit is not None:
+                return self._submit(submit[0], submit[1])
         try:
             parsed = msg.parse_line(line)
         except msg.ProtocolError as exc:
@@ -478,11 +482,9 @@ class Session:
         stale = job is not None and self.work.is_stale(job)
         version_bits = strings[5] if len(strings) == 6 else None
         submission = Submission(job_id, strings[2], strings[3], strings[4], version_bits)
-        result = self.validator.check(
-            job, stale, submission,
-            extranonce1=self.extranonce1, extranonce2_size=self.config.extranonce2_size,
-            version_mask=self.version_mask, required=self.required_difficulty(job_id), now=now,
-        )  # fmt: skip
+        # positional: extranonce1, extranonce2_size, version_mask, required, now
+        result = self.validator.check(job, stale, submission, self.extranonce1, self.config.extranonce2_size,
+                                      self.version_mask, self.required_difficulty(job_id), now)
         if not result.accepted or job is None:
             return self._reject(rid, worker, job_id, result.code, result.reason, result.message, now)
         address = self.workers[worker]
@@ -492,7 +494,7 @@ class Session:
                 BlockCandidate(job, result.header, self.extranonce1, result.extranonce2, result.block_hash,
                                result.pow_hash, worker, address, result.achieved, now)
             )
-        actions.append(Send(msg.encode_result(rid, True)))
+        actions.append(Send(msg.encode_true(rid)))
         actions.append(
             ShareAccepted(self.session_id, worker, address, job_id, job.template.height, result.required,
                           result.achieved, result.block, now)

@@ -161,7 +161,6 @@ class ShareValidator:
         job: Job | None,
         stale: bool,
         submission: Submission,
-        *,
         extranonce1: bytes,
         extranonce2_size: int,
         version_mask: int,
