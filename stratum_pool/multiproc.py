@@ -15,7 +15,10 @@ The supervisor
   each worker (a UDP port shared with SO_REUSEPORT would hand a datagram to one worker only); workers
   listen on an ephemeral loopback port they report to the supervisor.
 
-ZMQ, long polling and polling work unchanged in every worker (each subscribes/polls on its own).
+ZMQ, long polling and polling work unchanged in every worker (each subscribes/polls on its own). The HTTP API
+runs in worker 0; every worker writes its metrics each second to a directory the supervisor makes (under
+``$RUNTIME_DIRECTORY`` when systemd gives one), and worker 0's ``/metrics`` serves all of them, each sample
+labelled with its ``worker`` (``metrics.AllWorkers``).
 Workers die with the supervisor (PR_SET_PDEATHSIG) even when it is killed with SIGKILL.
 
 Use :func:`run_loop` to run a coroutine on uvloop when it is installed (``asyncio.run`` otherwise).
@@ -31,9 +34,11 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -132,9 +137,11 @@ def _die_with_parent() -> None:
 # ----- the worker
 
 
-async def serve_worker(settings: Settings, index: int, fds: Sequence[int] = ()) -> None:
+async def serve_worker(settings: Settings, index: int, fds: Sequence[int] = (),
+                       workers_dir: Path | None = None) -> None:
     """Run one worker until SIGTERM (SIGINT is left to the supervisor); ``fds[i]`` is coin i's listening
-    socket when the supervisor made it."""
+    socket when the supervisor made it; ``workers_dir`` the supervisor's directory for the workers'
+    metrics."""
     from stratum_pool.pool import Pool
 
     structlog.contextvars.bind_contextvars(worker=index)
@@ -142,7 +149,8 @@ async def serve_worker(settings: Settings, index: int, fds: Sequence[int] = ()) 
     if not sockets:
         sockets = [listening_socket(cs.stratum_host, cs.stratum_port) for cs in settings.coins]
     pool = Pool(worker_settings(settings, index), extranonce_prefix=worker_prefix(settings.node_id, index),
-                listen_sockets=sockets, spool_node_id=spool_node_id(settings.node_id, index))
+                listen_sockets=sockets, spool_node_id=spool_node_id(settings.node_id, index),
+                workers_dir=workers_dir, worker_index=index)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -215,6 +223,8 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self._relays: list[asyncio.DatagramTransport] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # each worker writes its metrics here; the one serving the API serves all of them (metrics.AllWorkers)
+        self.workers_dir: Path | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -226,6 +236,9 @@ class Supervisor:
                 transport, _ = await loop.create_datagram_endpoint(functools.partial(_Relay, self, i),
                                                                    local_addr=(host, int(port)))
                 self._relays.append(transport)
+        # systemd's RuntimeDirectory= when the unit has one, else the system's temporary directory
+        self.workers_dir = Path(tempfile.mkdtemp(prefix="stratum-pool-workers-",
+                                                 dir=os.environ.get("RUNTIME_DIRECTORY") or None))
         for worker in self.workers:
             self._sockets[worker.index] = [listening_socket(cs.stratum_host, cs.stratum_port)
                                            for cs in self.settings.coins]
@@ -250,6 +263,7 @@ class Supervisor:
         process = await asyncio.create_subprocess_exec(
             self.python, "-m", "stratum_pool.multiproc", "worker", "--config", self.config_path,
             "--index", str(worker.index), "--fds", ",".join(map(str, fds)),
+            *(["--workers-dir", str(self.workers_dir)] if self.workers_dir is not None else []),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
             pass_fds=fds,
         )
@@ -318,6 +332,8 @@ class Supervisor:
         for sockets in self._sockets.values():
             for sock in sockets:
                 sock.close()
+        if self.workers_dir is not None:
+            shutil.rmtree(self.workers_dir, ignore_errors=True)
 
 
 def run_workers(settings: Settings, config_path: str | Path) -> int:
@@ -344,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_worker.add_argument("--config", required=True)
     p_worker.add_argument("--index", type=int, required=True)
     p_worker.add_argument("--fds", default="", help="inherited listening sockets, one per coin (comma-separated)")
+    p_worker.add_argument("--workers-dir", default="", help="the supervisor's directory for the workers' metrics")
     args = parser.parse_args(argv)
 
     from stratum_pool.config import ConfigError
@@ -357,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "worker":
         fds = [int(fd) for fd in args.fds.split(",") if fd.strip()]
-        run_loop(serve_worker(settings, args.index, fds))
+        run_loop(serve_worker(settings, args.index, fds, Path(args.workers_dir) if args.workers_dir else None))
         return 0
     try:
         supervisor = Supervisor(settings, args.config, workers=args.workers)

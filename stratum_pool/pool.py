@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from stratum_pool.chain.address import address_to_script
 from stratum_pool.config import CoinSettings, Settings
@@ -30,7 +31,7 @@ from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
-from stratum_pool.metrics import PoolMetrics
+from stratum_pool.metrics import SNAPSHOT_SECONDS, PoolMetrics, all_workers_registry, write_snapshot
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -407,14 +408,18 @@ class Pool:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, *,
                  extranonce_prefix: bytes | None = None, listen_sockets: Sequence[socket.socket | None] = (),
-                 spool_node_id: int | None = None) -> None:
+                 spool_node_id: int | None = None, workers_dir: Path | None = None, worker_index: int = 0) -> None:
         """A worker process of a multi-process pool passes its extranonce1 slice, the listening sockets
-        (one per coin) and the identity of its share spool (workers of one node must not share one)."""
+        (one per coin), the identity of its share spool (workers of one node must not share one), and the
+        supervisor's directory for the workers' metrics (``workers_dir``) with its own index: it writes its
+        metrics there, and the worker serving the API serves every worker's (``metrics.AllWorkers``)."""
         self.settings = settings
         self.clock = clock
         self.extranonce_prefix = extranonce_prefix
         self.listen_sockets = list(listen_sockets)
         self.spool_node_id = settings.node_id if spool_node_id is None else spool_node_id
+        self.workers_dir = workers_dir
+        self.worker_index = worker_index
         self.metrics = PoolMetrics(clock=clock)
         self.spool: ShareSpool | None = None
         self.recorder: ShareRecorder | None = None
@@ -452,19 +457,35 @@ class Pool:
         if db.dsn:
             for coin in self.coins:
                 self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
+        if self.workers_dir is not None:
+            self._tasks.append(asyncio.create_task(self._snapshot_loop(self.workers_dir), name="metrics-snapshot"))
         api = self.settings.api
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
 
             app = create_app(
                 self.settings.database.dsn or None, [CoinPoolView(c) for c in self.coins],
-                self.metrics.registry if api.metrics_enabled else None,
+                self._served_metrics() if api.metrics_enabled else None,
                 rate_limit=RateLimitSettings(requests_per_second=api.requests_per_second, burst=api.burst,
                                              client_ip_header=api.client_ip_header),
                 bans=self.ban_rows,
             )
             self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
             log.info("api_listening", host=api.host, port=self.api_port)
+
+    def _served_metrics(self) -> CollectorRegistry:
+        if self.workers_dir is None:
+            return self.metrics.registry
+        return all_workers_registry(self.metrics.registry, self.workers_dir, self.worker_index)
+
+    async def _snapshot_loop(self, directory: Path) -> None:
+        """Write this worker's metrics for the one serving /metrics, every SNAPSHOT_SECONDS."""
+        while True:
+            try:
+                write_snapshot(self.metrics.registry, directory, self.worker_index)
+            except OSError as exc:
+                log.warning("metrics_snapshot_failed", directory=str(directory), error=str(exc))
+            await asyncio.sleep(SNAPSHOT_SECONDS)
 
     async def stop(self) -> None:
         """Stop accepting miners, flush every acknowledged share to the spool (and, if the database answers,

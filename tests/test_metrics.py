@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS, PoolMetrics
+from stratum_pool.metrics import (
+    HASHES_PER_DIFF1,
+    HASHRATE_WINDOW_SECONDS,
+    PoolMetrics,
+    all_workers_registry,
+    write_snapshot,
+)
 
 
 def samples(metrics: PoolMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,3 +72,23 @@ def test_share_counts_kept_between_scrapes_all_reach_each_scrape() -> None:
     later = samples(m)
     assert later[key] == 3 and later[accepted] == 2
     assert later[("stratum_pool_accepted_difficulty_total", (("coin", "bitcoin-regtest"),))] == 0.75
+
+
+def test_all_workers_label_each_workers_samples(tmp_path: Path) -> None:
+    own, other = PoolMetrics(clock=lambda: 7.0), PoolMetrics(clock=lambda: 7.0)
+    own.share_accepted("bitcoin-regtest", 1.0, 1)
+    for _ in range(3):
+        other.share_accepted("bitcoin-regtest", 2.0, 1)
+    other.share_rejected("bitcoin-regtest", "stale")
+    write_snapshot(other.registry, tmp_path, 1)
+    text = generate_latest(all_workers_registry(own.registry, tmp_path, 0)).decode()
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in text_string_to_metric_families(text) for s in family.samples}
+    coin = ("coin", "bitcoin-regtest")
+    assert got[("stratum_pool_shares_total", (coin, ("reason", ""), ("result", "accepted"), ("worker", "0")))] == 1
+    assert got[("stratum_pool_shares_total", (coin, ("reason", ""), ("result", "accepted"), ("worker", "1")))] == 3
+    assert got[("stratum_pool_shares_total", (coin, ("reason", "stale"), ("result", "rejected"), ("worker", "1")))] == 1
+    assert got[("stratum_pool_accepted_difficulty_total", (coin, ("worker", "1")))] == 6.0
+    assert got[("stratum_pool_worker_metrics_age_seconds", (("worker", "0"),))] == 0.0
+    assert got[("stratum_pool_worker_metrics_age_seconds", (("worker", "1"),))] >= 0.0
+    assert text.count("# TYPE stratum_pool_shares_total counter") == 1  # one family, both workers' samples

@@ -6,6 +6,7 @@ notification reaches both through the supervisor's relay, and SIGTERM stops ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -13,11 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from miner import Miner
+from prometheus_client.parser import text_string_to_metric_families
 
 from stratum_pool.coins import get_coin
 from stratum_pool.daemon.blocknotify import send_block_notify
@@ -65,14 +68,16 @@ def standin() -> Iterator[object]:
     server.server_close()
 
 
-@pytest.fixture
-def supervisor(tmp_path: Path, standin: object) -> Iterator[tuple[subprocess.Popen[bytes], int, int, object]]:
+@contextlib.contextmanager
+def _supervisor(tmp_path: Path, standin: object, api_port: int | None = None
+                ) -> Iterator[tuple[subprocess.Popen[bytes], int, int, object]]:
     port, notify = _free_port(), _free_port(socket.SOCK_DGRAM)
     daemon_port = standin.server_address[1]  # type: ignore[attr-defined]
+    api = "enabled = false" if api_port is None else f"enabled = true\nhost = \"127.0.0.1\"\nport = {api_port}"
     config = tmp_path / "pool.toml"
     config.write_text(f"""
 [api]
-enabled = false
+{api}
 
 [pool]
 node_id = {NODE_ID}
@@ -114,6 +119,12 @@ password = "test"
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path, standin: object) -> Iterator[tuple[subprocess.Popen[bytes], int, int, object]]:
+    with _supervisor(tmp_path, standin) as running:
+        yield running
 
 
 async def _wait_listening(port: int, proc: subprocess.Popen[bytes], workers: int) -> None:
@@ -205,3 +216,44 @@ async def test_a_dead_worker_is_restarted(supervisor: tuple[subprocess.Popen[byt
         assert {m.extranonce1[:2] for m in miners} == {worker_prefix(NODE_ID, 0), worker_prefix(NODE_ID, 1)}
     finally:
         await asyncio.gather(*(m.close() for m in [*miners, *held]))
+
+
+def _scrape(api_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_metrics_of_every_worker_on_one_endpoint(tmp_path: Path, standin: object) -> None:
+    api_port = _free_port()
+    with _supervisor(tmp_path, standin, api_port) as (proc, port, _, _):
+        await _wait_listening(port, proc, 2)
+        miners = await asyncio.gather(*(_miner(port, i) for i in range(SESSIONS)))
+        try:
+            on_worker = {w: [m for m in miners if m.extranonce1[:2] == worker_prefix(NODE_ID, w)] for w in (0, 1)}
+            assert on_worker[0] and on_worker[1], "sessions on one worker only"
+            accepted = {0: 0, 1: 0}
+            for w in (0, 1):  # two shares on worker 0, three on worker 1
+                for _ in range(2 + w):
+                    reply = await on_worker[w][0].mine_share()
+                    assert reply.get("result") is True, reply
+                    accepted[w] += 1
+
+            coin = ("coin", COIN.key)
+            want = {w: {("stratum_pool_connections_open", (coin, ("worker", str(w)))): len(on_worker[w]),
+                        ("stratum_pool_shares_total", (coin, ("reason", ""), ("result", "accepted"),
+                                                       ("worker", str(w)))): accepted[w]} for w in (0, 1)}
+            deadline = time.monotonic() + 30  # worker 1's figures arrive with its next snapshot (every second)
+            while True:
+                got = await asyncio.to_thread(_scrape, api_port)
+                seen = {key: got.get(key) for w in (0, 1) for key in want[w]}
+                if all(seen[key] == value for w in (0, 1) for key, value in want[w].items()):
+                    break
+                assert time.monotonic() < deadline, f"metrics never showed both workers: {seen}"
+                await asyncio.sleep(0.5)
+            ages = {dict(labels)["worker"]: value for (name, labels), value in got.items()
+                    if name == "stratum_pool_worker_metrics_age_seconds"}
+            assert ages["0"] == 0.0 and 0.0 <= ages["1"] < 30
+        finally:
+            await asyncio.gather(*(m.close() for m in miners))
