@@ -11,6 +11,8 @@ The supervisor
 
 * restarts a worker that dies (backing off from 1 s up to 30 s while it keeps dying young);
 * forwards SIGTERM/SIGINT to every worker as SIGTERM, waits for them (20 s, then SIGKILL) and exits;
+* passes SIGHUP (``systemctl reload``) on to every worker, which re-reads the config as a single-process pool
+  does (settings that need a restart, such as ``workers``, wait for one);
 * owns each coin's ``notify_listen`` UDP address and relays every ``stratum-pool notify`` datagram to
   each worker (a UDP port shared with SO_REUSEPORT would hand a datagram to one worker only); workers
   listen on an ephemeral loopback port they report to the supervisor.
@@ -138,10 +140,10 @@ def _die_with_parent() -> None:
 
 
 async def serve_worker(settings: Settings, index: int, fds: Sequence[int] = (),
-                       workers_dir: Path | None = None) -> None:
-    """Run one worker until SIGTERM (SIGINT is left to the supervisor); ``fds[i]`` is coin i's listening
-    socket when the supervisor made it; ``workers_dir`` the supervisor's directory for the workers'
-    metrics."""
+                       workers_dir: Path | None = None, config_path: str | None = None) -> None:
+    """Run one worker until SIGTERM (SIGINT is left to the supervisor; SIGHUP re-reads ``config_path``, as
+    the single-process pool does); ``fds[i]`` is coin i's listening socket when the supervisor made it;
+    ``workers_dir`` the supervisor's directory for the workers' metrics."""
     from stratum_pool.pool import Pool
 
     structlog.contextvars.bind_contextvars(worker=index)
@@ -156,6 +158,18 @@ async def serve_worker(settings: Settings, index: int, fds: Sequence[int] = (),
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def reload() -> None:
+        if config_path is None:
+            return
+        from stratum_pool.config import ConfigError
+
+        try:
+            pool.reload(worker_settings(_load(config_path), index))
+        except ConfigError as exc:  # keep running on the old settings
+            log.error("config_reload_failed", worker=index, error=str(exc))
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await pool.start()
     status = {"index": index, "pid": os.getpid(),
               "coins": [{"coin": c.coin.key, "port": c.port, "notify_port": c.notify_port} for c in pool.coins]}
@@ -230,6 +244,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        # systemctl reload: every worker re-reads the config (the supervisor's own settings need a restart)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         for i, cs in enumerate(self.settings.coins):
             if cs.notify_listen:
                 host, _, port = cs.notify_listen.rpartition(":")
@@ -251,6 +267,15 @@ class Supervisor:
             await self._shutdown()
         log.info("workers_stopped")
         return 0
+
+    def reload(self) -> None:
+        """SIGHUP: passed on to every running worker."""
+        for worker in self.workers:
+            process = worker.process
+            if process is not None and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGHUP)
+        log.info("workers_reloading", workers=len(self.workers))
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """Until every worker has reported that it serves."""
@@ -374,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "worker":
         fds = [int(fd) for fd in args.fds.split(",") if fd.strip()]
-        run_loop(serve_worker(settings, args.index, fds, Path(args.workers_dir) if args.workers_dir else None))
+        run_loop(serve_worker(settings, args.index, fds, Path(args.workers_dir) if args.workers_dir else None,
+                              args.config))
         return 0
     try:
         supervisor = Supervisor(settings, args.config, workers=args.workers)

@@ -257,3 +257,29 @@ async def test_metrics_of_every_worker_on_one_endpoint(tmp_path: Path, standin: 
             assert ages["0"] == 0.0 and 0.0 <= ages["1"] < 30
         finally:
             await asyncio.gather(*(m.close() for m in miners))
+
+
+async def test_sighup_reloads_every_worker_and_stops_none(tmp_path: Path, standin: object) -> None:
+    with _supervisor(tmp_path, standin) as (proc, port, _, _):
+        await _wait_listening(port, proc, 2)
+        workers = sorted(_children(proc.pid))
+        held = await asyncio.gather(*(_miner(port, i) for i in range(8)))
+        config = tmp_path / "pool.toml"
+        config.write_text(config.read_text().replace("initial = 1e-9", "initial = 2e-9"))
+        proc.send_signal(signal.SIGHUP)
+        miners: list[Miner] = []
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # the new initial difficulty, on sessions opened on both workers after the reload
+                miners += await asyncio.gather(*(_miner(port, 100 + i) for i in range(SESSIONS)))
+                fresh = {w: [m.difficulty for m in miners if m.extranonce1[:2] == worker_prefix(NODE_ID, w)]
+                         for w in (0, 1)}
+                if all(fresh[w] and fresh[w][-1] == 2e-9 for w in (0, 1)):
+                    break
+                assert time.monotonic() < deadline, f"the reload did not reach both workers: {fresh}"
+                await asyncio.sleep(0.5)
+            assert proc.poll() is None and sorted(_children(proc.pid)) == workers  # nothing restarted
+            reply = await held[0].mine_share()  # sessions from before the reload keep mining
+            assert reply.get("result") is True, reply
+        finally:
+            await asyncio.gather(*(m.close() for m in [*held, *miners]))
