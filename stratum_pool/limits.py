@@ -61,6 +61,7 @@ class Ban:
     ip: str
     until: float  # clock time (wall clock by default)
     reason: str  # "invalid-shares" | "malformed" | an operator's word
+    since: float = 0.0  # when it was decided (clock time)
 
 
 class BanList:
@@ -70,13 +71,29 @@ class BanList:
         self.clock = clock
         self._bans: dict[str, Ban] = {}
         self.listeners: list[Callable[[Ban], None]] = []
+        self.cleared_at = 0.0  # when clear() last lifted every ban (clock time)
 
     def ban(self, ip: str, seconds: float, reason: str) -> Ban:
-        entry = Ban(ip, self.clock() + seconds, reason)
+        now = self.clock()
+        entry = Ban(ip, now + seconds, reason, now)
         self._bans[ip] = entry
         for listener in list(self.listeners):
             listener(entry)
         return entry
+
+    def adopt(self, entry: Ban) -> bool:
+        """Hold a ban decided elsewhere (another worker of the pool) as if decided here, listeners told;
+        False (nothing done) when it has expired, was decided before the last :meth:`clear` (the lift applies
+        to it too), or a ban of that IP lasting as long is held already."""
+        if entry.until <= self.clock() or entry.since < self.cleared_at:
+            return False
+        held = self._bans.get(entry.ip)
+        if held is not None and held.until >= entry.until:
+            return False
+        self._bans[entry.ip] = entry
+        for listener in list(self.listeners):
+            listener(entry)
+        return True
 
     def banned(self, ip: str) -> Ban | None:
         entry = self._bans.get(ip)
@@ -99,6 +116,7 @@ class BanList:
     def clear(self) -> int:
         count = len(self._bans)
         self._bans.clear()
+        self.cleared_at = self.clock()
         return count
 
     def __len__(self) -> int:

@@ -31,7 +31,8 @@ from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
-from stratum_pool.metrics import SNAPSHOT_SECONDS, PoolMetrics, all_workers_registry, write_snapshot
+from stratum_pool.metrics import PoolMetrics, all_workers_registry
+from stratum_pool.peers import WorkerExchange
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -411,8 +412,9 @@ class Pool:
                  spool_node_id: int | None = None, workers_dir: Path | None = None, worker_index: int = 0) -> None:
         """A worker process of a multi-process pool passes its extranonce1 slice, the listening sockets
         (one per coin), the identity of its share spool (workers of one node must not share one), and the
-        supervisor's directory for the workers' metrics (``workers_dir``) with its own index: it writes its
-        metrics there, and the worker serving the API serves every worker's (``metrics.AllWorkers``)."""
+        supervisor's directory the workers share (``workers_dir``) with its own index: metrics and bans go
+        through it (``peers.WorkerExchange``), and the worker serving the API serves every worker's metrics
+        (``metrics.AllWorkers``)."""
         self.settings = settings
         self.clock = clock
         self.extranonce_prefix = extranonce_prefix
@@ -458,7 +460,8 @@ class Pool:
             for coin in self.coins:
                 self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
         if self.workers_dir is not None:
-            self._tasks.append(asyncio.create_task(self._snapshot_loop(self.workers_dir), name="metrics-snapshot"))
+            exchange = WorkerExchange(self.workers_dir, self.worker_index, self.metrics.registry, self.bans)
+            self._tasks.append(asyncio.create_task(exchange.run(), name="worker-exchange"))
         api = self.settings.api
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
@@ -477,15 +480,6 @@ class Pool:
         if self.workers_dir is None:
             return self.metrics.registry
         return all_workers_registry(self.metrics.registry, self.workers_dir, self.worker_index)
-
-    async def _snapshot_loop(self, directory: Path) -> None:
-        """Write this worker's metrics for the one serving /metrics, every SNAPSHOT_SECONDS."""
-        while True:
-            try:
-                write_snapshot(self.metrics.registry, directory, self.worker_index)
-            except OSError as exc:
-                log.warning("metrics_snapshot_failed", directory=str(directory), error=str(exc))
-            await asyncio.sleep(SNAPSHOT_SECONDS)
 
     async def stop(self) -> None:
         """Stop accepting miners, flush every acknowledged share to the spool (and, if the database answers,

@@ -69,7 +69,7 @@ def standin() -> Iterator[object]:
 
 
 @contextlib.contextmanager
-def _supervisor(tmp_path: Path, standin: object, api_port: int | None = None
+def _supervisor(tmp_path: Path, standin: object, api_port: int | None = None, extra: str = ""
                 ) -> Iterator[tuple[subprocess.Popen[bytes], int, int, object]]:
     port, notify = _free_port(), _free_port(socket.SOCK_DGRAM)
     daemon_port = standin.server_address[1]  # type: ignore[attr-defined]
@@ -105,6 +105,7 @@ suggestion_policy = "fixed"
 url = "http://127.0.0.1:{daemon_port}"
 user = "test"
 password = "test"
+{extra}
 """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "stratum_pool.multiproc", "serve", "--config", str(config)],
@@ -283,3 +284,39 @@ async def test_sighup_reloads_every_worker_and_stops_none(tmp_path: Path, standi
             assert reply.get("result") is True, reply
         finally:
             await asyncio.gather(*(m.close() for m in [*held, *miners]))
+
+
+async def _refused(port: int, source: str) -> bool:
+    """Whether a connection from ``source`` is dropped without an answer to its subscribe."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    try:
+        writer.write(b'{"id":1,"method":"mining.subscribe","params":[]}\n')
+        line = await asyncio.wait_for(reader.readline(), 10)
+    except (ConnectionError, TimeoutError):
+        return True
+    finally:
+        writer.close()
+    return line == b""
+
+
+async def test_an_ip_banned_by_one_worker_is_refused_by_all(tmp_path: Path, standin: object) -> None:
+    bans = "\n[bans]\nenabled = true\nmax_malformed = 3\nduration_seconds = 600\n"
+    with _supervisor(tmp_path, standin, extra=bans) as (proc, port, _, _):
+        await _wait_listening(port, proc, 2)
+        _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.5", 0))
+        # malformed requests (answered, the connection kept) until whichever worker took it bans the address
+        writer.write(b'{"id":1,"method":""}\n' * 10)
+        await writer.drain()
+        writer.close()
+        deadline = time.monotonic() + 30
+        while True:  # within a second or two the other worker holds the ban too
+            refused = await asyncio.gather(*(_refused(port, "127.0.0.5") for _ in range(SESSIONS)))
+            if all(refused):
+                break
+            assert time.monotonic() < deadline, f"still admitted by a worker: {refused}"
+            await asyncio.sleep(0.5)
+        miners = await asyncio.gather(*(_miner(port, i) for i in range(SESSIONS)))  # others are served
+        try:
+            assert {m.extranonce1[:2] for m in miners} == {worker_prefix(NODE_ID, 0), worker_prefix(NODE_ID, 1)}
+        finally:
+            await asyncio.gather(*(m.close() for m in miners))
