@@ -14,8 +14,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 # Each module has a run() that prints its table and one JSON line.
 BENCHES = [
     "bench_native",
+    "bench_submit",  # the pool's Python per accepted submit, in process, against the floor and the native check
     "bench_store",  # spool append/fsync and share rows per second into PostgreSQL
-    "load",  # end to end: stand-in daemon, pool process, 5,000 sessions (bench/load.py for the full run)
+    "load",  # end to end, the floor then the pool: 5,000 sessions (bench/load.py for the full run)
 ]
 
 
