@@ -4,7 +4,8 @@ Each worker is a whole pool of its own; the kernel spreads miners over them. Two
 as one:
 
 * **metrics**: every worker writes its registry to ``DIR/worker-I.prom`` every second; the worker serving
-  the HTTP API serves all of them (``metrics.AllWorkers``);
+  the HTTP API serves all of them (``metrics.AllWorkers``), and adds the others' connections, authorized
+  sessions and hashrate to its own in the JSON API's live figures (:class:`PeerGauges`);
 * **bans**: an IP banned by one worker must be refused by all (its next connection lands on any of them).
   Each worker writes the bans it holds to ``DIR/bans-worker-I.json`` when they change, and adopts the other
   workers' within a second (``BanList.adopt``: their connections from that IP are dropped too). A SIGHUP
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import structlog
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from stratum_pool.limits import Ban, BanList
 from stratum_pool.metrics import SNAPSHOT_SECONDS, write_snapshot
@@ -95,3 +99,41 @@ class WorkerExchange:
             except OSError as exc:
                 log.warning("worker_exchange_failed", directory=str(self.directory), error=str(exc))
             await asyncio.sleep(SNAPSHOT_SECONDS)
+
+
+class PeerGauges:
+    """The other workers' gauges, read from their metrics snapshots, for the live figures of the JSON API
+    (connections, authorized sessions, hashrate), which the worker serving it would otherwise give for its
+    own sessions only. A snapshot older than ``max_age`` seconds (its worker dead, not yet back) counts
+    nothing."""
+
+    def __init__(self, directory: Path, index: int, max_age: float = 10 * SNAPSHOT_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self.own = f"worker-{index}.prom"
+        self.max_age = max_age
+        self.clock = clock
+        self._read: dict[Path, tuple[float, dict[tuple[str, frozenset[tuple[str, str]]], float]]] = {}
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum over the other workers of the sample ``name`` with exactly ``labels``."""
+        key = (name, frozenset(labels.items()))
+        now = self.clock()
+        total = 0.0
+        for path in self.directory.glob("worker-*.prom"):
+            if path.name == self.own:
+                continue
+            try:
+                modified = path.stat().st_mtime
+                if now - modified > self.max_age:
+                    continue
+                cached = self._read.get(path)
+                if cached is None or cached[0] != modified:
+                    samples = {(s.name, frozenset(s.labels.items())): s.value
+                               for family in text_string_to_metric_families(path.read_text())
+                               for s in family.samples}
+                    cached = self._read[path] = (modified, samples)
+            except OSError:  # a worker between restarts
+                continue
+            total += cached[1].get(key, 0.0)
+        return total

@@ -32,7 +32,7 @@ from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.metrics import PoolMetrics, all_workers_registry
-from stratum_pool.peers import WorkerExchange
+from stratum_pool.peers import PeerGauges, WorkerExchange
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -466,8 +466,10 @@ class Pool:
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
 
+            peers = PeerGauges(self.workers_dir, self.worker_index) if self.workers_dir is not None else None
+
             app = create_app(
-                self.settings.database.dsn or None, [CoinPoolView(c) for c in self.coins],
+                self.settings.database.dsn or None, [CoinPoolView(c, peers) for c in self.coins],
                 self._served_metrics() if api.metrics_enabled else None,
                 rate_limit=RateLimitSettings(requests_per_second=api.requests_per_second, burst=api.burst,
                                              client_ip_header=api.client_ip_header),

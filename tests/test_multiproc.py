@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from miner import Miner
 from prometheus_client.parser import text_string_to_metric_families
@@ -256,6 +257,11 @@ async def test_metrics_of_every_worker_on_one_endpoint(tmp_path: Path, standin: 
             ages = {dict(labels)["worker"]: value for (name, labels), value in got.items()
                     if name == "stratum_pool_worker_metrics_age_seconds"}
             assert ages["0"] == 0.0 and 0.0 <= ages["1"] < 30
+            # the JSON API's live figures count both workers' sessions
+            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/pool", timeout=10) as response:
+                (live,) = orjson.loads(response.read())["coins"]
+            assert live["connections"] == SESSIONS and live["workers_online"] == SESSIONS
+            assert live["hashrate"] > 0
         finally:
             await asyncio.gather(*(m.close() for m in miners))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from stratum_pool.limits import Ban, BanList
-from stratum_pool.peers import WorkerExchange
+from stratum_pool.metrics import PoolMetrics, write_snapshot
+from stratum_pool.peers import PeerGauges, WorkerExchange
 
 
 class Clock:
@@ -69,3 +71,23 @@ def test_sighup_lifts_every_workers_bans_for_good(tmp_path: Path) -> None:
     later = bans_b.ban("127.0.0.10", 600, "invalid-shares")
     b.step()
     assert a.step() == 1 and bans_a.banned("127.0.0.10") == later
+
+
+def test_peer_gauges_sum_the_other_workers_fresh_snapshots(tmp_path: Path) -> None:
+    clock = Clock()
+    registries = []
+    for index, open_ in enumerate((3, 5, 7)):
+        metrics = PoolMetrics()
+        metrics.connections.labels("bitcoin-mainnet").set(open_)
+        metrics.connections.labels("litecoin-mainnet").set(100)
+        write_snapshot(metrics.registry, tmp_path, index)
+        registries.append(metrics)
+    clock.now = (tmp_path / "worker-2.prom").stat().st_mtime + 1
+    peers = PeerGauges(tmp_path, 0, max_age=10, clock=clock)
+    assert peers.total("stratum_pool_connections_open", coin="bitcoin-mainnet") == 12  # workers 1 and 2
+    assert peers.total("stratum_pool_connections_open", coin="dogecoin-mainnet") == 0
+    # worker 2 stops writing (dead, not yet back): after max_age its last figures count no more
+    registries[1].connections.labels("bitcoin-mainnet").set(6)
+    write_snapshot(registries[1].registry, tmp_path, 1)
+    os.utime(tmp_path / "worker-2.prom", (clock.now - 60, clock.now - 60))
+    assert peers.total("stratum_pool_connections_open", coin="bitcoin-mainnet") == 6

@@ -7,14 +7,21 @@ from typing import TYPE_CHECKING
 from stratum_pool.coins import DIFF1_TARGET
 
 if TYPE_CHECKING:
+    from stratum_pool.peers import PeerGauges
     from stratum_pool.pool import CoinPool
 
 
 class CoinPoolView:
     """Reads the live state of one coin pool; holds nothing of its own."""
 
-    def __init__(self, pool: CoinPool) -> None:
+    def __init__(self, pool: CoinPool, peers: PeerGauges | None = None) -> None:
+        """``peers``: in a multi-process pool, the other workers' gauges, added to this process's own live
+        figures (connections, workers online, hashrate)."""
         self._pool = pool
+        self._peers = peers
+
+    def _others(self, name: str) -> float:
+        return self._peers.total(name, coin=self._pool.coin.key) if self._peers is not None else 0.0
 
     @property
     def coin_key(self) -> str:
@@ -50,15 +57,17 @@ class CoinPoolView:
 
     @property
     def connections(self) -> int:
-        return len(self._pool.server.sessions)
+        return len(self._pool.server.sessions) + int(self._others("stratum_pool_connections_open"))
 
     @property
     def workers_online(self) -> int:
-        return sum(1 for s in self._pool.server.sessions if s.authorized)
+        own = sum(1 for s in self._pool.server.sessions if s.authorized)
+        return own + int(self._others("stratum_pool_sessions_authorized"))
 
     @property
     def hashrate(self) -> float:
-        return self._pool.metrics.hashrate_of(self._pool.coin.key)
+        own = self._pool.metrics.hashrate_of(self._pool.coin.key)
+        return own + self._others("stratum_pool_hashrate_hashes_per_second")
 
 
 if TYPE_CHECKING:
