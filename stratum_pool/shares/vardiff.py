@@ -7,7 +7,6 @@ fractional (regtest, tests and ESP32 NerdMiners work far below 1).
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 
@@ -45,7 +44,6 @@ class Vardiff:
         self.difficulty = self.clamp(start)
         self._last_retarget = now
         self._count = 0  # shares since the last retarget
-        self.share_times: deque[float] = deque(maxlen=config.window)
 
     def clamp(self, difficulty: float) -> float:
         if not math.isfinite(difficulty) or difficulty <= 0:
@@ -57,7 +55,6 @@ class Vardiff:
         self.difficulty = self.clamp(difficulty)
         self._last_retarget = now
         self._count = 0
-        self.share_times.clear()
         return self.difficulty
 
     def set_floor(self, floor: float) -> float:
@@ -67,7 +64,6 @@ class Vardiff:
 
     def record_share(self, now: float) -> float | None:
         """Note an accepted share; returns the new difficulty when it changes."""
-        self.share_times.append(now)
         self._count += 1
         if not self.enabled:
             return None
