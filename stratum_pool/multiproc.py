@@ -387,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_worker.add_argument("--fds", default="", help="inherited listening sockets, one per coin (comma-separated)")
     p_worker.add_argument("--workers-dir", default="", help="the supervisor's directory for the workers' metrics")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        # a reload that arrives while the worker still starts must not kill it (serve_worker handles SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     from stratum_pool.config import ConfigError
     from stratum_pool.logs import configure_logging
