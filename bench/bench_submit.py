@@ -33,6 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from floor_server import FloorConnection, FloorServer  # noqa: E402
 from load import ADDRESSES, COIN, SHARE_DIFFICULTY, job_from_notify, write_config  # noqa: E402
+from load import _lines as session_lines  # noqa: E402
 from standin_daemon import base_template  # noqa: E402
 
 from stratum_pool import _native  # noqa: E402
@@ -69,11 +70,6 @@ class CountingTransport:
 
     def abort(self) -> None:
         pass
-
-
-def _session_lines(user: str) -> bytes:
-    return (b'{"id":1,"method":"mining.subscribe","params":["bench/1.0"]}\n'
-            + orjson.dumps({"id": 2, "method": "mining.authorize", "params": [user, "x"]}) + b"\n")
 
 
 def share_lines(notify: dict[str, Any], extranonce1: bytes, user: str, count: int) -> list[bytes]:
@@ -132,7 +128,7 @@ async def measure(shares: int, sessions: int) -> dict[str, Any]:
         transport = CountingTransport()
         conn = _Connection(coin.server)
         conn.connection_made(transport)  # type: ignore[arg-type]
-        conn.data_received(_session_lines(user))
+        conn.data_received(session_lines(user))
         answers = [orjson.loads(x) for chunk in transport.lines for x in chunk.splitlines()]
         subscribe = next(a for a in answers if a.get("id") == 1)
         notify = next(a for a in answers if a.get("method") == "mining.notify")

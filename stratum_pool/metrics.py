@@ -6,24 +6,17 @@ labelled per worker or per address (those go to the database and the HTTP API in
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Hashes behind one share of difficulty 1 (sha256d): 2**32. A scrypt share of difficulty 1 meets a target
 # 65536 times easier (coins.Coin.share_multiplier), so it stands for that many times fewer hashes.
 HASHES_PER_DIFF1 = 2**32
 HASHRATE_WINDOW_SECONDS = 600.0
-# How often each worker of a multi-process pool writes its metrics for the worker that serves /metrics: a
-# scrape sees the other workers' values at most this old.
-SNAPSHOT_SECONDS = 1.0
 
 
 class _Accepted:
@@ -164,68 +157,3 @@ class PoolMetrics:
         """Gauges computed when scraped."""
         self.hashrate.labels(coin).set_function(lambda: self.hashrate_of(coin))
 
-
-# ----- several workers (stratum_pool.multiproc): one /metrics for all of them
-
-
-def write_snapshot(registry: CollectorRegistry, directory: Path, index: int) -> None:
-    """Worker ``index``'s metrics, in the exposition format, to ``directory/worker-INDEX.prom`` (replaced
-    whole: a reader never sees half a file)."""
-    path = directory / f"worker-{index}.prom"
-    partial = directory / f".worker-{index}.prom.partial"
-    partial.write_bytes(generate_latest(registry))
-    os.replace(partial, path)
-
-
-class AllWorkers:
-    """A collector of every worker's metrics, each sample labelled with its ``worker``: this process's from
-    its own registry, live; the other workers' from the snapshots they write to ``directory``
-    (:func:`write_snapshot`). Adds ``stratum_pool_worker_metrics_age_seconds`` per worker, so a worker that
-    stopped writing (hung, or dead and not yet back) shows."""
-
-    def __init__(self, own: CollectorRegistry, directory: Path, index: int,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.own = own
-        self.directory = directory
-        self.index = str(index)
-        self.clock = clock
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        families: dict[str, Metric] = {}
-
-        def add(family: Metric, worker: str) -> None:
-            merged = families.get(family.name)
-            if merged is None:
-                merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
-            merged.samples += [s._replace(labels={**s.labels, "worker": worker}) for s in family.samples]
-
-        for family in self.own.collect():
-            add(family, self.index)
-        age = Metric("stratum_pool_worker_metrics_age_seconds",
-                     "Seconds since each worker last wrote its metrics (0 for the one serving them)", "gauge")
-        age.add_sample(age.name, {"worker": self.index}, 0.0)
-        now = self.clock()
-        for path in sorted(self.directory.glob("worker-*.prom")):
-            worker = path.stem.removeprefix("worker-")
-            if worker == self.index:
-                continue
-            try:
-                modified = path.stat().st_mtime
-                text = path.read_text()
-            except OSError:  # between a worker's restarts
-                continue
-            for family in text_string_to_metric_families(text):
-                add(family, worker)
-            age.add_sample(age.name, {"worker": worker}, max(0.0, now - modified))
-        yield from families.values()
-        yield age
-
-
-def all_workers_registry(own: CollectorRegistry, directory: Path, index: int) -> CollectorRegistry:
-    """The registry /metrics serves in a multi-process pool: :class:`AllWorkers` alone."""
-    registry = CollectorRegistry()
-    registry.register(AllWorkers(own, directory, index))
-    return registry

@@ -20,7 +20,7 @@ The supervisor
 ZMQ, long polling and polling work unchanged in every worker (each subscribes/polls on its own). The HTTP API
 runs in worker 0; every worker writes its metrics each second to a directory the supervisor makes (under
 ``$RUNTIME_DIRECTORY`` when systemd gives one), and worker 0's ``/metrics`` serves all of them, each sample
-labelled with its ``worker`` (``metrics.AllWorkers``).
+labelled with its ``worker``; bans go the same way (``peers``).
 Workers die with the supervisor (PR_SET_PDEATHSIG) even when it is killed with SIGKILL.
 
 Use :func:`run_loop` to run a coroutine on uvloop when it is installed (``asyncio.run`` otherwise).
@@ -143,7 +143,7 @@ async def serve_worker(settings: Settings, index: int, fds: Sequence[int] = (),
                        workers_dir: Path | None = None, config_path: str | None = None) -> None:
     """Run one worker until SIGTERM (SIGINT is left to the supervisor; SIGHUP re-reads ``config_path``, as
     the single-process pool does); ``fds[i]`` is coin i's listening socket when the supervisor made it;
-    ``workers_dir`` the supervisor's directory for the workers' metrics."""
+    ``workers_dir`` the supervisor's directory for what the workers share (metrics, bans)."""
     from stratum_pool.pool import Pool
 
     structlog.contextvars.bind_contextvars(worker=index)
@@ -237,7 +237,7 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self._relays: list[asyncio.DatagramTransport] = []
         self._tasks: list[asyncio.Task[None]] = []
-        # each worker writes its metrics here; the one serving the API serves all of them (metrics.AllWorkers)
+        # what the workers share: each one's metrics and bans (stratum_pool.peers)
         self.workers_dir: Path | None = None
 
     async def run(self) -> int:
@@ -385,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_worker.add_argument("--config", required=True)
     p_worker.add_argument("--index", type=int, required=True)
     p_worker.add_argument("--fds", default="", help="inherited listening sockets, one per coin (comma-separated)")
-    p_worker.add_argument("--workers-dir", default="", help="the supervisor's directory for the workers' metrics")
+    p_worker.add_argument("--workers-dir", default="",
+                          help="the supervisor's directory for what the workers share (metrics, bans)")
     args = parser.parse_args(argv)
     if args.command == "worker":
         # a reload that arrives while the worker still starts must not kill it (serve_worker handles SIGHUP)

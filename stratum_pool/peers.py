@@ -3,9 +3,10 @@
 Each worker is a whole pool of its own; the kernel spreads miners over them. Two things must still be seen
 as one:
 
-* **metrics**: every worker writes its registry to ``DIR/worker-I.prom`` every second; the worker serving
-  the HTTP API serves all of them (``metrics.AllWorkers``), and adds the others' connections, authorized
-  sessions and hashrate to its own in the JSON API's live figures (:class:`PeerGauges`);
+* **metrics**: every worker writes its registry to ``DIR/worker-I.prom`` every second
+  (:func:`write_snapshot`); the worker serving the HTTP API reads the others' (:class:`Snapshots`), serves
+  all of them on ``/metrics`` (:class:`AllWorkers`), and adds the others' connections, authorized sessions
+  and hashrate to its own in the JSON API's live figures (:class:`PeerGauges`);
 * **bans**: an IP banned by one worker must be refused by all (its next connection lands on any of them).
   Each worker writes the bans it holds to ``DIR/bans-worker-I.json`` when they change, and adopts the other
   workers' within a second (``BanList.adopt``: their connections from that IP are dropped too). A SIGHUP
@@ -20,24 +21,137 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from stratum_pool.limits import Ban, BanList
-from stratum_pool.metrics import SNAPSHOT_SECONDS, write_snapshot
 
 log = structlog.get_logger("stratum_pool.peers")
+
+# How often each worker writes its metrics (and looks for the others' new bans): a scrape sees the other
+# workers' values at most this old, and a ban reaches every worker within it.
+SNAPSHOT_SECONDS = 1.0
+
+SampleKey = tuple[str, frozenset[tuple[str, str]]]
 
 
 def _replace(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     os.replace(partial, path)
+
+
+def write_snapshot(registry: CollectorRegistry, directory: Path, index: int) -> None:
+    """Worker ``index``'s metrics, in the exposition format, to ``directory/worker-INDEX.prom``."""
+    _replace(directory / f"worker-{index}.prom", generate_latest(registry))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One other worker's metrics as it last wrote them."""
+
+    worker: str
+    modified: float  # the file's mtime (wall clock)
+    families: list[Metric]
+    samples: dict[SampleKey, float]  # (sample name, labels) -> value
+
+
+class Snapshots:
+    """The other workers' metrics snapshots in ``directory`` (all but ``index``'s), each parsed once per
+    change."""
+
+    def __init__(self, directory: Path, index: int) -> None:
+        self.directory = directory
+        self.index = str(index)
+        self._parsed: dict[Path, Snapshot] = {}
+
+    def read(self) -> list[Snapshot]:
+        out = []
+        for path in sorted(self.directory.glob("worker-*.prom")):
+            worker = path.stem.removeprefix("worker-")
+            if worker == self.index:
+                continue
+            try:
+                modified = path.stat().st_mtime
+                snapshot = self._parsed.get(path)
+                if snapshot is None or snapshot.modified != modified:
+                    families = list(text_string_to_metric_families(path.read_text()))
+                    samples = {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
+                    snapshot = self._parsed[path] = Snapshot(worker, modified, families, samples)
+            except OSError:  # a worker between restarts
+                continue
+            out.append(snapshot)
+        return out
+
+
+class AllWorkers:
+    """A collector of every worker's metrics, each sample labelled with its ``worker``: this process's from
+    its own registry, live; the other workers' from their snapshots. Adds
+    ``stratum_pool_worker_metrics_age_seconds`` per worker, so a worker that stopped writing (hung, or dead
+    and not yet back) shows."""
+
+    def __init__(self, own: CollectorRegistry, snapshots: Snapshots, clock: Callable[[], float] = time.time) -> None:
+        self.own = own
+        self.snapshots = snapshots
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+
+        def add(family: Metric, worker: str) -> None:
+            merged = families.get(family.name)
+            if merged is None:
+                merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+            merged.samples += [s._replace(labels={**s.labels, "worker": worker}) for s in family.samples]
+
+        own = self.snapshots.index
+        for family in self.own.collect():
+            add(family, own)
+        age = Metric("stratum_pool_worker_metrics_age_seconds",
+                     "Seconds since each worker last wrote its metrics (0 for the one serving them)", "gauge")
+        age.add_sample(age.name, {"worker": own}, 0.0)
+        now = self.clock()
+        for snapshot in self.snapshots.read():
+            for family in snapshot.families:
+                add(family, snapshot.worker)
+            age.add_sample(age.name, {"worker": snapshot.worker}, max(0.0, now - snapshot.modified))
+        yield from families.values()
+        yield age
+
+
+def all_workers_registry(own: CollectorRegistry, snapshots: Snapshots) -> CollectorRegistry:
+    """The registry /metrics serves in a multi-process pool: :class:`AllWorkers` alone."""
+    registry = CollectorRegistry()
+    registry.register(AllWorkers(own, snapshots))
+    return registry
+
+
+class PeerGauges:
+    """The other workers' gauges, from their snapshots, for the live figures of the JSON API (connections,
+    authorized sessions, hashrate), which the worker serving it would otherwise give for its own sessions
+    only. A snapshot older than ``max_age`` seconds (its worker dead, not yet back) counts nothing."""
+
+    def __init__(self, snapshots: Snapshots, max_age: float = 10 * SNAPSHOT_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.snapshots = snapshots
+        self.max_age = max_age
+        self.clock = clock
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum over the other workers of the sample ``name`` with exactly ``labels``."""
+        key = (name, frozenset(labels.items()))
+        now = self.clock()
+        return sum(s.samples.get(key, 0.0) for s in self.snapshots.read() if now - s.modified <= self.max_age)
 
 
 class WorkerExchange:
@@ -99,41 +213,3 @@ class WorkerExchange:
             except OSError as exc:
                 log.warning("worker_exchange_failed", directory=str(self.directory), error=str(exc))
             await asyncio.sleep(SNAPSHOT_SECONDS)
-
-
-class PeerGauges:
-    """The other workers' gauges, read from their metrics snapshots, for the live figures of the JSON API
-    (connections, authorized sessions, hashrate), which the worker serving it would otherwise give for its
-    own sessions only. A snapshot older than ``max_age`` seconds (its worker dead, not yet back) counts
-    nothing."""
-
-    def __init__(self, directory: Path, index: int, max_age: float = 10 * SNAPSHOT_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.directory = directory
-        self.own = f"worker-{index}.prom"
-        self.max_age = max_age
-        self.clock = clock
-        self._read: dict[Path, tuple[float, dict[tuple[str, frozenset[tuple[str, str]]], float]]] = {}
-
-    def total(self, name: str, **labels: str) -> float:
-        """The sum over the other workers of the sample ``name`` with exactly ``labels``."""
-        key = (name, frozenset(labels.items()))
-        now = self.clock()
-        total = 0.0
-        for path in self.directory.glob("worker-*.prom"):
-            if path.name == self.own:
-                continue
-            try:
-                modified = path.stat().st_mtime
-                if now - modified > self.max_age:
-                    continue
-                cached = self._read.get(path)
-                if cached is None or cached[0] != modified:
-                    samples = {(s.name, frozenset(s.labels.items())): s.value
-                               for family in text_string_to_metric_families(path.read_text())
-                               for s in family.samples}
-                    cached = self._read[path] = (modified, samples)
-            except OSError:  # a worker between restarts
-                continue
-            total += cached[1].get(key, 0.0)
-        return total

@@ -31,8 +31,8 @@ from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
-from stratum_pool.metrics import PoolMetrics, all_workers_registry
-from stratum_pool.peers import PeerGauges, WorkerExchange
+from stratum_pool.metrics import PoolMetrics
+from stratum_pool.peers import PeerGauges, Snapshots, WorkerExchange, all_workers_registry
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -414,7 +414,7 @@ class Pool:
         (one per coin), the identity of its share spool (workers of one node must not share one), and the
         supervisor's directory the workers share (``workers_dir``) with its own index: metrics and bans go
         through it (``peers.WorkerExchange``), and the worker serving the API serves every worker's metrics
-        (``metrics.AllWorkers``)."""
+        and live figures (``peers.AllWorkers``, ``peers.PeerGauges``)."""
         self.settings = settings
         self.clock = clock
         self.extranonce_prefix = extranonce_prefix
@@ -422,6 +422,8 @@ class Pool:
         self.spool_node_id = settings.node_id if spool_node_id is None else spool_node_id
         self.workers_dir = workers_dir
         self.worker_index = worker_index
+        # the other workers' metrics, read by /metrics and the JSON API of the worker serving them
+        self.peer_snapshots = Snapshots(workers_dir, worker_index) if workers_dir is not None else None
         self.metrics = PoolMetrics(clock=clock)
         self.spool: ShareSpool | None = None
         self.recorder: ShareRecorder | None = None
@@ -466,7 +468,8 @@ class Pool:
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
 
-            peers = PeerGauges(self.workers_dir, self.worker_index) if self.workers_dir is not None else None
+            snapshots = self.peer_snapshots
+            peers = PeerGauges(snapshots) if snapshots is not None else None
 
             app = create_app(
                 self.settings.database.dsn or None, [CoinPoolView(c, peers) for c in self.coins],
@@ -479,9 +482,9 @@ class Pool:
             log.info("api_listening", host=api.host, port=self.api_port)
 
     def _served_metrics(self) -> CollectorRegistry:
-        if self.workers_dir is None:
+        if self.peer_snapshots is None:
             return self.metrics.registry
-        return all_workers_registry(self.metrics.registry, self.workers_dir, self.worker_index)
+        return all_workers_registry(self.metrics.registry, self.peer_snapshots)
 
     async def stop(self) -> None:
         """Stop accepting miners, flush every acknowledged share to the spool (and, if the database answers,

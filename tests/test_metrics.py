@@ -7,13 +7,8 @@ from pathlib import Path
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stratum_pool.metrics import (
-    HASHES_PER_DIFF1,
-    HASHRATE_WINDOW_SECONDS,
-    PoolMetrics,
-    all_workers_registry,
-    write_snapshot,
-)
+from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS, PoolMetrics
+from stratum_pool.peers import Snapshots, all_workers_registry, write_snapshot
 
 
 def samples(metrics: PoolMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -81,7 +76,7 @@ def test_all_workers_label_each_workers_samples(tmp_path: Path) -> None:
         other.share_accepted("bitcoin-regtest", 2.0, 1)
     other.share_rejected("bitcoin-regtest", "stale")
     write_snapshot(other.registry, tmp_path, 1)
-    text = generate_latest(all_workers_registry(own.registry, tmp_path, 0)).decode()
+    text = generate_latest(all_workers_registry(own.registry, Snapshots(tmp_path, 0))).decode()
     got = {(s.name, tuple(sorted(s.labels.items()))): s.value
            for family in text_string_to_metric_families(text) for s in family.samples}
     coin = ("coin", "bitcoin-regtest")

@@ -8,8 +8,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from stratum_pool.limits import Ban, BanList
-from stratum_pool.metrics import PoolMetrics, write_snapshot
-from stratum_pool.peers import PeerGauges, WorkerExchange
+from stratum_pool.metrics import PoolMetrics
+from stratum_pool.peers import PeerGauges, Snapshots, WorkerExchange, write_snapshot
 
 
 class Clock:
@@ -83,7 +83,7 @@ def test_peer_gauges_sum_the_other_workers_fresh_snapshots(tmp_path: Path) -> No
         write_snapshot(metrics.registry, tmp_path, index)
         registries.append(metrics)
     clock.now = (tmp_path / "worker-2.prom").stat().st_mtime + 1
-    peers = PeerGauges(tmp_path, 0, max_age=10, clock=clock)
+    peers = PeerGauges(Snapshots(tmp_path, 0), max_age=10, clock=clock)
     assert peers.total("stratum_pool_connections_open", coin="bitcoin-mainnet") == 12  # workers 1 and 2
     assert peers.total("stratum_pool_connections_open", coin="dogecoin-mainnet") == 0
     # worker 2 stops writing (dead, not yet back): after max_age its last figures count no more
