@@ -71,7 +71,9 @@ async def record_batch(dsn: str, coin: Coin, accounts: list[tuple[int, str, int]
 @pytest.fixture(scope="module")
 def funded_pair(litecoin_pair: NotifyingRegtest) -> NotifyingRegtest:
     """Node A's wallet with mature coinbases (mined on A, matured by 101 blocks from B)."""
-    litecoin_pair.a.generate(3)
+    # mined through the pair, which waits for B to have them: B mining on a tip without them would fork them
+    # away (seen once in CI: A's balance was one coinbase short of its three)
+    litecoin_pair.generate(3)
     litecoin_pair.generate(101, on="b")
     ltc_settle(litecoin_pair)
     assert Decimal(litecoin_pair.a.rpc("getbalance", wallet="test")) >= 100
