@@ -16,7 +16,7 @@ test: venv daemons chromium
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py $(wildcard native/*.pyx native/*.c native/*.h)
+$(STAMP): pyproject.toml setup.py $(wildcard native/*.pyx native/*.pxi native/*.c native/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

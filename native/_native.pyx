@@ -193,3 +193,6 @@ def set_sha_backend(str name):
         raise ValueError(f"unknown sha backend {name!r}; known: {', '.join(sorted(_BACKEND_IDS))}")
     if sp_sha256_select(backend) != 0:
         raise ValueError(f"sha backend {name!r} is not available on this CPU")
+
+
+include "fastsubmit.pxi"

@@ -3,6 +3,8 @@
 Byte arguments are bytes by contract (the fast path); bytearray and memoryview are accepted and copied.
 """
 
+from typing import Any
+
 _Bytes = bytes | bytearray | memoryview
 
 def sha256d(data: _Bytes) -> bytes: ...
@@ -26,3 +28,12 @@ def check_share(
 def sha_backend() -> str: ...
 def available_sha_backends() -> list[str]: ...
 def set_sha_backend(name: str) -> None: ...
+
+class FastSubmit:
+    """The share path's fast lane (native/fastsubmit.pxi): ``submit`` returns a session's actions for an
+    accepted share that is not a block, else None with nothing changed."""
+
+    def __init__(
+        self, send: type, accepted: type, encode_true: object, loads: object, max_job_id: int
+    ) -> None: ...
+    def submit(self, session: object, line: bytes, now: float) -> list[Any] | None: ...

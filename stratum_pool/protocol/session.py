@@ -25,6 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import orjson
+
+from stratum_pool.chain import pow as pow_mod
 from stratum_pool.coins import Coin
 from stratum_pool.jobs.job import Job
 from stratum_pool.protocol import messages as msg
@@ -60,6 +63,14 @@ MAX_WORKER_LENGTH = 64
 WORKER_RE = re.compile(r"[A-Za-z0-9._-]{0,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_JOB_ID_LENGTH = 64
+
+# The share path's native fast lane: judges the common share (accepted, not a block) exactly as _submit
+# would, and returns None for every other line, which _submit then judges (native/fastsubmit.pxi).
+_FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
+if pow_mod.NATIVE:
+    from stratum_pool import _native
+
+    _FAST = _native.FastSubmit(Send, ShareAccepted, msg.encode_true, orjson.loads, MAX_JOB_ID_LENGTH).submit
 
 _REASON_FOR_CODE = {
     msg.ERR_UNAUTHORIZED: "unauthorized",
@@ -229,9 +240,14 @@ class Session:
         if not line:
             return []
         if b'"mining.submit"' in line:  # the share path: no Request object, no dispatch
+            now = self.clock()
+            if _FAST is not None and self.validator.fast:
+                actions = _FAST(self, line, now)
+                if actions is not None:
+                    return actions
             submit = msg.parse_submit(line)
             if submit is not None:
-                return self._submit(submit[0], submit[1])
+                return self._submit(submit[0], submit[1], now)
         try:
             parsed = msg.parse_line(line)
         except msg.ProtocolError as exc:
@@ -457,8 +473,9 @@ class Session:
             return [Send(msg.encode_error(rid, msg.ERR_OTHER, "suggest_target expects a hex target"))]
         return self._suggest(rid, self.config.coin.diff1_target / target)
 
-    def _submit(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
-        now = self.clock()
+    def _submit(self, rid: msg.RequestId, params: tuple[object, ...], now: float | None = None) -> list[Action]:
+        if now is None:
+            now = self.clock()
         worker = params[0] if params and isinstance(params[0], str) else ""
         job_id = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
         if self.config.submits_per_second > 0 and not self._take_token(now):

@@ -119,9 +119,13 @@ class ShareValidator:
         check_share: pow_mod.CheckShare | None = None,
         ntime_max_future: int = NTIME_MAX_FUTURE_SECONDS,
         ntime_past_slack: int = NTIME_PAST_SLACK_SECONDS,
+        fast: bool = True,
     ) -> None:
+        """``fast``: sessions may judge their common shares in the native fast lane (``_native.FastSubmit``),
+        which agrees with :meth:`check`; it is used only when ``check_share`` is the native fused check."""
         self.coin = coin
         self._check_share = check_share if check_share is not None else pow_mod.check_share
+        self.fast = fast and pow_mod.NATIVE and self._check_share is pow_mod.check_share
         self._sha256d = pow_mod.sha256d
         self.ntime_max_future = ntime_max_future
         self.ntime_past_slack = ntime_past_slack
@@ -142,6 +146,15 @@ class ShareValidator:
             ctx = JobContext(job, t.coin.algorithm_id, min_ntime, t.target)
             self._contexts[job.job_id] = ctx
         return ctx
+
+    def target_for(self, required: float) -> int:
+        """The share target of difficulty ``required``, divided out once and cached."""
+        target = self._targets.get(required)
+        if target is None:
+            if len(self._targets) >= MAX_CACHED_TARGETS:
+                self._targets.clear()
+            target = self._targets[required] = share_target(self.coin, required)
+        return target
 
     def forget(self, job_id: str) -> None:
         self._contexts.pop(job_id, None)
@@ -216,9 +229,7 @@ class ShareValidator:
         block = value <= ctx.target
         target = self._targets.get(required)
         if target is None:
-            if len(self._targets) >= MAX_CACHED_TARGETS:
-                self._targets.clear()
-            target = self._targets[required] = share_target(self.coin, required)
+            target = self.target_for(required)
         if value > target:
             if block:
                 # Below the share difficulty yet a block (regtest, testnet: the network is easier than
