@@ -14,6 +14,8 @@
 # saves is the interpreter: no Submission, no ShareResult, no bytecode per check.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 from cpython.long cimport PyLong_FromUnsignedLong
 from libc.stdio cimport snprintf
 
@@ -76,8 +78,10 @@ cdef class FastSubmit:
     """The share path's fast lane (see the comment at the top of native/fastsubmit.pxi).
 
     Made once with what it builds its answer from: the ``Send`` and ``ShareAccepted`` action classes,
-    ``messages.encode_true`` (for ids it does not format itself), the line parser (``orjson.loads``) and the
-    longest job id a submit may name.
+    ``messages.encode_true`` (for ids it does not format itself), the line parser (``orjson.loads``), the
+    longest job id a submit may name, and ``JobManager``: a session working for one is looked up in its
+    ``_recent`` jobs and judged stale against its ``template`` directly (what its ``get_job`` and ``is_stale``
+    do), any other work source through those two methods.
     """
 
     cdef object send
@@ -85,13 +89,15 @@ cdef class FastSubmit:
     cdef object encode_true
     cdef object loads
     cdef Py_ssize_t max_job_id
+    cdef object job_manager
 
-    def __init__(self, send, accepted, encode_true, loads, Py_ssize_t max_job_id):
+    def __init__(self, send, accepted, encode_true, loads, Py_ssize_t max_job_id, job_manager):
         self.send = send
         self.accepted = accepted
         self.encode_true = encode_true
         self.loads = loads
         self.max_job_id = max_job_id
+        self.job_manager = job_manager
 
     def submit(self, session, bytes line, now_obj):
         """The actions for ``line`` when it is an accepted share that is not a block, else None (nothing
@@ -150,14 +156,27 @@ cdef class FastSubmit:
 
         # ----- the job
         work = session.work
-        job = work.get_job(job_id)
-        if job is None:
-            return None
-        payout_key = job.payout_key
-        if not (payout_key == "" or payout_key == session._address):
-            return None
-        if work.is_stale(job):
-            return None
+        cdef PyObject *found
+        if type(work) is self.job_manager:
+            found = PyDict_GetItem(work._recent, job_id)  # JobManager.get_job
+            if found == NULL:
+                return None
+            job = <object>found
+            payout_key = job.payout_key
+            if not (payout_key == "" or payout_key == session._address):
+                return None
+            tip = work.template  # JobManager.is_stale
+            if tip is None or job.template.prevhash != tip.prevhash:
+                return None
+        else:
+            job = work.get_job(job_id)
+            if job is None:
+                return None
+            payout_key = job.payout_key
+            if not (payout_key == "" or payout_key == session._address):
+                return None
+            if work.is_stale(job):
+                return None
         # Session.required_difficulty: the difficulty the job was sent with, or the current one if lower
         current = session.vardiff.difficulty
         sent = session._job_difficulty.get(job_id)
@@ -236,7 +255,7 @@ cdef class FastSubmit:
             target = validator.target_for(required)  # as check() would, at the same point
         if value > target:
             return None  # a low-difficulty share: the Python path answers
-        achieved = validator.coin.diff1_target / value  # value > target >= 0
+        achieved = validator.diff1_target / value  # value > target >= 0
 
         # ----- vardiff: a retarget due goes to the Python path
         vardiff = session.vardiff
@@ -257,9 +276,20 @@ cdef class FastSubmit:
         best_by_worker = session.best_by_worker
         if achieved > best_by_worker.get(worker, 0.0):
             best_by_worker[worker] = achieved
-        return [self.send(self._answer(rid)),
-                self.accepted(session.session_id, worker, address, job_id, template.height, required, achieved,
-                              False, now_obj)]
+        # the two actions made without running their dataclass __init__ (a Python frame each): same fields
+        send = self.send.__new__(self.send)
+        send.data = self._answer(rid)
+        accepted = self.accepted.__new__(self.accepted)
+        accepted.session_id = session.session_id
+        accepted.worker = worker
+        accepted.address = address
+        accepted.job_id = job_id
+        accepted.height = template.height
+        accepted.difficulty = required
+        accepted.achieved = achieved
+        accepted.block = False
+        accepted.time = now_obj
+        return [send, accepted]
 
     cdef object _answer(self, object rid):
         cdef char buf[64]

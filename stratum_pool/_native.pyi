@@ -34,6 +34,6 @@ class FastSubmit:
     accepted share that is not a block, else None with nothing changed."""
 
     def __init__(
-        self, send: type, accepted: type, encode_true: object, loads: object, max_job_id: int
+        self, send: type, accepted: type, encode_true: object, loads: object, max_job_id: int, job_manager: type
     ) -> None: ...
     def submit(self, session: object, line: bytes, now: float) -> list[Any] | None: ...

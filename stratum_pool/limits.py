@@ -191,6 +191,14 @@ class Guard:
             window = self._windows[ip] = _Window(now)
         return window
 
+    def valid(self, ip: str) -> None:
+        """One accepted share from ``ip``: ``share(ip, None)``, made for the share path (one call, no ban)."""
+        window = self._windows.get(ip)
+        if window is not None and self.clock() - window.start < self.policy.window_seconds:
+            window.valid += 1
+        else:
+            self._window(ip).valid += 1
+
     def share(self, ip: str, reason: str | None) -> Ban | None:
         """One judged share from ``ip``: ``reason`` None when accepted, else the rejection's reason word.
         Returns the ban when this share tipped the IP over the invalid-share ratio."""

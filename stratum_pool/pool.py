@@ -95,6 +95,8 @@ class CoinPool:
         # Addresses that passed authorization, so rejected-share counts are only kept for real accounts.
         self._authorized: OrderedDict[str, None] = OrderedDict()
         self.coin = settings.coin
+        self._key = settings.coin.key
+        self._share_multiplier = settings.coin.share_multiplier
         self.clock = clock
         self.stats = PoolStats()
         self.metrics = metrics if metrics is not None else PoolMetrics(clock=clock)
@@ -319,12 +321,13 @@ class CoinPool:
     def on_action(self, action: Action) -> Awaitable[None] | None:
         """Account for a session's action. For an accepted share, returns what the miner's answer waits
         for: the share being durable in the spool."""
-        if isinstance(action, ShareAccepted):
-            self.stats.shares_accepted += 1
-            self.stats.difficulty_accepted += action.difficulty
-            self.metrics.share_accepted(self.coin.key, action.difficulty, self.coin.share_multiplier)
+        if type(action) is ShareAccepted:  # the share path: Coin.key is an f-string property, read it once
+            stats, key = self.stats, self._key
+            stats.shares_accepted += 1
+            stats.difficulty_accepted += action.difficulty
+            self.metrics.share_accepted(key, action.difficulty, self._share_multiplier)
             if self.recorder is not None:
-                return self.recorder.share(self.coin.key, action)[1]
+                return self.recorder.share(key, action)[1]
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
             self.metrics.share_rejected(self.coin.key, action.reason)

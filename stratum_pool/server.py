@@ -163,8 +163,14 @@ class _Connection(asyncio.Protocol):
             self.write(actions[0].data)
             return
         if len(actions) == 2 and type(actions[1]) is ShareAccepted and type(actions[0]) is Send:
-            # the other common one: an accepted share, answered once it is durable
-            barrier = self._account(actions[1])
+            # the other common one: an accepted share, answered once it is durable (_account, inlined)
+            server = self.server
+            server.guard.valid(self.peer)
+            try:
+                barrier = server.on_action(actions[1])
+            except Exception:
+                server.log.exception("on_action_failed", action="ShareAccepted")
+                barrier = None
             if barrier is not None:
                 self._hold_one(barrier)
             self.write(actions[0].data)
@@ -191,7 +197,7 @@ class _Connection(asyncio.Protocol):
         it wait for (None: nothing)."""
         kind = type(action)
         if kind is ShareAccepted:
-            self.server.guard.share(self.peer, None)
+            self.server.guard.valid(self.peer)
         elif kind is ShareRejected:
             self.server.guard.share(self.peer, action.reason)  # type: ignore[union-attr]
         try:
@@ -235,7 +241,7 @@ class _Connection(asyncio.Protocol):
         if transport is None or self._closing:
             return
         transport.write(data)
-        if transport.get_write_buffer_size() > self.server.limits.max_write_buffer_bytes:
+        if transport.get_write_buffer_size() > self.server.guard.limits.max_write_buffer_bytes:
             self.server.log.warning("miner_not_reading", peer=self.peer)
             self._closing = True
             transport.abort()

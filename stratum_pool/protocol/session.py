@@ -30,6 +30,7 @@ import orjson
 from stratum_pool.chain import pow as pow_mod
 from stratum_pool.coins import Coin
 from stratum_pool.jobs.job import Job
+from stratum_pool.jobs.manager import JobManager
 from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import (
     Action,
@@ -70,7 +71,8 @@ _FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
 if pow_mod.NATIVE:
     from stratum_pool import _native
 
-    _FAST = _native.FastSubmit(Send, ShareAccepted, msg.encode_true, orjson.loads, MAX_JOB_ID_LENGTH).submit
+    _FAST = _native.FastSubmit(Send, ShareAccepted, msg.encode_true, orjson.loads, MAX_JOB_ID_LENGTH,
+                               JobManager).submit
 
 _REASON_FOR_CODE = {
     msg.ERR_UNAUTHORIZED: "unauthorized",

@@ -124,6 +124,7 @@ class ShareValidator:
         """``fast``: sessions may judge their common shares in the native fast lane (``_native.FastSubmit``),
         which agrees with :meth:`check`; it is used only when ``check_share`` is the native fused check."""
         self.coin = coin
+        self.diff1_target = coin.diff1_target  # a property of Coin, computed each time: read per share
         self._check_share = check_share if check_share is not None else pow_mod.check_share
         self.fast = fast and pow_mod.NATIVE and self._check_share is pow_mod.check_share
         self._sha256d = pow_mod.sha256d
@@ -225,7 +226,7 @@ class ShareValidator:
             version, job.template.prevhash, ntime, job.template.nbits, nonce,
         )  # fmt: skip
         value = int.from_bytes(pow_hash, "little")
-        achieved = math.inf if value == 0 else self.coin.diff1_target / value
+        achieved = math.inf if value == 0 else self.diff1_target / value
         block = value <= ctx.target
         target = self._targets.get(required)
         if target is None:
