@@ -359,3 +359,75 @@ def test_twin_sessions_over_a_miners_session_agree_and_the_lane_takes_the_common
         session_mod._FAST = original
     assert sum(len(ctx.seen) for ctx in fast.validator._contexts.values()) >= 30
     assert taken >= 24  # the j1 shares (a few retargets go to Python) and the rolled-version ones
+
+
+def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_directly() -> None:
+    """The lane looks a JobManager's jobs and chain tip up itself (not through get_job/is_stale): twin
+    sessions on one real manager (solo mode, mainnet block 277647's template) agree through shares of the
+    miner's job, another address's job, a duplicate, and a new block that makes the old job stale."""
+    from mainnet import gbt_from_block, read_block
+
+    from stratum_pool.chain.address import address_to_script
+    from stratum_pool.chain.block import parse_block
+    from stratum_pool.jobs.manager import JobManager
+
+    btc = get_coin("bitcoin", "mainnet")
+    alice, bob = "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+    gbt = gbt_from_block(parse_block(read_block(277647)), 277647, 2)
+    manager = JobManager(btc, extranonce_size=8, pool_tag=b"/t/", address_to_script=lambda a: address_to_script(a, btc),
+                         solo=True, clock=lambda: 100.0)  # fmt: skip
+    manager.update(gbt)
+    clock = Clock()
+    clock.t = float(gbt["curtime"])
+    config = SessionConfig(btc, initial_difficulty=EASY)
+
+    def session(fast: bool) -> Session:
+        s = Session(config, manager, lambda a: address_to_script(a, btc), "s1", EN1, clock,
+                    ShareValidator(btc, fast=fast))  # fmt: skip
+        s.feed_line(b'{"id":1,"method":"mining.subscribe","params":[]}')
+        s.feed_line(b'{"id":2,"method":"mining.authorize","params":["' + alice.encode() + b'.w1","x"]}')
+        return s
+
+    pair = (session(True), session(False))
+    user = f"{alice}.w1"
+
+    def found(job: Job, i: int) -> list[object]:
+        share = find_share(btc, notified(job), EN1, i.to_bytes(4, "big"), min_difficulty=EASY)
+        return [user, job.job_id, share.extranonce2, share.ntime, share.nonce]
+
+    alice_job, bob_job = manager.current_job(alice), manager.current_job(bob)
+    assert alice_job is not None and bob_job is not None
+    lines = [submit_line(10 + i, found(alice_job, i)) for i in range(6)]
+    lines.append(lines[0])  # a duplicate
+    lines.append(submit_line(30, found(bob_job, 0)))  # another address's coinbase: not this miner's job
+    taken = 0
+    assert session_mod._FAST is not None
+    original = session_mod._FAST
+
+    def counting(s: Session, line: bytes, now: float) -> list[Action] | None:
+        nonlocal taken
+        actions = original(s, line, now)
+        taken += actions is not None
+        return actions
+
+    def feed(line: bytes) -> list[Action]:
+        got, expected = pair[0].feed_line(line), pair[1].feed_line(line)
+        assert got == expected
+        assert state(pair[0]) == state(pair[1])
+        return got
+
+    session_mod._FAST = counting
+    try:
+        answers = [feed(line) for line in lines]
+        assert taken == 6
+        assert all(isinstance(a[1], ShareAccepted) for a in answers[:6])
+        assert [orjson.loads(a[0].data)["error"][0] for a in answers[6:]] == [22, 21]
+        manager.update(gbt | {"previousblockhash": "00" * 32})  # a new block: alice's job is stale
+        stale = feed(submit_line(40, found(alice_job, 7)))
+        assert orjson.loads(stale[0].data)["error"][0] == 21
+        new_job = manager.current_job(alice)
+        assert new_job is not None and new_job is not alice_job
+        assert isinstance(feed(submit_line(41, found(new_job, 8)))[1], ShareAccepted)
+        assert taken == 7
+    finally:
+        session_mod._FAST = original
