@@ -195,4 +195,5 @@ def set_sha_backend(str name):
         raise ValueError(f"sha backend {name!r} is not available on this CPU")
 
 
+include "shareset.pxi"
 include "fastsubmit.pxi"

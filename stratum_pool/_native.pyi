@@ -3,6 +3,7 @@
 Byte arguments are bytes by contract (the fast path); bytearray and memoryview are accepted and copied.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 _Bytes = bytes | bytearray | memoryview
@@ -37,3 +38,12 @@ class FastSubmit:
         self, send: type, accepted: type, encode_true: object, loads: object, max_job_id: int, job_manager: type
     ) -> None: ...
     def submit(self, session: object, line: bytes, now: float) -> list[Any] | None: ...
+
+class ShareSet:
+    """The shares seen on one job (native/shareset.pxi): keys are (extranonce1, extranonce2, ntime, nonce,
+    version) tuples."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+    def add(self, key: tuple[bytes, bytes, int, int, int], /) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[tuple[bytes, bytes, int, int, int]]: ...

@@ -165,7 +165,41 @@ def mutate(params: list[object], how: str) -> list[object]:
     return p
 
 
+# How a submit line may be written besides the compact form: the lane reads the plain ones and leaves the
+# others to the Python path; either way both sessions must answer alike.
+FORMATS = [
+    lambda t: t.replace(":", ": ").replace(",", ", "),
+    lambda t: t.replace("{", "{ \t").replace("}", "\r\n }").replace("[", "[\n").replace("]", " ]"),
+    lambda t: '{"jsonrpc":"2.0",' + t[1:],
+    lambda t: t.replace('{"id":', '{"id":5,"id":'),
+    lambda t: t.replace("bcrt1q", "bcrt\\u0031q", 1),
+    lambda t: t.replace('"id":7', '"id":7.0'),
+    lambda t: t.replace('"id":7', '"id":7e0'),
+    lambda t: t.replace('"id":7', '"id":-0'),
+    lambda t: t.replace('"id":7', '"id":007'),
+    lambda t: t.replace('"id":7', '"id":true'),
+    lambda t: t.replace('"id":7', '"id":null'),
+    lambda t: t.replace('"id":7', '"id":"s\\"q"'),
+    lambda t: t.replace('"id":7', '"id":123456789012345678'),
+    lambda t: t.replace('"id":7', '"id":1234567890123456789'),
+    lambda t: t.replace('"id":7', '"id":-42'),
+    lambda t: t + " x",
+    lambda t: t + " \t",
+    lambda t: t.replace('"mining.submit"', '"mining.submit "'),
+    lambda t: t.replace('"params":[', '"params":[[],'),
+    lambda t: t.replace(',"params"', ',"params":[],"params"'),
+    lambda t: t.replace('"mining.submit"', '"mining.\\u0073ubmit"'),
+]
+
+
+def formatted(index: int, how: int) -> bytes:
+    share = shares()["j1"][index % len(shares()["j1"])]
+    text = json.dumps({"id": 7, "method": "mining.submit", "params": share_params(share)}, separators=(",", ":"))
+    return FORMATS[how](text).encode()
+
+
 ops = st.one_of(
+    st.tuples(st.just("format"), st.integers(0, 23), st.integers(0, len(FORMATS) - 1)),
     st.tuples(st.just("share"), st.sampled_from(["j1", "j1v", "old", "blk"]), st.integers(0, 23),
               st.sampled_from(IDS), st.sampled_from(MUTATIONS), st.integers(0, 2)),
     st.tuples(st.just("nonce"), st.integers(0, 2**32 - 1), st.sampled_from(IDS)),
@@ -184,6 +218,8 @@ def line_for(op: tuple[Any, ...]) -> bytes | None:
         pool = found[job_id]
         params = mutate(share_params(pool[index % len(pool)]), how)
         return submit_line(rid, params, layout)
+    if op[0] == "format":
+        return formatted(op[1], op[2])
     if op[0] == "nonce":
         base = found["j1"][0]
         return submit_line(op[2], [USER, "j1", base.extranonce2, base.ntime, f"{op[1]:08x}"])

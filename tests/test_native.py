@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -405,3 +406,44 @@ def test_wrong_types() -> None:
 def test_bytes_like_inputs_accepted() -> None:
     assert _native.sha256d(bytearray(b"abc")) == _native.sha256d(b"abc")
     assert _native.sha256d_header(memoryview(BITCOIN_GENESIS)) == _native.sha256d_header(BITCOIN_GENESIS)
+
+
+# ----- ShareSet: the duplicate set both the Python path and the fast lane use
+
+share_keys = st.tuples(st.binary(min_size=0, max_size=20), st.binary(min_size=1, max_size=20),
+                       st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))  # fmt: skip
+
+
+@given(st.lists(share_keys, max_size=300), st.lists(share_keys, max_size=50))
+def test_share_set_behaves_as_a_set_of_its_tuples(added: list[Any], probes: list[Any]) -> None:
+    native, reference = _native.ShareSet(), set()
+    for key in added:
+        assert (key in native) == (key in reference)
+        native.add(key)
+        reference.add(key)
+        assert key in native
+    assert len(native) == len(reference)
+    assert set(native) == reference
+    for key in probes:
+        assert (key in native) == (key in reference)
+
+
+def test_share_set_grows_and_keeps_every_key() -> None:
+    s = _native.ShareSet()
+    keys = [(b"\0\0\0\1", i.to_bytes(4, "big"), 1_700_000_000, i * 7919 % 2**32, 0x20000000) for i in range(20_000)]
+    for key in keys:
+        s.add(key)
+    s.add(keys[0])  # again: nothing new
+    assert len(s) == 20_000
+    assert all(key in s for key in keys)
+    assert (b"\0\0\0\1", b"\0\0\0\0", 1_700_000_000, 1, 0x20000000) not in s
+
+
+def test_share_set_refuses_what_is_not_a_share_key() -> None:
+    s = _native.ShareSet()
+    with pytest.raises(TypeError):
+        s.add((b"", b"", 1, 2))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        s.add(("a", b"", 1, 2, 3))  # type: ignore[arg-type]
+    with pytest.raises(OverflowError):
+        s.add((b"", b"", 2**32, 2, 3))

@@ -208,6 +208,7 @@ class Session:
         self._job_difficulty: OrderedDict[str, float] = OrderedDict()
         self.best_difficulty = 0.0
         self.best_by_worker: dict[str, float] = {}
+        self._lane: object = None  # the native fast lane's cache of this session's objects (made on first use)
 
     # ----- state the adapter and the pool read
 

@@ -8,8 +8,9 @@ even when it arrives on a new connection that was given the same extranonce1.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from stratum_pool.chain import pow as pow_mod
 from stratum_pool.coins import ALGO_SHA256D, Coin
@@ -33,6 +34,24 @@ MAX_CACHED_TARGETS = 4096
 DuplicateKey = tuple[bytes, bytes, int, int, int]
 
 
+class SeenShares(Protocol):
+    """The shares seen on one job: a set of :data:`DuplicateKey` (``_native.ShareSet`` when the extension is
+    built, which the native fast lane also reads and writes without making tuples; else a set)."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+    def add(self, key: DuplicateKey, /) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[DuplicateKey]: ...
+
+
+def _seen_shares() -> SeenShares:
+    if pow_mod.NATIVE:
+        from stratum_pool import _native
+
+        return _native.ShareSet()
+    return set()
+
+
 @dataclass(slots=True)
 class JobContext:
     """What is computed once per job: the bounds and the set of shares already seen on it."""
@@ -41,7 +60,7 @@ class JobContext:
     algorithm: int
     min_ntime: int
     target: int
-    seen: set[DuplicateKey] = field(default_factory=set)
+    seen: SeenShares = field(default_factory=_seen_shares)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
