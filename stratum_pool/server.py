@@ -21,7 +21,7 @@ from stratum_pool.jobs.job import Job
 from stratum_pool.limits import Ban, Guard, ServerLimits
 from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
-from stratum_pool.protocol.session import Session
+from stratum_pool.protocol.session import Session, fast_lane
 from stratum_pool.protocol.work import WorkSource
 
 # The defaults of limits.max_line_bytes and limits.max_write_buffer_bytes (``limits.ServerLimits``).
@@ -79,6 +79,7 @@ class _Connection(asyncio.Protocol):
         self._counted = False  # in the guard's connection counts
         self.opened_at = self.last_seen = time.monotonic()
         self._malformed_seen = 0
+        self._lane: Callable[[Session, bytes, float], list[Action] | None] | None = None  # fast_lane(session)
         # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first;
         # a list (a few entries at most: one per group commit in flight, and empty nearly always): an empty
         # deque costs 760 bytes a session
@@ -106,6 +107,7 @@ class _Connection(asyncio.Protocol):
             self._closing = True
             transport.close()
             return
+        self._lane = fast_lane(self.session)
         self.server._register(self)
 
     def data_received(self, data: bytes) -> None:
@@ -116,7 +118,23 @@ class _Connection(asyncio.Protocol):
         max_line = self.server.limits.max_line_bytes
         buffer = self._buffer
         if not buffer and data.find(b"\n") == len(data) - 1 and len(data) <= max_line:
-            self._feed(session, data)  # the common case: one whole line in this read, nothing buffered before
+            # the common case: one whole line in this read, nothing buffered before; and the commonest line,
+            # an accepted share, goes through the session's native fast lane and is answered right here
+            lane = self._lane
+            if lane is not None and b'"mining.submit"' in data:
+                now = session.clock()
+                try:
+                    actions = lane(session, data, now)
+                except Exception:  # a bug must cost one connection, not the server
+                    self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
+                    self.close("internal error")
+                    return
+                if actions is not None:
+                    self._accepted(actions[0], actions[1])  # type: ignore[arg-type]  # the lane's contract
+                else:
+                    self._feed(session, data, now)
+                return
+            self._feed(session, data)
             return
         buffer += data
         start = 0
@@ -135,10 +153,11 @@ class _Connection(asyncio.Protocol):
         if len(buffer) > max_line and not self._closing:
             self._too_long(max_line)
 
-    def _feed(self, session: Session, line: bytes) -> bool:
-        """One line through the session and its actions; False when a bug closed the connection."""
+    def _feed(self, session: Session, line: bytes, now: float | None = None) -> bool:
+        """One line through the session and its actions; False when a bug closed the connection. ``now``:
+        the line was offered to the fast lane at that time and declined."""
         try:
-            actions = session.feed_line(line)
+            actions = session.feed_line(line) if now is None else session.feed_line(line, now, lane=False)
         except Exception:  # a bug must cost one connection, not the server
             self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
             self.close("internal error")
@@ -163,17 +182,7 @@ class _Connection(asyncio.Protocol):
             self.write(actions[0].data)
             return
         if len(actions) == 2 and type(actions[1]) is ShareAccepted and type(actions[0]) is Send:
-            # the other common one: an accepted share, answered once it is durable (_account, inlined)
-            server = self.server
-            server.guard.valid(self.peer)
-            try:
-                barrier = server.on_action(actions[1])
-            except Exception:
-                server.log.exception("on_action_failed", action="ShareAccepted")
-                barrier = None
-            if barrier is not None:
-                self._hold_one(barrier)
-            self.write(actions[0].data)
+            self._accepted(actions[0], actions[1])  # the other common one: an accepted share
             return
         barriers: list[Awaitable[object]] = []
         for action in actions:
@@ -191,6 +200,20 @@ class _Connection(asyncio.Protocol):
                     self._held[-1][1].append(action)
                 else:
                     self.close(action.reason)
+
+    def _accepted(self, send: Send, accepted: ShareAccepted) -> None:
+        """An accepted share (what ``handle`` does for ``[send, accepted]``): counted, handed to the pool,
+        answered once it is durable."""
+        server = self.server
+        server.guard.valid(self.peer)
+        try:
+            barrier = server.on_action(accepted)
+        except Exception:
+            server.log.exception("on_action_failed", action="ShareAccepted")
+            barrier = None
+        if barrier is not None:
+            self._hold_one(barrier)
+        self.write(send.data)
 
     def _account(self, action: Action) -> Awaitable[object] | None:
         """The guard's count of a judged share, then the pool's handling of ``action``; what the lines after
@@ -420,7 +443,9 @@ class StratumServer:
             elif now - conn.last_seen > limits.idle_timeout_seconds:
                 conn.close("idle timeout")
             else:
-                conn.handle(session.tick())
+                actions = session.tick()
+                if actions:
+                    conn.handle(actions)
         self.guard.prune()
 
     def kick(self, ip: str, reason: str) -> int:

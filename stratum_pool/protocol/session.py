@@ -74,6 +74,15 @@ if pow_mod.NATIVE:
     _FAST = _native.FastSubmit(Send, ShareAccepted, msg.encode_true, orjson.loads, MAX_JOB_ID_LENGTH,
                                JobManager).submit
 
+
+
+def fast_lane(session: Session) -> Callable[[Session, bytes, float], list[Action] | None] | None:
+    """The native fast lane for ``session``'s shares, or None (no extension, or a validator that asks for the
+    Python path). ``lane(session, line, now)`` returns the actions of an accepted share that is not a block,
+    exactly as :meth:`Session.feed_line` would, else None: then call ``feed_line(line, now, lane=False)``."""
+    return _FAST if session.validator.fast else None
+
+
 _REASON_FOR_CODE = {
     msg.ERR_UNAUTHORIZED: "unauthorized",
     msg.ERR_NOT_SUBSCRIBED: "not-subscribed",
@@ -237,14 +246,18 @@ class Session:
 
     # ----- input
 
-    def feed_line(self, line: bytes) -> list[Action]:
-        """Handle one received line (the newline may be present or not)."""
+    def feed_line(self, line: bytes, now: float | None = None, lane: bool = True) -> list[Action]:
+        """Handle one received line (the newline may be present or not).
+
+        ``now`` and ``lane=False`` are for a caller that has just offered the line to :func:`fast_lane` at
+        ``now`` and been declined: the line is judged at that time, without asking the lane again."""
         line = line.strip()
         if not line:
             return []
         if b'"mining.submit"' in line:  # the share path: no Request object, no dispatch
-            now = self.clock()
-            if _FAST is not None and self.validator.fast:
+            if now is None:
+                now = self.clock()
+            if lane and _FAST is not None and self.validator.fast:
                 actions = _FAST(self, line, now)
                 if actions is not None:
                     return actions
