@@ -115,7 +115,7 @@ class _Connection(asyncio.Protocol):
             return
         self.last_seen = time.monotonic()
         session = self.session
-        max_line = self.server.limits.max_line_bytes
+        max_line = self.server.guard.limits.max_line_bytes
         buffer = self._buffer
         if not buffer and data.find(b"\n") == len(data) - 1 and len(data) <= max_line:
             # the common case: one whole line in this read, nothing buffered before; and the commonest line,
@@ -213,7 +213,17 @@ class _Connection(asyncio.Protocol):
             barrier = None
         if barrier is not None:
             self._hold_one(barrier)
-        self.write(send.data)
+        if self._held:
+            self._held[-1][1].append(send.data)
+            return
+        transport = self.transport  # _write_now, inlined
+        if transport is None or self._closing:
+            return
+        transport.write(send.data)
+        if transport.get_write_buffer_size() > server.guard.limits.max_write_buffer_bytes:
+            server.log.warning("miner_not_reading", peer=self.peer)
+            self._closing = True
+            transport.abort()
 
     def _account(self, action: Action) -> Awaitable[object] | None:
         """The guard's count of a judged share, then the pool's handling of ``action``; what the lines after
@@ -231,18 +241,25 @@ class _Connection(asyncio.Protocol):
 
     def _hold(self, barriers: list[Awaitable[object]]) -> None:
         # Shares appended in one group-commit window share one future: a connection already waiting on it
-        # just queues behind it (one callback per connection and fsync, not per share).
+        # just queues behind it (one entry per connection and fsync, not per share).
         unique = list(dict.fromkeys(barriers))
         self._hold_one(unique[0] if len(unique) == 1 else asyncio.gather(*unique))
 
     def _hold_one(self, barrier: Awaitable[object]) -> None:
-        if self._held and self._held[-1][0] is barrier:
+        held = self._held
+        if held and held[-1][0] is barrier:
             return
         waiter: asyncio.Future[Any] = barrier if isinstance(barrier, asyncio.Future) else asyncio.ensure_future(barrier)
-        self._held.append((waiter, []))
-        waiter.add_done_callback(self._release)
+        held.append((waiter, []))
+        # one callback per group commit for all the connections it holds (not one each: a loop handle apiece)
+        waiting = self.server._waiting
+        conns = waiting.get(waiter)
+        if conns is None:
+            conns = waiting[waiter] = []
+            waiter.add_done_callback(self.server._release_held)
+        conns.append(self)
 
-    def _release(self, _: object) -> None:
+    def _release(self) -> None:
         while self._held and self._held[0][0].done():
             waiter, pending = self._held.pop(0)
             if not waiter.cancelled() and waiter.exception() is not None:
@@ -324,6 +341,8 @@ class StratumServer:
         self.guard.bans.listeners.append(self._on_ban)
         self.on_disconnect = on_disconnect
         self._connections: dict[_Connection, None] = {}  # insertion-ordered set
+        # a durability barrier -> the connections holding lines behind it (_Connection._hold_one)
+        self._waiting: dict[asyncio.Future[Any], list[_Connection]] = {}
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -465,6 +484,11 @@ class StratumServer:
                 self.tick()
             except Exception:
                 self.log.exception("tick_failed")
+
+    def _release_held(self, waiter: asyncio.Future[Any]) -> None:
+        """A group commit is done: every connection holding lines behind it writes them (in its own order)."""
+        for conn in self._waiting.pop(waiter, ()):
+            conn._release()
 
     def _register(self, conn: _Connection) -> None:
         self._connections[conn] = None

@@ -8,6 +8,7 @@ import math
 import os
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from stratum_pool.store.spool import (
     decode_share_key,
     encode_frame,
     encode_payload,
+    share_key_bytes,
 )
 
 
@@ -92,6 +94,20 @@ async def test_records_read_back_in_order_with_their_seqs(tmp_path: Path) -> Non
     assert [r.seq for r in spool.read_from(2, 100)] == [3, 4]
     assert [r.seq for r in spool.read_from(0, 2)] == [1, 2]
     assert [r.seq for r in spool.read_from(2, 1)] == [3]
+    await spool.close()
+
+
+async def test_append_share_writes_the_frame_append_writes(tmp_path: Path) -> None:
+    """The recorder's path (the worker's strings encoded once) gives byte for byte the frame of a ShareRecord."""
+    spool = ShareSpool(tmp_path, clock=zero, group_commit_seconds=10.0)
+    records = [share(0), share(1, worker_name="rig-é", is_block=True, achieved=math.inf), share(2, user_agent="")]
+    for r in records:
+        key = share_key_bytes(r.coin_key, r.address, r.worker_name, r.user_agent)
+        spool.append_share(r.time, r.difficulty, r.achieved, r.height, r.is_block, key)
+    spool.append(share(3))
+    assert spool._pending == [encode_frame(i + 1, replace(r, seq=i + 1)) for i, r in enumerate([*records, share(3)])]
+    await spool.flush()
+    assert spool.read_from(0, 10) == [replace(r, seq=i + 1) for i, r in enumerate([*records, share(3)])]
     await spool.close()
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from stratum_pool.protocol.actions import ShareAccepted, ShareRejected
-from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareRecord, ShareSpool
+from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareSpool, share_key_bytes
 
 log = structlog.get_logger("stratum_pool.store.recorder")
 
@@ -27,6 +27,8 @@ DEFAULT_REJECT_FLUSH_SECONDS = 10.0
 MAX_USER_AGENT = 256
 # Block shares remembered for :meth:`ShareRecorder.block_share_seq` (a block takes seconds to submit).
 _BLOCK_SHARES_KEPT = 64
+# Workers whose encoded share keys are kept (cleared when full).
+_KEYS_KEPT = 100_000
 
 
 def split_worker(user: str) -> tuple[str, str]:
@@ -56,6 +58,8 @@ class ShareRecorder:
         # (coin_key, address, worker_name, reason, minute start) -> count
         self._rejects: dict[tuple[str, str, str, str, float], int] = {}
         self._block_shares: dict[tuple[str, float], int] = {}
+        # (coin_key, address, worker, user agent) -> the share key bytes of the spool frame
+        self._keys: dict[tuple[str, str, str, str], bytes] = {}
         self._task: asyncio.Task[None] | None = None
 
     # ----- hot path
@@ -63,10 +67,16 @@ class ShareRecorder:
     def share(self, coin_key: str, action: ShareAccepted, user_agent: str = "") -> tuple[int, asyncio.Future[None]]:
         """Append an accepted share. Returns its seq and a future resolved once it is durable (or failed
         with the ``OSError`` that kept it off the disk: the caller decides whether to answer anyway)."""
-        _, worker_name = split_worker(action.worker)
-        record = ShareRecord(0, action.time, coin_key, action.address, worker_name, user_agent[:MAX_USER_AGENT],
-                             action.difficulty, action.achieved, action.height, action.block)
-        seq, future = self.spool.append(record)
+        cache = self._keys
+        ident = (coin_key, action.address, action.worker, user_agent)
+        key = cache.get(ident)
+        if key is None:  # the worker's strings, encoded once (the same for all its shares)
+            if len(cache) >= _KEYS_KEPT:
+                cache.clear()
+            key = cache[ident] = share_key_bytes(coin_key, action.address, split_worker(action.worker)[1],
+                                                 user_agent[:MAX_USER_AGENT])
+        seq, future = self.spool.append_share(action.time, action.difficulty, action.achieved, action.height,
+                                              action.block, key)
         self._stats.shares += 1
         if action.block:
             self._block_shares[(action.worker, action.time)] = seq

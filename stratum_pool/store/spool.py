@@ -67,6 +67,7 @@ SHARE_FIXED: Final = struct.Struct("<dddq?")
 SHARE_KEY_START: Final = SHARE_FIXED.size
 _SHARE_LENGTHS = struct.Struct("<IIII")
 _SHARE = struct.Struct(SHARE_FIXED.format + "IIII")  # the fixed part, then the 4 string lengths
+_SHARE_BODY = struct.Struct("<QB" + SHARE_FIXED.format[1:])  # a share frame's body up to its key: seq, kind, fixed
 
 # One frame as the reader returns it: (seq, kind, payload start, payload end), offsets into its chunk.
 Frame = tuple[int, int, int, int]
@@ -192,6 +193,13 @@ def decode_payload(seq: int, kind: int, data: bytes | memoryview, start: int = 0
         return BlockRecord(seq, t, coin_key, height, hash_display, reward, finder, worker, share_seq, netdiff,
                            scheme, accepted, result, fee_ppm, fee_address, factor)
     raise ValueError(f"unknown spool record kind {kind}")
+
+
+def share_key_bytes(coin_key: str, address: str, worker_name: str, user_agent: str) -> bytes:
+    """A share payload's bytes from SHARE_KEY_START on (the string lengths, then the strings): the part of a
+    share's frame that stays the same for one worker, which :meth:`ShareSpool.append_share` takes encoded."""
+    a, b, c, d = _s(coin_key), _s(address), _s(worker_name), _s(user_agent)
+    return b"".join((_SHARE_LENGTHS.pack(len(a), len(b), len(c), len(d)), a, b, c, d))
 
 
 def encode_frame(seq: int, record: SpoolRecord) -> bytes:
@@ -376,16 +384,37 @@ class ShareSpool:
         self._next_seq = seq + 1
         future = self._pending_future
         if future is None:
-            loop = asyncio.get_running_loop()
-            self._pending_first_seq = seq
-            future = self._pending_future = loop.create_future()
-            if self._flush_handle is None and self._flushing is None:
-                if self.group_commit_seconds > 0:
-                    self._flush_handle = loop.call_later(self.group_commit_seconds, self._start_flush)
-                else:
-                    self._flush_handle = loop.call_soon(self._start_flush)
+            future = self._open_window(seq)
         self._pending.append(frame)
         return seq, future
+
+    def append_share(self, time: float, difficulty: float, achieved: float, height: int, is_block: bool,
+                     key: bytes) -> tuple[int, asyncio.Future[None]]:
+        """:meth:`append` of ``ShareRecord(seq, time, ...)`` whose strings ``key`` holds encoded
+        (:func:`share_key_bytes`): the same frame, without building the record or encoding its strings."""
+        if self._closed:
+            raise RuntimeError("spool is closed")
+        seq = self._next_seq
+        body = b"".join((_SHARE_BODY.pack(seq, KIND_SHARE, time, difficulty, achieved, height, is_block), key))
+        frame = _HEAD.pack(len(body), zlib.crc32(body)) + body
+        self._next_seq = seq + 1
+        future = self._pending_future
+        if future is None:
+            future = self._open_window(seq)
+        self._pending.append(frame)
+        return seq, future
+
+    def _open_window(self, seq: int) -> asyncio.Future[None]:
+        # the first record of a group commit: its future, and the flush after the window
+        loop = asyncio.get_running_loop()
+        self._pending_first_seq = seq
+        future = self._pending_future = loop.create_future()
+        if self._flush_handle is None and self._flushing is None:
+            if self.group_commit_seconds > 0:
+                self._flush_handle = loop.call_later(self.group_commit_seconds, self._start_flush)
+            else:
+                self._flush_handle = loop.call_soon(self._start_flush)
+        return future
 
     def _start_flush(self) -> None:
         self._flush_handle = None
