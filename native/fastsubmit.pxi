@@ -270,6 +270,16 @@ cdef class _LaneCache:
     cdef object address
     cdef _JobCache job
 
+    def forget_job(self):
+        """Drop the cached job (Session.push_job calls this on a new block): the cache must not keep an old
+        template alive in a session that stops submitting."""
+        self.job = None
+
+    @property
+    def job_id(self):
+        """The cached job's id, or None."""
+        return None if self.job is None else self.job.job_id
+
 
 cdef class FastSubmit:
     """The share path's fast lane (see the comment at the top of native/fastsubmit.pxi).

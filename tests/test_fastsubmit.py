@@ -467,3 +467,19 @@ def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_direct
         assert taken == 7
     finally:
         session_mod._FAST = original
+
+
+def test_a_new_block_drops_the_lanes_cached_job() -> None:
+    """The lane's per-session cache holds the job of the last share (and through it the template): a clean
+    push_job (a new block) lets it go, so a session that stops submitting keeps no old template alive."""
+    session = ready_session()
+    assert lane()(session, submit_line(1, share_params(shares()["j1"][3])), NOW) is not None
+    assert session._lane.job_id == "j1"
+    job = session.work.get_job("j1")
+    assert job is not None
+    session.push_job(job, False)
+    assert session._lane.job_id == "j1"  # the same block: kept
+    session.push_job(job, True)
+    assert session._lane.job_id is None
+    assert lane()(session, submit_line(2, share_params(shares()["j1"][4])), NOW) is not None  # and made again
+    assert session._lane.job_id == "j1"

@@ -23,7 +23,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -217,7 +217,7 @@ class Session:
         self._job_difficulty: OrderedDict[str, float] = OrderedDict()
         self.best_difficulty = 0.0
         self.best_by_worker: dict[str, float] = {}
-        self._lane: object = None  # the native fast lane's cache of this session's objects (made on first use)
+        self._lane: Any = None  # the native fast lane's cache of this session's objects (made on first use)
 
     # ----- state the adapter and the pool read
 
@@ -306,6 +306,8 @@ class Session:
         """
         if not (self.subscribed and self.workers):
             return []
+        if clean and self._lane is not None:
+            self._lane.forget_job()  # a template of the old block must not stay alive in the lane's cache
         actions = self._difficulty_update()
         actions.append(Send(notify_line if notify_line is not None else msg.notify(job, clean)))
         # A job sent again (a difficulty change re-notifies the current job, clean) takes the new
