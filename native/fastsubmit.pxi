@@ -284,25 +284,20 @@ cdef class _LaneCache:
 cdef class FastSubmit:
     """The share path's fast lane (see the comment at the top of native/fastsubmit.pxi).
 
-    Made once with what it builds its answer from: the ``Send`` and ``ShareAccepted`` action classes,
-    ``messages.encode_true`` (unused now: kept for the signature), the longest job id a submit may name, and
-    ``JobManager``: a session working for one is looked up in its ``_recent`` jobs and judged stale against its
-    ``template`` directly (what its ``get_job`` and ``is_stale`` do), any other work source through those two
-    methods.
+    Made once with what it builds its answer from: the ``Send`` and ``ShareAccepted`` action classes, the
+    longest job id a submit may name, and ``JobManager``: a session working for one is looked up in its
+    ``_recent`` jobs and judged stale against its ``template`` directly (what its ``get_job`` and ``is_stale``
+    do), any other work source through those two methods.
     """
 
     cdef object send
     cdef object accepted
-    cdef object encode_true
-    cdef object loads
     cdef Py_ssize_t max_job_id
     cdef object job_manager
 
-    def __init__(self, send, accepted, encode_true, loads, Py_ssize_t max_job_id, job_manager):
+    def __init__(self, send, accepted, Py_ssize_t max_job_id, job_manager):
         self.send = send
         self.accepted = accepted
-        self.encode_true = encode_true
-        self.loads = loads
         self.max_job_id = max_job_id
         self.job_manager = job_manager
 

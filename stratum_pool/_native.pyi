@@ -34,9 +34,7 @@ class FastSubmit:
     """The share path's fast lane (native/fastsubmit.pxi): ``submit`` returns a session's actions for an
     accepted share that is not a block, else None with nothing changed."""
 
-    def __init__(
-        self, send: type, accepted: type, encode_true: object, loads: object, max_job_id: int, job_manager: type
-    ) -> None: ...
+    def __init__(self, send: type, accepted: type, max_job_id: int, job_manager: type) -> None: ...
     def submit(self, session: object, line: bytes, now: float) -> list[Any] | None: ...
 
 class ShareSet:

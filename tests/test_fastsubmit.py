@@ -8,10 +8,11 @@ accepted share that is not a block, else None with nothing changed but the valid
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -281,6 +282,24 @@ def lane() -> Callable[[Session, bytes, float], list[Action] | None]:
     return session_mod._FAST
 
 
+@contextlib.contextmanager
+def lane_counted() -> Iterator[list[int]]:
+    """The lane, wrapped to count the lines it takes (``taken[0]``) while the block runs."""
+    original = lane()
+    taken = [0]
+
+    def counting(session: Session, line: bytes, now: float) -> list[Action] | None:
+        actions = original(session, line, now)
+        taken[0] += actions is not None
+        return actions
+
+    session_mod._FAST = counting
+    try:
+        yield taken
+    finally:
+        session_mod._FAST = original
+
+
 def ready_session(**config: Any) -> Session:
     config.setdefault("initial_difficulty", EASY)
     session = make_pair(SessionConfig(COIN, **config))[0]
@@ -374,27 +393,14 @@ def test_twin_sessions_over_a_miners_session_agree_and_the_lane_takes_the_common
         if i % 7 == 0:
             sequence += [("share", "old", 0, 5, "none", 0), ("share", "blk", i % 3, 6, "none", 0),
                          ("share", "j1", i, 7, MUTATIONS[i % len(MUTATIONS)], 0), ("tick",)]
-    taken = 0
-    assert session_mod._FAST is not None
-    original = session_mod._FAST
-
-    def counting(session: Session, line: bytes, now: float) -> list[Action] | None:
-        nonlocal taken
-        actions = original(session, line, now)
-        taken += actions is not None
-        return actions
-
-    session_mod._FAST = counting
-    try:
+    with lane_counted() as taken:
         for op in sequence:
             clock.t += 0.25
             got, expected = drive(fast, op, clock, work), drive(slow, op, clock, work)
             assert got == expected, op
             assert state(fast) == state(slow), op
-    finally:
-        session_mod._FAST = original
     assert sum(len(ctx.seen) for ctx in fast.validator._contexts.values()) >= 30
-    assert taken >= 24  # the j1 shares (a few retargets go to Python) and the rolled-version ones
+    assert taken[0] >= 24  # the j1 shares (a few retargets go to Python) and the rolled-version ones
 
 
 def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_directly() -> None:
@@ -436,26 +442,15 @@ def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_direct
     lines = [submit_line(10 + i, found(alice_job, i)) for i in range(6)]
     lines.append(lines[0])  # a duplicate
     lines.append(submit_line(30, found(bob_job, 0)))  # another address's coinbase: not this miner's job
-    taken = 0
-    assert session_mod._FAST is not None
-    original = session_mod._FAST
-
-    def counting(s: Session, line: bytes, now: float) -> list[Action] | None:
-        nonlocal taken
-        actions = original(s, line, now)
-        taken += actions is not None
-        return actions
-
     def feed(line: bytes) -> list[Action]:
         got, expected = pair[0].feed_line(line), pair[1].feed_line(line)
         assert got == expected
         assert state(pair[0]) == state(pair[1])
         return got
 
-    session_mod._FAST = counting
-    try:
+    with lane_counted() as taken:
         answers = [feed(line) for line in lines]
-        assert taken == 6
+        assert taken[0] == 6
         assert all(isinstance(a[1], ShareAccepted) for a in answers[:6])
         assert [orjson.loads(a[0].data)["error"][0] for a in answers[6:]] == [22, 21]
         manager.update(gbt | {"previousblockhash": "00" * 32})  # a new block: alice's job is stale
@@ -464,9 +459,7 @@ def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_direct
         new_job = manager.current_job(alice)
         assert new_job is not None and new_job is not alice_job
         assert isinstance(feed(submit_line(41, found(new_job, 8)))[1], ShareAccepted)
-        assert taken == 7
-    finally:
-        session_mod._FAST = original
+        assert taken[0] == 7
 
 
 def test_a_new_block_drops_the_lanes_cached_job() -> None:

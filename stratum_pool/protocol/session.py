@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import orjson
-
 from stratum_pool.chain import pow as pow_mod
 from stratum_pool.coins import Coin
 from stratum_pool.jobs.job import Job
@@ -71,8 +69,7 @@ _FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
 if pow_mod.NATIVE:
     from stratum_pool import _native
 
-    _FAST = _native.FastSubmit(Send, ShareAccepted, msg.encode_true, orjson.loads, MAX_JOB_ID_LENGTH,
-                               JobManager).submit
+    _FAST = _native.FastSubmit(Send, ShareAccepted, MAX_JOB_ID_LENGTH, JobManager).submit
 
 
 
