@@ -3,11 +3,12 @@
 # ``FastSubmit.submit(session, line, now)`` judges one ``mining.submit`` line for a
 # ``stratum_pool.protocol.session.Session``. When the share is accepted and is not a block it records it
 # exactly as the Python path would (rate-limit tokens, the job's duplicate set, best difficulties, the vardiff
-# share count) and returns the same actions: ``[Send(answer), ShareAccepted(...)]``. For every other line
-# (not a submit in the plain form miners send, any check failing, a duplicate, a low-difficulty share, a
-# block, a vardiff retarget due) it returns None having changed nothing but the validator's caches (the job's
-# context, the share target of a difficulty: filled where check() fills them), and the Python path judges the
-# line: it is the reference, and the fast lane only ever agrees with it. A twin-session property test
+# share count) and returns the same actions: ``[Send(answer), ShareAccepted(...)]``; a stale, duplicate or
+# low-difficulty share of an authorized worker it answers as the Python path does too:
+# ``[Send(error), ShareRejected(...)]``. For every other line (not a submit in the plain form miners send,
+# any other check failing, a block, a vardiff retarget due) it returns None having changed nothing but the
+# validator's caches (the job's context, the share target of a difficulty: filled where check() fills them),
+# and the Python path judges the line: it is the reference, and the fast lane only ever agrees with it. A twin-session property test
 # (tests/test_fastsubmit.py) holds the two equal, action for action and state for state.
 #
 # What it saves is the interpreter and the object traffic, which on a busy pool (the kernel's network path
@@ -284,7 +285,8 @@ cdef class _LaneCache:
 cdef class FastSubmit:
     """The share path's fast lane (see the comment at the top of native/fastsubmit.pxi).
 
-    Made once with what it builds its answer from: the ``Send`` and ``ShareAccepted`` action classes, the
+    Made once with what it builds its answer from: the ``Send``, ``ShareAccepted`` and ``ShareRejected`` action
+    classes, the
     longest job id a submit may name, and ``JobManager``: a session working for one is looked up in its
     ``_recent`` jobs and judged stale against its ``template`` directly (what its ``get_job`` and ``is_stale``
     do), any other work source through those two methods.
@@ -292,14 +294,35 @@ cdef class FastSubmit:
 
     cdef object send
     cdef object accepted
+    cdef object rejected
     cdef Py_ssize_t max_job_id
     cdef object job_manager
 
-    def __init__(self, send, accepted, Py_ssize_t max_job_id, job_manager):
+    def __init__(self, send, accepted, rejected, Py_ssize_t max_job_id, job_manager):
         self.send = send
         self.accepted = accepted
+        self.rejected = rejected
         self.max_job_id = max_job_id
         self.job_manager = job_manager
+
+    cdef list _rejected(self, session, _LaneCache c, const uint8_t *p, Parsed *parsed, double tokens, str job_id,
+                        int code, str reason, str text, now_obj):
+        # Session._reject for a stale, duplicate or low-difficulty share of an authorized worker, after
+        # Session._submit's token (the only state those change besides the validator's, done by the caller)
+        if c.rate > 0:
+            session._tokens_at = now_obj
+            session._tokens = tokens - 1.0
+        send = self.send.__new__(self.send)
+        send.data = b'{"id":%s,"result":null,"error":[%d,"%s",null]}\n' % (_id_text(p, parsed), code,
+                                                                             text.encode("ascii"))
+        rejected = self.rejected.__new__(self.rejected)
+        rejected.session_id = c.session_id
+        rejected.worker = c.worker
+        rejected.job_id = _clean(job_id)
+        rejected.code = code
+        rejected.reason = reason
+        rejected.time = now_obj
+        return [send, rejected]
 
     cdef _LaneCache _cache(self, session):
         cdef _LaneCache c = _LaneCache.__new__(_LaneCache)
@@ -415,21 +438,28 @@ cdef class FastSubmit:
             if found == NULL:
                 return None
             job = <object>found
-            tip = work.template  # JobManager.is_stale
-            if j is None or j.job is not job or j.tip is not tip:
-                if tip is None or job.template.prevhash != tip.prevhash:
-                    return None
-                if j is not None and j.job is job:
-                    j.tip = tip
         else:
             job = work.get_job(job_id)
-            if job is None or work.is_stale(job):
+            if job is None:
                 return None
         if j is not None and (j.job is not job or c.validator._contexts.get(job_id) is not j.ctx):
             j = None
         payout_key = job.payout_key if j is None else j.payout_key
         if not (payout_key == "" or payout_key == session._address):
-            return None
+            return None  # another address's coinbase: "unknown job", from the Python path
+        cdef bint stale
+        if c.job_manager:
+            tip = work.template  # JobManager.is_stale
+            if j is not None and j.tip is tip:
+                stale = False
+            else:
+                stale = tip is None or job.template.prevhash != tip.prevhash
+                if not stale and j is not None:
+                    j.tip = tip
+        else:
+            stale = work.is_stale(job)
+        if stale:
+            return self._rejected(session, c, p, &parsed, tokens, job_id, 21, "stale", _STALE_TEXT, now_obj)
 
         # Session.required_difficulty: the difficulty the job was sent with, or the current one if lower
         vardiff = c.vardiff
@@ -481,7 +511,7 @@ cdef class FastSubmit:
         key.version = version
         seen = j.seen
         if seen.has(&key):
-            return None
+            return self._rejected(session, c, p, &parsed, tokens, job_id, 22, "duplicate", "Duplicate share", now_obj)
 
         # ----- the hash (validate's _check_share: the native fused check)
         cdef uint8_t header[80]
@@ -503,9 +533,11 @@ cdef class FastSubmit:
         target = validator._targets.get(required)
         if target is None:
             target = validator.target_for(required)  # as check() would, at the same point
-        if value > target:
-            return None  # a low-difficulty share: the Python path answers
-        achieved = validator.diff1_target / value  # value > target >= 0
+        achieved = validator.diff1_target / value  # value > net target >= 0
+        if value > target:  # a low-difficulty share: seen all the same (check() adds it before hashing)
+            seen.put(&key)
+            return self._rejected(session, c, p, &parsed, tokens, job_id, 23, "low-difficulty",
+                                  f"Low difficulty share: {achieved:.6g} < {required:.6g}", now_obj)
 
         # ----- vardiff: a retarget due goes to the Python path
         count = vardiff._count + 1
@@ -539,6 +571,32 @@ cdef class FastSubmit:
         accepted.block = False
         accepted.time = now_obj
         return [send, accepted]
+
+
+_STALE_TEXT = "Stale share: job is from a previous block"
+
+
+cdef bytes _id_text(const uint8_t *p, Parsed *parsed):
+    # the id as the miner wrote it: its plain form prints as it reads (what orjson writes for its value)
+    if parsed.id_kind == ID_NULL:
+        return b"null"
+    raw = PyBytes_FromStringAndSize(<const char *>p + parsed.id.start, parsed.id.length)
+    if parsed.id_kind == ID_STR:
+        return b'"' + raw + b'"'
+    return raw
+
+
+cdef inline bint _safe(Py_UCS4 ch) noexcept:
+    return (48 <= ch <= 57) or (65 <= ch <= 90) or (97 <= ch <= 122) or ch == 46 or ch == 95 or ch == 45
+
+
+cdef str _clean(str text):
+    # session.clean_name(text, MAX_JOB_ID_LENGTH) of a job id the lane read (already no longer than that)
+    cdef Py_UCS4 ch
+    for ch in text:
+        if not _safe(ch):
+            return "".join([chr(c) if _safe(c) else "_" for c in text])
+    return text
 
 
 cdef const char *_TAIL = b',"result":true,"error":null}\n'

@@ -119,7 +119,7 @@ class _Connection(asyncio.Protocol):
         buffer = self._buffer
         if not buffer and data.find(b"\n") == len(data) - 1 and len(data) <= max_line:
             # the common case: one whole line in this read, nothing buffered before; and the commonest line,
-            # an accepted share, goes through the session's native fast lane and is answered right here
+            # a share, goes through the session's native fast lane and is answered right here
             lane = self._lane
             if lane is not None and b'"mining.submit"' in data:
                 now = session.clock()
@@ -129,10 +129,12 @@ class _Connection(asyncio.Protocol):
                     self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
                     self.close("internal error")
                     return
-                if actions is not None:
+                if actions is None:
+                    self._feed(session, data, now)
+                elif type(actions[1]) is ShareAccepted:
                     self._accepted(actions[0], actions[1])  # type: ignore[arg-type]  # the lane's contract
                 else:
-                    self._feed(session, data, now)
+                    self.handle(actions)  # a stale, duplicate or low-difficulty share
                 return
             self._feed(session, data)
             return

@@ -25,7 +25,7 @@ from stratum_pool.chain import pow as pow_mod
 from stratum_pool.coins import get_coin
 from stratum_pool.jobs.job import Job
 from stratum_pool.protocol import session as session_mod
-from stratum_pool.protocol.actions import Action, BlockCandidate, Send, ShareAccepted
+from stratum_pool.protocol.actions import Action, BlockCandidate, Send, ShareAccepted, ShareRejected
 from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.shares.validate import ShareValidator
 from stratum_pool.shares.vardiff import VardiffConfig
@@ -328,9 +328,8 @@ def test_rolled_version_shares_take_the_lane() -> None:
         assert lane()(session, submit_line(5, share_params(share)), NOW) is not None
 
 
-@pytest.mark.parametrize("kind", ["duplicate", "stale", "block", "low", "unknown-job", "worker", "rate", "retarget",
-                                  "not-a-submit", "bad-json"])  # fmt: skip
-def test_the_lane_declines_everything_else_and_changes_nothing(kind: str) -> None:
+def situation(kind: str) -> tuple[Session, bytes]:
+    """A ready session and the line that makes ``kind`` happen next."""
     config: dict[str, Any] = {}
     if kind == "rate":
         config = {"submits_per_second": 1.0, "submit_burst": 1}
@@ -359,6 +358,31 @@ def test_the_lane_declines_everything_else_and_changes_nothing(kind: str) -> Non
         line = b'{"id":9,"method":"mining.submitx","params":[]}'
     elif kind == "bad-json":
         line = b'{"id":9,"method":"mining.submit","params":['
+    return session, line
+
+
+@pytest.mark.parametrize(("kind", "code", "text"), [
+    ("duplicate", 22, "Duplicate share"), ("stale", 21, "Stale share: job is from a previous block"),
+    ("low", 23, "Low difficulty share: "),
+])  # fmt: skip
+def test_the_lane_answers_stale_duplicate_and_low_difficulty_shares_as_python_does(
+    kind: str, code: int, text: str
+) -> None:
+    session, line = situation(kind)
+    twin, _ = situation(kind)
+    twin.validator.fast = False  # the twin answers in Python
+    got = lane()(session, line, NOW)
+    assert got is not None
+    assert got == twin.feed_line(line, NOW)
+    assert state(session) == state(twin)
+    assert isinstance(got[1], ShareRejected) and got[1].code == code
+    answer = orjson.loads(got[0].data)  # type: ignore[attr-defined]
+    assert answer["id"] == 9 and answer["error"][0] == code and answer["error"][1].startswith(text)
+
+
+@pytest.mark.parametrize("kind", ["block", "unknown-job", "worker", "rate", "retarget", "not-a-submit", "bad-json"])
+def test_the_lane_declines_everything_else_and_changes_nothing(kind: str) -> None:
+    session, line = situation(kind)
     before = copy.deepcopy(state(session, caches=False))
     assert lane()(session, line, NOW) is None
     assert state(session, caches=False) == before
@@ -450,7 +474,7 @@ def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_direct
 
     with lane_counted() as taken:
         answers = [feed(line) for line in lines]
-        assert taken[0] == 6
+        assert taken[0] == 7  # the six shares and the duplicate; the other address's job is Python's
         assert all(isinstance(a[1], ShareAccepted) for a in answers[:6])
         assert [orjson.loads(a[0].data)["error"][0] for a in answers[6:]] == [22, 21]
         manager.update(gbt | {"previousblockhash": "00" * 32})  # a new block: alice's job is stale
@@ -459,7 +483,7 @@ def test_twin_sessions_on_a_job_manager_agree_and_the_lane_reads_its_jobs_direct
         new_job = manager.current_job(alice)
         assert new_job is not None and new_job is not alice_job
         assert isinstance(feed(submit_line(41, found(new_job, 8)))[1], ShareAccepted)
-        assert taken[0] == 7
+        assert taken[0] == 9  # and the stale share, and the new job's
 
 
 def test_a_new_block_drops_the_lanes_cached_job() -> None:

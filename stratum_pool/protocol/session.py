@@ -63,13 +63,14 @@ WORKER_RE = re.compile(r"[A-Za-z0-9._-]{0,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_JOB_ID_LENGTH = 64
 
-# The share path's native fast lane: judges the common share (accepted, not a block) exactly as _submit
-# would, and returns None for every other line, which _submit then judges (native/fastsubmit.pxi).
+# The share path's native fast lane: judges the common shares (accepted and not a block; stale, duplicate,
+# low difficulty) exactly as _submit would, and returns None for every other line, which _submit then judges
+# (native/fastsubmit.pxi).
 _FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
 if pow_mod.NATIVE:
     from stratum_pool import _native
 
-    _FAST = _native.FastSubmit(Send, ShareAccepted, MAX_JOB_ID_LENGTH, JobManager).submit
+    _FAST = _native.FastSubmit(Send, ShareAccepted, ShareRejected, MAX_JOB_ID_LENGTH, JobManager).submit
 
 
 
