@@ -576,14 +576,24 @@ cdef class FastSubmit:
 _STALE_TEXT = "Stale share: job is from a previous block"
 
 
-cdef bytes _id_text(const uint8_t *p, Parsed *parsed):
-    # the id as the miner wrote it: its plain form prints as it reads (what orjson writes for its value)
+cdef Py_ssize_t _put_id(char *buf, const uint8_t *p, Parsed *parsed) noexcept:
+    # the id as the miner wrote it, into buf (MAX_ID + 2 bytes at most): its plain form prints as it reads,
+    # which is what orjson writes for its value; returns the length
     if parsed.id_kind == ID_NULL:
-        return b"null"
-    raw = PyBytes_FromStringAndSize(<const char *>p + parsed.id.start, parsed.id.length)
+        memcpy(buf, b"null", 4)
+        return 4
     if parsed.id_kind == ID_STR:
-        return b'"' + raw + b'"'
-    return raw
+        buf[0] = 34
+        memcpy(buf + 1, p + parsed.id.start, <size_t>parsed.id.length)
+        buf[parsed.id.length + 1] = 34
+        return parsed.id.length + 2
+    memcpy(buf, p + parsed.id.start, <size_t>parsed.id.length)
+    return parsed.id.length
+
+
+cdef bytes _id_text(const uint8_t *p, Parsed *parsed):
+    cdef char buf[MAX_ID + 2]
+    return PyBytes_FromStringAndSize(buf, _put_id(buf, p, parsed))
 
 
 cdef inline bint _safe(Py_UCS4 ch) noexcept:
@@ -604,21 +614,9 @@ cdef size_t _TAIL_LENGTH = strlen(_TAIL)
 
 
 cdef bytes _answer(const uint8_t *p, Parsed *parsed):
-    # messages.encode_true's bytes, from the id as the miner wrote it (its plain form prints as it reads)
+    # messages.encode_true's bytes
     cdef char buf[128]
-    cdef Py_ssize_t n = 6
     memcpy(buf, b'{"id":', 6)
-    if parsed.id_kind == ID_NULL:
-        memcpy(buf + n, b"null", 4)
-        n += 4
-    elif parsed.id_kind == ID_STR:
-        buf[n] = 34
-        memcpy(buf + n + 1, p + parsed.id.start, <size_t>parsed.id.length)
-        n += parsed.id.length + 1
-        buf[n] = 34
-        n += 1
-    else:
-        memcpy(buf + n, p + parsed.id.start, <size_t>parsed.id.length)
-        n += parsed.id.length
+    cdef Py_ssize_t n = 6 + _put_id(buf + 6, p, parsed)
     memcpy(buf + n, _TAIL, _TAIL_LENGTH)
     return PyBytes_FromStringAndSize(buf, n + <Py_ssize_t>_TAIL_LENGTH)

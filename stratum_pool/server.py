@@ -204,28 +204,15 @@ class _Connection(asyncio.Protocol):
                     self.close(action.reason)
 
     def _accepted(self, send: Send, accepted: ShareAccepted) -> None:
-        """An accepted share (what ``handle`` does for ``[send, accepted]``): counted, handed to the pool,
-        answered once it is durable."""
-        server = self.server
-        server.guard.valid(self.peer)
-        try:
-            barrier = server.on_action(accepted)
-        except Exception:
-            server.log.exception("on_action_failed", action="ShareAccepted")
-            barrier = None
+        """An accepted share (what ``handle`` does for ``[send, accepted]``): counted and handed to the pool
+        (``_account``), answered once it is durable."""
+        barrier = self._account(accepted)
         if barrier is not None:
             self._hold_one(barrier)
         if self._held:
             self._held[-1][1].append(send.data)
-            return
-        transport = self.transport  # _write_now, inlined
-        if transport is None or self._closing:
-            return
-        transport.write(send.data)
-        if transport.get_write_buffer_size() > server.guard.limits.max_write_buffer_bytes:
-            server.log.warning("miner_not_reading", peer=self.peer)
-            self._closing = True
-            transport.abort()
+        else:
+            self._write_now(send.data)
 
     def _account(self, action: Action) -> Awaitable[object] | None:
         """The guard's count of a judged share, then the pool's handling of ``action``; what the lines after

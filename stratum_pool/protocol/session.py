@@ -77,7 +77,8 @@ if pow_mod.NATIVE:
 def fast_lane(session: Session) -> Callable[[Session, bytes, float], list[Action] | None] | None:
     """The native fast lane for ``session``'s shares, or None (no extension, or a validator that asks for the
     Python path). ``lane(session, line, now)`` returns the actions of an accepted share that is not a block,
-    exactly as :meth:`Session.feed_line` would, else None: then call ``feed_line(line, now, lane=False)``."""
+    or of a stale, duplicate or low-difficulty share, exactly as :meth:`Session.feed_line` would; else None:
+    then call ``feed_line(line, now, lane=False)``."""
     return _FAST if session.validator.fast else None
 
 
@@ -255,8 +256,9 @@ class Session:
         if b'"mining.submit"' in line:  # the share path: no Request object, no dispatch
             if now is None:
                 now = self.clock()
-            if lane and _FAST is not None and self.validator.fast:
-                actions = _FAST(self, line, now)
+            fast = fast_lane(self) if lane else None
+            if fast is not None:
+                actions = fast(self, line, now)
                 if actions is not None:
                     return actions
             submit = msg.parse_submit(line)

@@ -67,7 +67,6 @@ KIND_BLOCK: Final = 3
 SHARE_FIXED: Final = struct.Struct("<dddq?")
 SHARE_KEY_START: Final = SHARE_FIXED.size
 _SHARE_LENGTHS = struct.Struct("<IIII")
-_SHARE = struct.Struct(SHARE_FIXED.format + "IIII")  # the fixed part, then the 4 string lengths
 _SHARE_BODY = struct.Struct("<QB" + SHARE_FIXED.format[1:])  # a share frame's body up to its key: seq, kind, fixed
 
 # One frame as the reader returns it: (seq, kind, payload start, payload end), offsets into its chunk.
@@ -148,13 +147,19 @@ def _s(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def share_key_bytes(coin_key: str, address: str, worker_name: str, user_agent: str) -> bytes:
+    """A share payload's bytes from SHARE_KEY_START on (the string lengths, then the strings): the part of a
+    share's frame that stays the same for one worker, which :meth:`ShareSpool.append_share` takes encoded."""
+    a, b, c, d = _s(coin_key), _s(address), _s(worker_name), _s(user_agent)
+    return b"".join((_SHARE_LENGTHS.pack(len(a), len(b), len(c), len(d)), a, b, c, d))
+
+
 def encode_payload(record: SpoolRecord) -> tuple[int, bytes]:
     """The kind byte and payload of ``record`` (its seq is not part of the payload)."""
     if isinstance(record, ShareRecord):
-        a, b, c, d = _s(record.coin_key), _s(record.address), _s(record.worker_name), _s(record.user_agent)
-        head = _SHARE.pack(record.time, record.difficulty, record.achieved, record.height, record.is_block,
-                           len(a), len(b), len(c), len(d))
-        return KIND_SHARE, b"".join((head, a, b, c, d))
+        head = SHARE_FIXED.pack(record.time, record.difficulty, record.achieved, record.height, record.is_block)
+        return KIND_SHARE, head + share_key_bytes(record.coin_key, record.address, record.worker_name,
+                                                  record.user_agent)
     if isinstance(record, RejectedRecord):
         a, b, c, d = _s(record.coin_key), _s(record.address), _s(record.worker_name), _s(record.reason)
         head = _REJECTED.pack(record.time, record.count, len(a), len(b), len(c), len(d))
@@ -194,13 +199,6 @@ def decode_payload(seq: int, kind: int, data: bytes | memoryview, start: int = 0
         return BlockRecord(seq, t, coin_key, height, hash_display, reward, finder, worker, share_seq, netdiff,
                            scheme, accepted, result, fee_ppm, fee_address, factor)
     raise ValueError(f"unknown spool record kind {kind}")
-
-
-def share_key_bytes(coin_key: str, address: str, worker_name: str, user_agent: str) -> bytes:
-    """A share payload's bytes from SHARE_KEY_START on (the string lengths, then the strings): the part of a
-    share's frame that stays the same for one worker, which :meth:`ShareSpool.append_share` takes encoded."""
-    a, b, c, d = _s(coin_key), _s(address), _s(worker_name), _s(user_agent)
-    return b"".join((_SHARE_LENGTHS.pack(len(a), len(b), len(c), len(d)), a, b, c, d))
 
 
 class _WriterThread:
