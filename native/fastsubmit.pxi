@@ -297,13 +297,22 @@ cdef class FastSubmit:
     cdef object rejected
     cdef Py_ssize_t max_job_id
     cdef object job_manager
+    cdef object clean_name
+    cdef tuple stale, duplicate, low
+    cdef object low_message
 
-    def __init__(self, send, accepted, rejected, Py_ssize_t max_job_id, job_manager):
+    def __init__(self, send, accepted, rejected, Py_ssize_t max_job_id, job_manager, clean_name,
+                 tuple stale, tuple duplicate, tuple low, low_message):
         self.send = send
         self.accepted = accepted
         self.rejected = rejected
         self.max_job_id = max_job_id
         self.job_manager = job_manager
+        self.clean_name = clean_name
+        self.stale = stale
+        self.duplicate = duplicate
+        self.low = low
+        self.low_message = low_message
 
     cdef list _rejected(self, session, _LaneCache c, const uint8_t *p, Parsed *parsed, double tokens, str job_id,
                         int code, str reason, str text, now_obj):
@@ -318,7 +327,7 @@ cdef class FastSubmit:
         rejected = self.rejected.__new__(self.rejected)
         rejected.session_id = c.session_id
         rejected.worker = c.worker
-        rejected.job_id = _clean(job_id)
+        rejected.job_id = self.clean_name(job_id, self.max_job_id)
         rejected.code = code
         rejected.reason = reason
         rejected.time = now_obj
@@ -459,7 +468,8 @@ cdef class FastSubmit:
         else:
             stale = work.is_stale(job)
         if stale:
-            return self._rejected(session, c, p, &parsed, tokens, job_id, 21, "stale", _STALE_TEXT, now_obj)
+            code, reason, text = self.stale
+            return self._rejected(session, c, p, &parsed, tokens, job_id, code, reason, text, now_obj)
 
         # Session.required_difficulty: the difficulty the job was sent with, or the current one if lower
         vardiff = c.vardiff
@@ -511,7 +521,8 @@ cdef class FastSubmit:
         key.version = version
         seen = j.seen
         if seen.has(&key):
-            return self._rejected(session, c, p, &parsed, tokens, job_id, 22, "duplicate", "Duplicate share", now_obj)
+            code, reason, text = self.duplicate
+            return self._rejected(session, c, p, &parsed, tokens, job_id, code, reason, text, now_obj)
 
         # ----- the hash (validate's _check_share: the native fused check)
         cdef uint8_t header[80]
@@ -536,8 +547,9 @@ cdef class FastSubmit:
         achieved = validator.diff1_target / value  # value > net target >= 0
         if value > target:  # a low-difficulty share: seen all the same (check() adds it before hashing)
             seen.put(&key)
-            return self._rejected(session, c, p, &parsed, tokens, job_id, 23, "low-difficulty",
-                                  f"Low difficulty share: {achieved:.6g} < {required:.6g}", now_obj)
+            code, reason = self.low
+            return self._rejected(session, c, p, &parsed, tokens, job_id, code, reason,
+                                  self.low_message(achieved, required), now_obj)
 
         # ----- vardiff: a retarget due goes to the Python path
         count = vardiff._count + 1
@@ -573,9 +585,6 @@ cdef class FastSubmit:
         return [send, accepted]
 
 
-_STALE_TEXT = "Stale share: job is from a previous block"
-
-
 cdef Py_ssize_t _put_id(char *buf, const uint8_t *p, Parsed *parsed) noexcept:
     # the id as the miner wrote it, into buf (MAX_ID + 2 bytes at most): its plain form prints as it reads,
     # which is what orjson writes for its value; returns the length
@@ -594,19 +603,6 @@ cdef Py_ssize_t _put_id(char *buf, const uint8_t *p, Parsed *parsed) noexcept:
 cdef bytes _id_text(const uint8_t *p, Parsed *parsed):
     cdef char buf[MAX_ID + 2]
     return PyBytes_FromStringAndSize(buf, _put_id(buf, p, parsed))
-
-
-cdef inline bint _safe(Py_UCS4 ch) noexcept:
-    return (48 <= ch <= 57) or (65 <= ch <= 90) or (97 <= ch <= 122) or ch == 46 or ch == 95 or ch == 45
-
-
-cdef str _clean(str text):
-    # session.clean_name(text, MAX_JOB_ID_LENGTH) of a job id the lane read (already no longer than that)
-    cdef Py_UCS4 ch
-    for ch in text:
-        if not _safe(ch):
-            return "".join([chr(c) if _safe(c) else "_" for c in text])
-    return text
 
 
 cdef const char *_TAIL = b',"result":true,"error":null}\n'

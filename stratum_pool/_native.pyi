@@ -3,7 +3,7 @@
 Byte arguments are bytes by contract (the fast path); bytearray and memoryview are accepted and copied.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _Bytes = bytes | bytearray | memoryview
@@ -34,7 +34,11 @@ class FastSubmit:
     """The share path's fast lane (native/fastsubmit.pxi): ``submit`` returns a session's actions for an
     accepted share that is not a block, else None with nothing changed."""
 
-    def __init__(self, send: type, accepted: type, rejected: type, max_job_id: int, job_manager: type) -> None: ...
+    def __init__(
+        self, send: type, accepted: type, rejected: type, max_job_id: int, job_manager: type,
+        clean_name: Callable[[str, int], str], stale: tuple[int, str, str], duplicate: tuple[int, str, str],
+        low: tuple[int, str], low_message: Callable[[float, float], str],
+    ) -> None: ...
     def submit(self, session: object, line: bytes, now: float) -> list[Any] | None: ...
 
 class ShareSet:

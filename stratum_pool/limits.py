@@ -202,12 +202,12 @@ class Guard:
     def share(self, ip: str, reason: str | None) -> Ban | None:
         """One judged share from ``ip``: ``reason`` None when accepted, else the rejection's reason word.
         Returns the ban when this share tipped the IP over the invalid-share ratio."""
-        if reason is not None and reason in NOT_INVALID_REASONS:
+        if reason is None:
+            self.valid(ip)
+            return None
+        if reason in NOT_INVALID_REASONS:
             return None
         window = self._window(ip)
-        if reason is None:
-            window.valid += 1
-            return None
         window.invalid += 1
         policy = self.policy
         judged = window.valid + window.invalid

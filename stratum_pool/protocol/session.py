@@ -41,10 +41,14 @@ from stratum_pool.protocol.actions import (
 )
 from stratum_pool.protocol.work import WorkSource
 from stratum_pool.shares.validate import (
+    DUPLICATE,
+    LOW_DIFFICULTY,
     NTIME_MAX_FUTURE_SECONDS,
     NTIME_PAST_SLACK_SECONDS,
+    STALE,
     ShareValidator,
     Submission,
+    low_difficulty_message,
 )
 from stratum_pool.shares.vardiff import Vardiff, VardiffConfig
 
@@ -62,25 +66,6 @@ MAX_WORKER_LENGTH = 64
 WORKER_RE = re.compile(r"[A-Za-z0-9._-]{0,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_JOB_ID_LENGTH = 64
-
-# The share path's native fast lane: judges the common shares (accepted and not a block; stale, duplicate,
-# low difficulty) exactly as _submit would, and returns None for every other line, which _submit then judges
-# (native/fastsubmit.pxi).
-_FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
-if pow_mod.NATIVE:
-    from stratum_pool import _native
-
-    _FAST = _native.FastSubmit(Send, ShareAccepted, ShareRejected, MAX_JOB_ID_LENGTH, JobManager).submit
-
-
-
-def fast_lane(session: Session) -> Callable[[Session, bytes, float], list[Action] | None] | None:
-    """The native fast lane for ``session``'s shares, or None (no extension, or a validator that asks for the
-    Python path). ``lane(session, line, now)`` returns the actions of an accepted share that is not a block,
-    or of a stale, duplicate or low-difficulty share, exactly as :meth:`Session.feed_line` would; else None:
-    then call ``feed_line(line, now, lane=False)``."""
-    return _FAST if session.validator.fast else None
-
 
 _REASON_FOR_CODE = {
     msg.ERR_UNAUTHORIZED: "unauthorized",
@@ -168,6 +153,25 @@ def password_difficulty(password: str) -> float | None:
         if sep and key.strip().lower() == "d":
             return _number(value.strip())
     return None
+
+
+# The share path's native fast lane: judges the common shares (accepted and not a block; stale, duplicate,
+# low difficulty) exactly as _submit would, and returns None for every other line, which _submit then judges
+# (native/fastsubmit.pxi).
+_FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
+if pow_mod.NATIVE:
+    from stratum_pool import _native
+
+    _FAST = _native.FastSubmit(Send, ShareAccepted, ShareRejected, MAX_JOB_ID_LENGTH, JobManager, clean_name,
+                               STALE, DUPLICATE, LOW_DIFFICULTY, low_difficulty_message).submit
+
+
+def fast_lane(session: Session) -> Callable[[Session, bytes, float], list[Action] | None] | None:
+    """The native fast lane for ``session``'s shares, or None (no extension, or a validator that asks for the
+    Python path). ``lane(session, line, now)`` returns the actions of an accepted share that is not a block,
+    or of a stale, duplicate or low-difficulty share, exactly as :meth:`Session.feed_line` would; else None:
+    then call ``feed_line(line, now, lane=False)``."""
+    return _FAST if session.validator.fast else None
 
 
 class Session:

@@ -33,6 +33,15 @@ MAX_CACHED_TARGETS = 4096
 
 DuplicateKey = tuple[bytes, bytes, int, int, int]
 
+# (code, reason, message) of the rejections the native fast lane answers too (it is handed these)
+STALE: tuple[int, str, str] = (ERR_JOB_NOT_FOUND, "stale", "Stale share: job is from a previous block")
+DUPLICATE: tuple[int, str, str] = (ERR_DUPLICATE, "duplicate", "Duplicate share")
+LOW_DIFFICULTY: tuple[int, str] = (ERR_LOW_DIFFICULTY, "low-difficulty")
+
+
+def low_difficulty_message(achieved: float, required: float) -> str:
+    return f"Low difficulty share: {achieved:.6g} < {required:.6g}"
+
 
 class SeenShares(Protocol):
     """The shares seen on one job: a set of :data:`DuplicateKey` (``_native.ShareSet`` when the extension is
@@ -205,7 +214,7 @@ class ShareValidator:
         if job is None:
             return _reject(ERR_JOB_NOT_FOUND, "unknown-job", "Job not found", required)
         if stale:
-            return _reject(ERR_JOB_NOT_FOUND, "stale", "Stale share: job is from a previous block", required)
+            return _reject(*STALE, required)
         en2_hex = submission.extranonce2
         extranonce2 = _from_hex(en2_hex) if len(en2_hex) == 2 * extranonce2_size else None
         if extranonce2 is None:
@@ -237,7 +246,7 @@ class ShareValidator:
             version = (version & ~version_mask) | (bits & version_mask)
         key = (extranonce1, extranonce2, ntime, nonce, version)
         if key in ctx.seen:
-            return _reject(ERR_DUPLICATE, "duplicate", "Duplicate share", required)
+            return _reject(*DUPLICATE, required)
         ctx.seen.add(key)
 
         header, pow_hash = self._check_share(
@@ -247,22 +256,14 @@ class ShareValidator:
         value = int.from_bytes(pow_hash, "little")
         achieved = math.inf if value == 0 else self.diff1_target / value
         block = value <= ctx.target
-        target = self._targets.get(required)
-        if target is None:
-            target = self.target_for(required)
+        target = self.target_for(required)
         if value > target:
             if block:
                 # Below the share difficulty yet a block (regtest, testnet: the network is easier than
                 # the miner's difficulty): never lose a block; credit what the share achieved.
                 required = achieved
             else:
-                return ShareResult(
-                    ERR_LOW_DIFFICULTY,
-                    "low-difficulty",
-                    f"Low difficulty share: {achieved:.6g} < {required:.6g}",
-                    required,
-                    achieved,
-                )
+                return ShareResult(*LOW_DIFFICULTY, low_difficulty_message(achieved, required), required, achieved)
         if block:
             block_hash = pow_hash if ctx.algorithm == ALGO_SHA256D else self._sha256d(header)
         else:
