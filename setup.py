@@ -26,7 +26,7 @@ native = Extension(
         "native/share.c",
     ],
     include_dirs=["native"],
-    depends=["native/sha256.h", "native/scrypt.h", "native/share.h", "native/fastsubmit.pxi"],
+    depends=["native/sha256.h", "native/scrypt.h", "native/share.h", "native/shareset.pxi", "native/sharecore.pxi", "native/v1submit.pxi"],
     extra_compile_args=COMPILE_ARGS,
     extra_link_args=LINK_ARGS,
 )

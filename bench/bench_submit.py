@@ -1,5 +1,5 @@
 """The pool's own Python per share submit, without sockets: the server's connection object, a real session,
-the real validator and the pool's accounting, fed one submit line at a time (the best of 5 rounds).
+the real share core and the pool's accounting, fed one submit line at a time (the best of 5 rounds).
 
     .venv/bin/python bench/bench_submit.py [--shares 50000]
 

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""Native proof-of-work hashing for stratum-pool: sha256d, scrypt(1024, 1, 1) and the fused share check.
+"""Native code for stratum-pool: sha256d, scrypt(1024, 1, 1), the fused share check, and the share core.
 
 Thin Python bindings over the C in native/ (sha256.c + CPU backends, scrypt.c, share.c). Every hash is
 returned in internal order (the raw digest). ``stratum_pool.chain.pow`` holds the pure-Python reference
@@ -8,6 +8,11 @@ each function here must equal.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t
+from libc.string cimport memcmp, memcpy, memset, strlen
+
+
+cdef extern from "Python.h":
+    object _PyLong_FromByteArray(const unsigned char *data, size_t n, int little_endian, int is_signed)
 
 
 cdef extern from "sha256.h":
@@ -196,4 +201,5 @@ def set_sha_backend(str name):
 
 
 include "shareset.pxi"
-include "fastsubmit.pxi"
+include "sharecore.pxi"
+include "v1submit.pxi"

@@ -1,14 +1,13 @@
 # Included by _native.pyx: ShareSet, the set of shares already seen on one job (the duplicate check).
 #
 # A share is (extranonce1, extranonce2, ntime, nonce, version): what makes its header unique. The Python path
-# (ShareValidator.check) adds and tests these as tuples; the fast lane (fastsubmit.pxi) as the same fields
-# packed in C, with no tuple, bytes or int objects made. Both reach one table of fixed 48-byte keys, hashed
+# (tests, the reference judge) adds and tests these as tuples; the share core (sharecore.pxi) as the same
+# fields packed in C, with no tuple, bytes or int objects made. Both reach one table of fixed 48-byte keys, hashed
 # with Python's own keyed SipHash (the key is random per process, so miners who choose their nonces cannot
 # aim collisions at it), open addressing, at most half full. A key whose extranonces do not fit (either longer
 # than 16 bytes: no pool here hands those out) goes to an ordinary set beside the table.
 
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
 
 
 cdef extern from "Python.h":

@@ -2,7 +2,7 @@
 
 A supervisor (:func:`run_workers`, ``python -m stratum_pool.multiproc serve --config FILE``) starts N worker
 processes (``python -m stratum_pool.multiproc worker --config FILE --index I``), each a full pool: its own
-event loop (uvloop when installed), daemon client, job manager, share validator and sessions. They listen
+event loop (uvloop when installed), daemon client, job manager, share rules and sessions. They listen
 on the same port with SO_REUSEPORT, so the kernel spreads new connections over them, and each hands out
 extranonce1 values from its own slice: the first byte is ``pool.node_id``, the second the worker index, so
 no two processes (and no two pool machines with distinct node ids) ever give a miner the same coinbase.

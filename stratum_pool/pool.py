@@ -127,7 +127,7 @@ class CoinPool:
         )
         self.limits = limits if limits is not None else ServerLimits()
         self.session_config = _session_config(settings, self.limits)
-        self.validator = self.session_config.make_validator()
+        self.share_rules = self.session_config.make_rules()
         self.guard = Guard(self.limits, ban_policy, bans, on_ban=self._banned)
         self.bans = self.guard.bans
         self.worker_registry = WorkerRegistry(self.limits.max_workers_per_account)
@@ -309,7 +309,7 @@ class CoinPool:
     def _new_session(self, peer_ip: str) -> Session:
         extranonce1 = self.allocator.allocate()
         return Session(self.session_config, self.jobs, self.check_address, extranonce1.hex(), extranonce1,
-                       self.clock, self.validator, admit=self.worker_registry.admit)
+                       self.clock, self.share_rules, admit=self.worker_registry.admit)
 
     def _session_closed(self, session: Session) -> None:
         self.worker_registry.release(session.session_id)

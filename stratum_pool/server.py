@@ -21,8 +21,9 @@ from stratum_pool.jobs.job import Job
 from stratum_pool.limits import Ban, Guard, ServerLimits
 from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
-from stratum_pool.protocol.session import Session, fast_lane
+from stratum_pool.protocol.session import Session
 from stratum_pool.protocol.work import WorkSource
+from stratum_pool.shares.verdicts import ERR_OTHER
 
 # The defaults of limits.max_line_bytes and limits.max_write_buffer_bytes (``limits.ServerLimits``).
 # The longest request line we buffer. A mining.submit is ~200 bytes and a configure ~300; 16 KiB is
@@ -79,7 +80,6 @@ class _Connection(asyncio.Protocol):
         self._counted = False  # in the guard's connection counts
         self.opened_at = self.last_seen = time.monotonic()
         self._malformed_seen = 0
-        self._lane: Callable[[Session, bytes, float], list[Action] | None] | None = None  # fast_lane(session)
         # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first;
         # a list (a few entries at most: one per group commit in flight, and empty nearly always): an empty
         # deque costs 760 bytes a session
@@ -107,7 +107,6 @@ class _Connection(asyncio.Protocol):
             self._closing = True
             transport.close()
             return
-        self._lane = fast_lane(self.session)
         self.server._register(self)
 
     def data_received(self, data: bytes) -> None:
@@ -118,25 +117,7 @@ class _Connection(asyncio.Protocol):
         max_line = self.server.guard.limits.max_line_bytes
         buffer = self._buffer
         if not buffer and data.find(b"\n") == len(data) - 1 and len(data) <= max_line:
-            # the common case: one whole line in this read, nothing buffered before; and the commonest line,
-            # a share, goes through the session's native fast lane and is answered right here
-            lane = self._lane
-            if lane is not None and b'"mining.submit"' in data:
-                now = session.clock()
-                try:
-                    actions = lane(session, data, now)
-                except Exception:  # a bug must cost one connection, not the server
-                    self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
-                    self.close("internal error")
-                    return
-                if actions is None:
-                    self._feed(session, data, now)
-                elif type(actions[1]) is ShareAccepted:
-                    self._accepted(actions[0], actions[1])  # type: ignore[arg-type]  # the lane's contract
-                else:
-                    self.handle(actions)  # a stale, duplicate or low-difficulty share
-                return
-            self._feed(session, data)
+            self._feed(session, data)  # the common case: one whole line in this read, nothing buffered before
             return
         buffer += data
         start = 0
@@ -155,11 +136,10 @@ class _Connection(asyncio.Protocol):
         if len(buffer) > max_line and not self._closing:
             self._too_long(max_line)
 
-    def _feed(self, session: Session, line: bytes, now: float | None = None) -> bool:
-        """One line through the session and its actions; False when a bug closed the connection. ``now``:
-        the line was offered to the fast lane at that time and declined."""
+    def _feed(self, session: Session, line: bytes) -> bool:
+        """One line through the session and its actions; False when a bug closed the connection."""
         try:
-            actions = session.feed_line(line) if now is None else session.feed_line(line, now, lane=False)
+            actions = session.feed_line(line)
         except Exception:  # a bug must cost one connection, not the server
             self.server.log.exception("session_error", peer=self.peer, session=session.session_id)
             self.close("internal error")
@@ -172,7 +152,7 @@ class _Connection(asyncio.Protocol):
         return True
 
     def _too_long(self, max_line: int) -> None:
-        self.write(msg.encode_error(None, msg.ERR_OTHER, f"Line longer than {max_line} bytes"))
+        self.write(msg.encode_error(None, ERR_OTHER, f"Line longer than {max_line} bytes"))
         self.close("line too long")
         self.server.guard.malformed(self.peer)
 
@@ -180,20 +160,14 @@ class _Connection(asyncio.Protocol):
         # Hand the pool its actions first: an accepted share is acknowledged only once it is durable, so
         # when the pool answers with an awaitable, this batch's lines (and every later one, to keep their
         # order) wait for it.
-        if len(actions) == 1 and type(actions[0]) is Send:  # the common answer: one line, nothing else
-            self.write(actions[0].data)
-            return
-        if len(actions) == 2 and type(actions[1]) is ShareAccepted and type(actions[0]) is Send:
-            self._accepted(actions[0], actions[1])  # the other common one: an accepted share
-            return
-        barriers: list[Awaitable[object]] = []
+        barrier: Awaitable[object] | None = None
         for action in actions:
-            if type(action) is not Send and type(action) is not Close:
-                barrier = self._account(action)
-                if barrier is not None:
-                    barriers.append(barrier)
-        if barriers:
-            self._hold(barriers)
+            if not isinstance(action, (Send, Close)):
+                waits = self._account(action)
+                if waits is not None:
+                    barrier = waits if barrier is None or barrier is waits else asyncio.gather(barrier, waits)
+        if barrier is not None:
+            self._hold_one(barrier)
         for action in actions:
             if isinstance(action, Send):
                 self.write(action.data)
@@ -202,17 +176,6 @@ class _Connection(asyncio.Protocol):
                     self._held[-1][1].append(action)
                 else:
                     self.close(action.reason)
-
-    def _accepted(self, send: Send, accepted: ShareAccepted) -> None:
-        """An accepted share (what ``handle`` does for ``[send, accepted]``): counted and handed to the pool
-        (``_account``), answered once it is durable."""
-        barrier = self._account(accepted)
-        if barrier is not None:
-            self._hold_one(barrier)
-        if self._held:
-            self._held[-1][1].append(send.data)
-        else:
-            self._write_now(send.data)
 
     def _account(self, action: Action) -> Awaitable[object] | None:
         """The guard's count of a judged share, then the pool's handling of ``action``; what the lines after
@@ -228,13 +191,9 @@ class _Connection(asyncio.Protocol):
             self.server.log.exception("on_action_failed", action=kind.__name__)
             return None
 
-    def _hold(self, barriers: list[Awaitable[object]]) -> None:
+    def _hold_one(self, barrier: Awaitable[object]) -> None:
         # Shares appended in one group-commit window share one future: a connection already waiting on it
         # just queues behind it (one entry per connection and fsync, not per share).
-        unique = list(dict.fromkeys(barriers))
-        self._hold_one(unique[0] if len(unique) == 1 else asyncio.gather(*unique))
-
-    def _hold_one(self, barrier: Awaitable[object]) -> None:
         held = self._held
         if held and held[-1][0] is barrier:
             return
@@ -372,11 +331,9 @@ class StratumServer:
     def broadcast(self, clean: bool, work: WorkSource) -> int:
         """Push ``work.current_job(session.payout_key)`` to every working session; returns how many.
 
-        On a new block (``clean``) the share validators also drop the jobs ``work`` no longer knows.
-
         Latency first: the notify line is serialized once per job (per payout key in solo mode) and written
         to every session in one tight loop; each session's bookkeeping (the difficulty its job was sent
-        with, the slow-reader check, validator pruning) follows once every miner has its work. Nothing runs
+        with, the slow-reader check) follows once every miner has its work. Nothing runs
         in between, so the outcome is the same as doing both per session. A session with a difficulty change
         to send first, or with lines held behind a durability barrier, takes the full path in the loop.
         """
@@ -406,10 +363,6 @@ class StratumServer:
                 conn.handle(session.push_job(entry[0], clean, entry[1]))
             sent += 1
         self._after_broadcast(written, lines, clean)
-        if clean:
-            validators = {id(c.session.validator): c.session.validator for c in connections if c.session is not None}
-            for validator in validators.values():
-                validator.prune(work.get_job)
         return sent
 
     def _after_broadcast(self, written: list[_Connection], lines: dict[str, tuple[Job, bytes] | None],

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from stratum_pool._native import JobBook
 from stratum_pool.chain import pow as pow_mod
 from stratum_pool.coins import Coin, get_coin
 from stratum_pool.jobs.job import Job, Template
@@ -65,27 +66,26 @@ def make_job(
 
 @dataclass
 class FakeWork:
-    """An in-memory WorkSource: jobs by id, one current job, a chain tip for staleness."""
+    """An in-memory WorkSource: jobs by id (in the share core's book), one current job, the book's tip."""
 
-    jobs: dict[str, Job] = field(default_factory=dict)
     current: Job | None = None
-    tip: bytes | None = None
+    book: JobBook = field(default_factory=JobBook)
 
     def add(self, job: Job, make_current: bool = True) -> Job:
-        self.jobs[job.job_id] = job
+        self.book.add(job)
         if make_current:
             self.current = job
-            self.tip = job.template.prevhash
+            self.book.tip = job.template.prevhash
         return job
 
     def current_job(self, payout_key: str) -> Job | None:
         return self.current
 
     def get_job(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
+        return self.book.get(job_id)
 
     def is_stale(self, job: Job) -> bool:
-        return self.tip is not None and job.template.prevhash != self.tip
+        return self.book.is_stale(job)
 
 
 # ----- hashing shares the way a miner does, from mining.notify fields

@@ -46,7 +46,7 @@ class AbusePool:
         self.work = FakeWork()
         self.work.add(make_job("j1", target=2**200))
         self.config = config
-        self.validator = config.make_validator()
+        self.rules = config.make_rules()
         self.allocator = ExtranonceAllocator(prefix=b"\x09")
         self.actions: list[Action] = []
         self.banned: list[Ban] = []
@@ -60,7 +60,7 @@ class AbusePool:
     def new_session(self, peer: str) -> Session:
         en1 = self.allocator.allocate()
         return Session(self.config, self.work, check_address, en1.hex(), en1, lambda: NOW,
-                       validator=self.validator, admit=self.registry.admit)
+                       rules=self.rules, admit=self.registry.admit)
 
     def miner(self, worker: str = "good", **kwargs: Any) -> Miner:
         return Miner("127.0.0.1", self.server.port, COIN, ADDRESS, worker, **kwargs)

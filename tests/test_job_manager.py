@@ -137,7 +137,7 @@ class _Fanout:
         self.jobs = manager()
         self.jobs.update(gbt())
         self.config = SessionConfig(BTC, initial_difficulty=2.0, vardiff_enabled=False)
-        self.validator = self.config.make_validator()
+        self.rules = self.config.make_rules()
         self.ids = itertools.count(1)
         self.server = StratumServer("127.0.0.1", 0, self.session, lambda action: None)
         self.clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -145,7 +145,7 @@ class _Fanout:
     def session(self, peer: str) -> Session:
         en1 = next(self.ids).to_bytes(4, "big")
         return Session(self.config, self.jobs, lambda a: address_to_script(a, BTC), en1.hex(), en1,
-                       lambda: 100.0, validator=self.validator)
+                       lambda: 100.0, rules=self.rules)
 
     async def connect(self, address: str) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)

@@ -32,7 +32,7 @@ class Pool:
         self.work = FakeWork()
         self.work.add(make_job("j1", target=2**200))
         self.config = SessionConfig(COIN, initial_difficulty=2e-7)
-        self.validator = self.config.make_validator()
+        self.rules = self.config.make_rules()
         self.allocator = ExtranonceAllocator(prefix=b"\x07")
         self.actions: list[Action] = []
         self.ids = itertools.count(1)
@@ -42,7 +42,7 @@ class Pool:
     def new_session(self, peer: str) -> Session:
         en1 = self.allocator.allocate()
         return Session(self.config, self.work, check_address, en1.hex(), en1, lambda: 1_700_000_100.0,
-                       validator=self.validator)  # fmt: skip
+                       rules=self.rules)  # fmt: skip
 
     def miner(self, **kwargs: object) -> Miner:
         return Miner("127.0.0.1", self.server.port, COIN, ADDRESS, **kwargs)  # type: ignore[arg-type]

@@ -313,10 +313,10 @@ def test_true_duplicate_after_reconnect_is_22_never_a_close() -> None:
     first.esp_miner_handshake()
     share = first.share("j1")
     assert first.submit(share)[0]["result"] is True
-    # the reconnected Bitaxe gets the same extranonce1 from a session sharing the validator
+    # the reconnected Bitaxe gets the same extranonce1 from a session sharing the rules and the book
     second = Harness(work)
     second.session = Session(second.config, work, check_address, "s2", EN1, second.clock,
-                             validator=first.session.validator)  # fmt: skip
+                             rules=first.session.rules)  # fmt: skip
     second.esp_miner_handshake()
     answer, actions = second.submit(share)
     assert error_code(answer) == 22

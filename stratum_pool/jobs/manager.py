@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stratum_pool._native import JobBook
 from stratum_pool.chain.coinbase import solo_outputs
 from stratum_pool.coins import Coin
 from stratum_pool.jobs.builder import make_job, template_from_gbt
@@ -53,7 +54,8 @@ class JobManager:
         self.template: Template | None = None
         self._clean = True
         self._current: dict[str, Job] = {}
-        self._recent: OrderedDict[str, Job] = OrderedDict()
+        # the recent jobs by id and the tip, as the share core judges them (each job entered once)
+        self.book = JobBook()
         self._templates: list[Template] = []
         self._scripts: OrderedDict[str, bytes] = OrderedDict()
         self.templates_received = 0
@@ -63,14 +65,18 @@ class JobManager:
         template = template_from_gbt(dict(gbt), self.coin, self._clock())
         new_block = self.template is None or template.prevhash != self.template.prevhash
         self.template = template
+        self.book.tip = template.prevhash
         self._clean = new_block
         self._current = {}
         self._templates.append(template)
         self.templates_received += 1
         if len(self._templates) > KEEP_TEMPLATES:
             dropped = self._templates.pop(0)
-            for job_id in [j for j, job in self._recent.items() if job.template is dropped]:
-                del self._recent[job_id]
+            book = self.book
+            for job_id in list(book):
+                job = book.get(job_id)
+                if job is None or job.template is dropped:
+                    book.discard(job_id)
         return new_block
 
     def current_job(self, payout_key: str) -> Job | None:
@@ -82,11 +88,11 @@ class JobManager:
         if job is None:
             job = self._build(self.template, key)
             self._current[key] = job
-            self._recent[job.job_id] = job
+            self.book.add(job)
         return job
 
     def get_job(self, job_id: str) -> Job | None:
-        return self._recent.get(job_id)
+        return self.book.get(job_id)
 
     def reward_for(self, job: Job) -> int:
         """What the block of ``job`` pays to whom the pool credits: the finder in solo mode (after the
@@ -98,7 +104,7 @@ class JobManager:
 
     def is_stale(self, job: Job) -> bool:
         """A job is stale once the chain tip moved past the block it builds on."""
-        return self.template is None or job.template.prevhash != self.template.prevhash
+        return self.book.is_stale(job)
 
     def _build(self, template: Template, key: str) -> Job:
         self._counter += 1

@@ -8,32 +8,14 @@ id in the error (``request_id``), so the session can still answer it instead of 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import orjson
 
 from stratum_pool.jobs.job import Job
 
-# Stratum error codes (the de-facto table every pool and miner uses).
-ERR_OTHER = 20
-ERR_JOB_NOT_FOUND = 21
-ERR_DUPLICATE = 22
-ERR_LOW_DIFFICULTY = 23
-ERR_UNAUTHORIZED = 24
-ERR_NOT_SUBSCRIBED = 25
-
-ERROR_MESSAGES: Mapping[int, str] = MappingProxyType(
-    {
-        ERR_OTHER: "Other/Unknown",
-        ERR_JOB_NOT_FOUND: "Job not found (stale)",
-        ERR_DUPLICATE: "Duplicate share",
-        ERR_LOW_DIFFICULTY: "Low difficulty share",
-        ERR_UNAUTHORIZED: "Unauthorized worker",
-        ERR_NOT_SUBSCRIBED: "Not subscribed",
-    }
-)
+# Stratum error codes and their default texts are named once, in shares.verdicts.
+from stratum_pool.shares.verdicts import ERR_OTHER, ERROR_MESSAGES
 
 RequestId = int | str | None
 

@@ -20,57 +20,35 @@ from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
-from stratum_pool.chain import pow as pow_mod
+from stratum_pool._native import V1Submit
 from stratum_pool.coins import Coin
 from stratum_pool.jobs.job import Job
-from stratum_pool.jobs.manager import JobManager
 from stratum_pool.protocol import messages as msg
-from stratum_pool.protocol.actions import (
-    Action,
-    Authorized,
-    BlockCandidate,
-    Close,
-    Send,
-    ShareAccepted,
-    ShareRejected,
-)
+from stratum_pool.protocol.actions import Action, Authorized, Close, Send, ShareAccepted
 from stratum_pool.protocol.work import WorkSource
-from stratum_pool.shares.validate import (
-    DUPLICATE,
-    LOW_DIFFICULTY,
+from stratum_pool.shares.core import (
     NTIME_MAX_FUTURE_SECONDS,
     NTIME_PAST_SLACK_SECONDS,
-    STALE,
-    ShareValidator,
-    Submission,
-    low_difficulty_message,
+    ShareCore,
+    ShareRules,
+    Vardiff,
+    make_rules,
 )
-from stratum_pool.shares.vardiff import Vardiff, VardiffConfig
+from stratum_pool.shares.vardiff import VardiffConfig
+from stratum_pool.shares.verdicts import ERR_OTHER, ERR_UNAUTHORIZED, MAX_USER_LENGTH, clean_name
 
-__all__ = ["DifficultyPolicy", "Session", "SessionConfig", "WorkSource"]
+__all__ = ["DifficultyPolicy", "Session", "SessionConfig", "WorkSource", "clean_name"]
 
 DifficultyPolicy = Literal["start", "floor", "fixed"]
 
-# Jobs whose send-time difficulty we remember per session; older ones are judged by the current one.
-MAX_TRACKED_JOBS = 256
-# A user name longer than this is not a miner's.
-MAX_USER_LENGTH = 256
 # The WORKER part of ADDRESS[.WORKER]: at most 64 characters of A-Z a-z 0-9 . _ - (anything else is refused
 # at authorize, so no other character reaches logs, metrics or SQL).
 MAX_WORKER_LENGTH = 64
-WORKER_RE = re.compile(r"[A-Za-z0-9._-]{0,64}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-MAX_JOB_ID_LENGTH = 64
-
-_REASON_FOR_CODE = {
-    msg.ERR_UNAUTHORIZED: "unauthorized",
-    msg.ERR_NOT_SUBSCRIBED: "not-subscribed",
-}
+WORKER_RE = re.compile(rf"[A-Za-z0-9._-]{{0,{MAX_WORKER_LENGTH}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +85,9 @@ class SessionConfig:
     def allowed_version_mask(self) -> int:
         return self.coin.version_rolling_mask if self.version_mask is None else self.version_mask
 
-    def make_validator(self) -> ShareValidator:
-        """A validator with this config's ntime window; share one between all sessions of a pool."""
-        return ShareValidator(self.coin, ntime_max_future=self.ntime_max_future,
-                              ntime_past_slack=self.ntime_past_slack)  # fmt: skip
+    def make_rules(self) -> ShareRules:
+        """The share rules of this config's coin and ntime window; share one between all sessions of a pool."""
+        return make_rules(self.coin, self.ntime_max_future, self.ntime_past_slack)
 
 
 def _number(value: object) -> float | None:
@@ -129,21 +106,9 @@ def _number(value: object) -> float | None:
     return None
 
 
-def clean_name(text: str, limit: int = MAX_USER_LENGTH) -> str:
-    """``text`` made safe for logs, metrics and SQL: truncated, characters outside [A-Za-z0-9._-] -> "_"."""
-    return _UNSAFE.sub("_", text[:limit])
-
-
 def _is_hex(text: str) -> bool:
     """Only 0-9 a-f A-F (``int(x, 16)`` alone takes "0x", "+", "_" and spaces)."""
     return text.isascii() and bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
-
-
-def _all_str(values: tuple[object, ...]) -> bool:
-    for value in values:
-        if not isinstance(value, str):
-            return False
-    return True
 
 
 def password_difficulty(password: str) -> float | None:
@@ -155,27 +120,13 @@ def password_difficulty(password: str) -> float | None:
     return None
 
 
-# The share path's native fast lane: judges the common shares (accepted and not a block; stale, duplicate,
-# low difficulty) exactly as _submit would, and returns None for every other line, which _submit then judges
-# (native/fastsubmit.pxi).
-_FAST: Callable[[Session, bytes, float], list[Action] | None] | None = None
-if pow_mod.NATIVE:
-    from stratum_pool import _native
-
-    _FAST = _native.FastSubmit(Send, ShareAccepted, ShareRejected, MAX_JOB_ID_LENGTH, JobManager, clean_name,
-                               STALE, DUPLICATE, LOW_DIFFICULTY, low_difficulty_message).submit
-
-
-def fast_lane(session: Session) -> Callable[[Session, bytes, float], list[Action] | None] | None:
-    """The native fast lane for ``session``'s shares, or None (no extension, or a validator that asks for the
-    Python path). ``lane(session, line, now)`` returns the actions of an accepted share that is not a block,
-    or of a stale, duplicate or low-difficulty share, exactly as :meth:`Session.feed_line` would; else None:
-    then call ``feed_line(line, now, lane=False)``."""
-    return _FAST if session.validator.fast else None
+# Submit lines in the plain form miners send are scanned in C and handed straight to the share core
+# (native/v1submit.pxi); every other submit line is parsed here and handed to the same core.
+_SCAN_SUBMIT = V1Submit(Send)
 
 
 class Session:
-    """One miner connection's Stratum state machine."""
+    """One miner connection's Stratum state machine; its share state is its :class:`ShareCore`'s."""
 
     def __init__(
         self,
@@ -185,63 +136,111 @@ class Session:
         session_id: str,
         extranonce1: bytes,
         clock: Callable[[], float],
-        validator: ShareValidator | None = None,
+        rules: ShareRules | None = None,
         admit: Callable[[str, str, str], str | None] | None = None,
     ) -> None:
-        """``admit(session_id, user, address)`` (optional) may refuse an authorization: it returns the
-        refusal's text, or None to let it through (the pool caps workers per account with it)."""
-        self.config = config
+        """``rules``: the pool's shared :class:`ShareRules` (made from ``config`` when None). ``admit(session_id,
+        user, address)`` (optional) may refuse an authorization: it returns the refusal's text, or None to let
+        it through (the pool caps workers per account with it)."""
+        self._config = config
         self.work = work
         self.check_address = check_address
-        self.session_id = session_id
-        self.extranonce1 = extranonce1
         self.clock = clock
-        self.validator = validator if validator is not None else config.make_validator()
         self.admit = admit
-        # Malformed messages so far (bad JSON or shape, wrong types, rate-limited submits); the adapter
-        # watches it to ban abusive peers.
-        self.malformed = 0
-        self._tokens = float(config.submit_burst)
-        self._tokens_at = clock()
+        now = clock()
         vardiff_config = replace(
             config.vardiff, minimum=config.minimum_difficulty, maximum=config.maximum_difficulty
         )
-        self.vardiff = Vardiff(vardiff_config, config.initial_difficulty, clock(), config.vardiff_enabled)
-
-        self.subscribed = False
+        self.core = ShareCore(
+            rules if rules is not None else config.make_rules(), work.book, session_id, extranonce1,
+            config.extranonce2_size, Vardiff(vardiff_config, config.initial_difficulty, now, config.vardiff_enabled),
+            config.submits_per_second, float(config.submit_burst), now,
+        )
         self.user_agent = ""
         # the session id a resuming miner asked for (the adapter may use it)
         self.requested_session_id: str | None = None
         self.extranonce_subscribed = False
-        self.version_mask = 0  # negotiated by mining.configure
-        self.workers: dict[str, str] = {}  # authorized user name -> address
-        self._address = ""
         self._sent_difficulty: float | None = None
-        self._job_difficulty: OrderedDict[str, float] = OrderedDict()
-        self.best_difficulty = 0.0
-        self.best_by_worker: dict[str, float] = {}
-        self._lane: Any = None  # the native fast lane's cache of this session's objects (made on first use)
 
-    # ----- state the adapter and the pool read
+    # ----- state the adapter and the pool read (the share state is the core's)
+
+    @property
+    def config(self) -> SessionConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: SessionConfig) -> None:
+        """A reloaded config: its submit rate applies from the next share on."""
+        self._config = config
+        self.core.set_rate(config.submits_per_second, float(config.submit_burst))
+
+    @property
+    def session_id(self) -> str:
+        return self.core.session_id
+
+    @session_id.setter
+    def session_id(self, session_id: str) -> None:
+        self.core.session_id = session_id
+
+    @property
+    def extranonce1(self) -> bytes:
+        return self.core.extranonce1
+
+    @property
+    def rules(self) -> ShareRules:
+        return self.core.rules
+
+    @property
+    def vardiff(self) -> Vardiff:
+        return self.core.vardiff
+
+    @property
+    def subscribed(self) -> bool:
+        return self.core.subscribed
+
+    @property
+    def workers(self) -> dict[str, str]:
+        """Authorized user name -> address (read only: :meth:`ShareCore.authorize` adds)."""
+        return self.core.workers
+
+    @property
+    def version_mask(self) -> int:
+        """The version bits negotiated by mining.configure (BIP310)."""
+        return self.core.version_mask
+
+    @property
+    def malformed(self) -> int:
+        """Malformed messages so far (bad JSON or shape, wrong types, rate-limited submits, ...); the adapter
+        watches it to ban abusive peers."""
+        return self.core.malformed
+
+    @property
+    def best_difficulty(self) -> float:
+        return self.core.best_difficulty
+
+    @property
+    def best_by_worker(self) -> dict[str, float]:
+        return self.core.best_by_worker
 
     @property
     def payout_key(self) -> str:
         """The authorized payout address ("" before authorization)."""
-        return self._address
+        return self.core.address
 
     @property
     def authorized(self) -> bool:
-        return bool(self.workers)
+        return bool(self.core.workers)
 
     @property
     def working(self) -> bool:
         """Subscribed and authorized: the session receives jobs."""
-        return self.subscribed and bool(self.workers)
+        core = self.core
+        return core.subscribed and bool(core.workers)
 
     @property
     def difficulty(self) -> float:
         """The current share difficulty (possibly not yet sent to the miner)."""
-        return self.vardiff.difficulty
+        return self.core.vardiff.difficulty
 
     @property
     def sent_difficulty(self) -> float | None:
@@ -249,33 +248,29 @@ class Session:
 
     # ----- input
 
-    def feed_line(self, line: bytes, now: float | None = None, lane: bool = True) -> list[Action]:
-        """Handle one received line (the newline may be present or not).
-
-        ``now`` and ``lane=False`` are for a caller that has just offered the line to :func:`fast_lane` at
-        ``now`` and been declined: the line is judged at that time, without asking the lane again."""
-        line = line.strip()
-        if not line:
-            return []
+    def feed_line(self, line: bytes, now: float | None = None) -> list[Action]:
+        """Handle one received line (the newline may be present or not); ``now`` defaults to the clock."""
         if b'"mining.submit"' in line:  # the share path: no Request object, no dispatch
             if now is None:
                 now = self.clock()
-            fast = fast_lane(self) if lane else None
-            if fast is not None:
-                actions = fast(self, line, now)
-                if actions is not None:
-                    return actions
-            submit = msg.parse_submit(line)
-            if submit is not None:
-                return self._submit(submit[0], submit[1], now)
+            actions = _SCAN_SUBMIT(self.core, line, now)
+            if actions is None:
+                submit = msg.parse_submit(line)
+                if submit is not None:
+                    actions = self._submit(submit[0], submit[1], now)
+            if actions is not None:
+                return self._followup(actions) if self.core.followup else actions
+        line = line.strip()
+        if not line:
+            return []
         try:
             parsed = msg.parse_line(line)
         except msg.ProtocolError as exc:
-            self.malformed += 1
+            self.core.malformed += 1
             if exc.has_id:
-                return [Send(msg.encode_error(exc.request_id, msg.ERR_OTHER, f"Invalid request: {exc}"))]
+                return [Send(msg.encode_error(exc.request_id, ERR_OTHER, f"Invalid request: {exc}"))]
             return [
-                Send(msg.encode_error(None, msg.ERR_OTHER, f"Invalid request: {exc}")),
+                Send(msg.encode_error(None, ERR_OTHER, f"Invalid request: {exc}")),
                 Close(f"protocol error: {exc}"),
             ]
         if isinstance(parsed, msg.Response):
@@ -283,7 +278,8 @@ class Session:
         rid, params = parsed.id, parsed.params
         match parsed.method:
             case "mining.submit":
-                return self._submit(rid, params)
+                actions = self._submit(rid, params, self.clock() if now is None else now)
+                return self._followup(actions) if self.core.followup else actions
             case "mining.subscribe":
                 return self._subscribe(rid, params)
             case "mining.authorize":
@@ -300,7 +296,7 @@ class Session:
             case "mining.ping":
                 return [Send(msg.encode_result(rid, "pong"))]
             case _:
-                return [Send(msg.encode_error(rid, msg.ERR_OTHER, f"Unknown method {parsed.method[:64]!r}"))]
+                return [Send(msg.encode_error(rid, ERR_OTHER, f"Unknown method {parsed.method[:64]!r}"))]
 
     def push_job(self, job: Job, clean: bool, notify_line: bytes | None = None) -> list[Action]:
         """New work for this miner: a pending ``set_difficulty`` first, then the notify.
@@ -308,29 +304,20 @@ class Session:
         ``notify_line`` is the job's encoded notify when the caller serialized it once for many sessions.
         Returns nothing before the session is subscribed and authorized.
         """
-        if not (self.subscribed and self.workers):
+        if not self.working:
             return []
-        if clean and self._lane is not None:
-            self._lane.forget_job()  # a template of the old block must not stay alive in the lane's cache
         actions = self._difficulty_update()
         actions.append(Send(notify_line if notify_line is not None else msg.notify(job, clean)))
         # A job sent again (a difficulty change re-notifies the current job, clean) takes the new
         # difficulty: the miner was told to drop the old copy.
-        sent = self._job_difficulty
-        job_id = job.job_id
-        if job_id in sent:
-            del sent[job_id]
-        sent[job_id] = self._sent_difficulty or self.vardiff.difficulty
-        if len(sent) > MAX_TRACKED_JOBS:
-            while len(sent) > MAX_TRACKED_JOBS:
-                sent.popitem(last=False)
+        self.core.job_sent(job.job_id, self._sent_difficulty or self.core.vardiff.difficulty)
         return actions
 
     def tick(self) -> list[Action]:
         """Time-based vardiff: lowers the difficulty of a miner whose shares stopped coming."""
         if not self.working:
             return []
-        if self.vardiff.tick(self.clock()) is None:
+        if self.core.vardiff.tick(self.clock()) is None:
             return []
         return self._renotify_if_lower()
 
@@ -338,9 +325,7 @@ class Session:
 
     def required_difficulty(self, job_id: str) -> float:
         """The difficulty a share of ``job_id`` is judged by (see the module docstring)."""
-        sent = self._job_difficulty.get(job_id)
-        current = self.difficulty
-        return current if sent is None else min(sent, current)
+        return self.core.required_difficulty(job_id)
 
     def _difficulty_update(self) -> list[Action]:
         difficulty = self.vardiff.difficulty
@@ -353,7 +338,7 @@ class Session:
         """Send the new difficulty now, with a fresh notify so miners apply it at once."""
         if not self.working:
             return []
-        job = self.work.current_job(self._address)
+        job = self.work.current_job(self.core.address)
         if job is None:
             return self._difficulty_update()
         return self.push_job(job, True)
@@ -373,15 +358,13 @@ class Session:
             self.vardiff.enabled = False
         self.vardiff.restart(difficulty, now)
 
-    # ----- handlers
-
     def _subscribe(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
         if params and isinstance(params[0], str):
             self.user_agent = params[0][:128]
         if len(params) > 1 and isinstance(params[1], str) and params[1]:
             self.requested_session_id = params[1][:64]
         first = not self.subscribed
-        self.subscribed = True
+        self.core.subscribed = True
         result = [
             [["mining.set_difficulty", self.session_id], ["mining.notify", self.session_id]],
             self.extranonce1.hex(),
@@ -395,33 +378,32 @@ class Session:
     def _authorize(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
         if not params or not isinstance(params[0], str) or not params[0]:
             if not params or not isinstance(params[0], str):
-                self.malformed += 1
+                self.core.malformed += 1
             text = "user name must be ADDRESS[.WORKER]"
-            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+            return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, text, False))]
         user = params[0].strip()
         if len(user) > MAX_USER_LENGTH:
-            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, "user name too long", False))]
+            return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, "user name too long", False))]
         password = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
         address, _, worker_name = user.partition(".")
         if not WORKER_RE.fullmatch(worker_name):
             text = (f"worker name must be at most {MAX_WORKER_LENGTH} characters of A-Z a-z 0-9 . _ -,"
                     f" got {clean_name(worker_name, 80)!r}")
-            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+            return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, text, False))]
         try:
             self.check_address(address)
         except ValueError as exc:
             text = f"invalid payout address {clean_name(address, 100)!r}: {exc}"
-            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
-        if self._address and address != self._address:
-            text = f"this connection already mines for {self._address}; open another for {address[:100]}"
-            return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, text, False))]
+            return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, text, False))]
+        if self.core.address and address != self.core.address:
+            text = f"this connection already mines for {self.core.address}; open another for {address[:100]}"
+            return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, text, False))]
         if self.admit is not None and user not in self.workers:
             refusal = self.admit(self.session_id, user, address)
             if refusal is not None:
-                return [Send(msg.encode_error(rid, msg.ERR_UNAUTHORIZED, refusal, False))]
+                return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, refusal, False))]
         first = not self.authorized
-        self.workers[user] = address
-        self._address = address
+        self.core.authorize(user, address)
         suggested = password_difficulty(password)
         if suggested is not None:
             self._apply_suggestion(suggested)
@@ -435,7 +417,7 @@ class Session:
 
     def _configure(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
         if not params or not isinstance(params[0], list):
-            return [Send(msg.encode_error(rid, msg.ERR_OTHER, "configure expects [extensions, parameters]"))]
+            return [Send(msg.encode_error(rid, ERR_OTHER, "configure expects [extensions, parameters]"))]
         extensions = params[0]
         options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
         result: dict[str, object] = {}
@@ -451,9 +433,9 @@ class Session:
                     result[name] = False
                     result["version-rolling.mask"] = "00000000"
                     continue
-                self.version_mask = mask & self.config.allowed_version_mask
-                result[name] = self.version_mask != 0
-                result["version-rolling.mask"] = f"{self.version_mask:08x}"
+                self.core.version_mask = mask & self.config.allowed_version_mask
+                result[name] = self.core.version_mask != 0
+                result["version-rolling.mask"] = f"{self.core.version_mask:08x}"
             elif name == "minimum-difficulty":
                 value = _number(options.get("minimum-difficulty.value"))
                 if value is None:
@@ -484,7 +466,7 @@ class Session:
         value = _number(params[0]) if params else None
         if value is None:
             text = "suggest_difficulty expects a positive number"
-            return [Send(msg.encode_error(rid, msg.ERR_OTHER, text))]
+            return [Send(msg.encode_error(rid, ERR_OTHER, text))]
         return self._suggest(rid, value)
 
     def _suggest_target(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
@@ -492,83 +474,22 @@ class Session:
         if params and isinstance(params[0], str) and 0 < len(params[0]) <= 64 and _is_hex(params[0]):
             target = int(params[0], 16)
         if target <= 0:
-            return [Send(msg.encode_error(rid, msg.ERR_OTHER, "suggest_target expects a hex target"))]
+            return [Send(msg.encode_error(rid, ERR_OTHER, "suggest_target expects a hex target"))]
         return self._suggest(rid, self.config.coin.diff1_target / target)
 
-    def _submit(self, rid: msg.RequestId, params: tuple[object, ...], now: float | None = None) -> list[Action]:
-        if now is None:
-            now = self.clock()
-        worker = params[0] if params and isinstance(params[0], str) else ""
-        job_id = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
-        if self.config.submits_per_second > 0 and not self._take_token(now):
-            self.malformed += 1
-            return self._reject(rid, worker, job_id, msg.ERR_OTHER, "rate-limited", "rate limited", now)
-        if not 5 <= len(params) <= 6 or not _all_str(params) or len(job_id) > MAX_JOB_ID_LENGTH:
-            self.malformed += 1
-            return self._reject(rid, worker, job_id, msg.ERR_OTHER, "bad-params",
-                                "submit expects [worker, job_id, extranonce2, ntime, nonce, (version_bits)]",
-                                now)  # fmt: skip
-        if not self.subscribed:
-            self.malformed += 1
-            return self._reject(rid, worker, job_id, msg.ERR_NOT_SUBSCRIBED, "not-subscribed", None, now)
-        if worker not in self.workers:
-            self.malformed += 1
-            return self._reject(rid, worker, job_id, msg.ERR_UNAUTHORIZED, "unauthorized", None, now)
-        strings: tuple[str, ...] = params  # type: ignore[assignment]  # all checked to be str above
-        job = self.work.get_job(job_id)
-        if job is not None and job.payout_key not in ("", self._address):
-            job = None  # another address's coinbase: not this miner's job
-        stale = job is not None and self.work.is_stale(job)
-        version_bits = strings[5] if len(strings) == 6 else None
-        submission = Submission(job_id, strings[2], strings[3], strings[4], version_bits)
-        # positional: extranonce1, extranonce2_size, version_mask, required, now
-        result = self.validator.check(job, stale, submission, self.extranonce1, self.config.extranonce2_size,
-                                      self.version_mask, self.required_difficulty(job_id), now)
-        if not result.accepted or job is None:
-            return self._reject(rid, worker, job_id, result.code, result.reason, result.message, now)
-        address = self.workers[worker]
-        actions: list[Action] = []
-        if result.block:
-            actions.append(
-                BlockCandidate(job, result.header, self.extranonce1, result.extranonce2, result.block_hash,
-                               result.pow_hash, worker, address, result.achieved, now)
-            )
-        actions.append(Send(msg.encode_true(rid)))
-        actions.append(
-            ShareAccepted(self.session_id, worker, address, job_id, job.template.height, result.required,
-                          result.achieved, result.block, now)
-        )
-        if result.achieved > self.best_difficulty:
-            self.best_difficulty = result.achieved
-        if result.achieved > self.best_by_worker.get(worker, 0.0):
-            self.best_by_worker[worker] = result.achieved
-        if self.vardiff.record_share(now) is not None:
+    def _submit(self, rid: msg.RequestId, params: tuple[object, ...], now: float) -> list[Action]:
+        """A submit the C scanner left to the general parser: the same core judges it."""
+        record = self.core.judge(params, now)
+        if isinstance(record, ShareAccepted):
+            return [Send(msg.encode_true(rid)), record]
+        return [Send(msg.encode_error(rid, record.code, record.message)), record]
+
+    def _followup(self, actions: list[Action]) -> list[Action]:
+        """What the core's last share asks of the protocol: a block candidate goes first (the pool submits
+        it), and a lowered difficulty goes out at once."""
+        candidate, retarget = self.core.take_followup()
+        if candidate is not None:
+            actions.insert(0, candidate)
+        if retarget is not None:
             actions += self._renotify_if_lower()
         return actions
-
-    def _take_token(self, now: float) -> bool:
-        rate, burst = self.config.submits_per_second, float(self.config.submit_burst)
-        tokens = min(burst, self._tokens + max(0.0, now - self._tokens_at) * rate)
-        self._tokens_at = now
-        if tokens < 1.0:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1.0
-        return True
-
-    def _reject(
-        self,
-        rid: msg.RequestId,
-        worker: str,
-        job_id: str,
-        code: int,
-        reason: str,
-        message: str | None,
-        now: float,
-    ) -> list[Action]:
-        return [
-            Send(msg.encode_error(rid, code, message)),
-            # names the miner never authorized are cleaned before they reach logs, metrics or SQL
-            ShareRejected(self.session_id, worker if worker in self.workers else clean_name(worker),
-                          clean_name(job_id, MAX_JOB_ID_LENGTH), code, reason, now),
-        ]

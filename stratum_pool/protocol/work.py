@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from stratum_pool._native import JobBook
 from stratum_pool.jobs.job import Job
 
 
 class WorkSource(Protocol):
+    # The live jobs and the tip, as the share core reads them: the work source enters each job it hands
+    # out, discards the ones it drops and moves the tip (``get_job`` and ``is_stale`` answer from it).
+    book: JobBook
+
     def current_job(self, payout_key: str) -> Job | None:
         """The newest job paying ``payout_key`` (an address in solo mode; ignored by pool-paid work)."""
         ...
