@@ -111,6 +111,22 @@ async def test_append_share_writes_the_frame_append_writes(tmp_path: Path) -> No
     await spool.close()
 
 
+async def test_a_closed_spool_refuses_appends_and_hands_out_no_seq(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    await spool.append(share(0))[1]
+    spool.append(share(1))  # pending at close: flushed by it
+    await spool.close()
+    key = share_key_bytes("c", "a", "w", "")
+    with pytest.raises(RuntimeError, match="closed"):
+        spool.append(share(2))
+    with pytest.raises(RuntimeError, match="closed"):
+        spool.append_share(1.0, 1.0, 1.0, 1, False, key)
+    assert spool.stats().last_seq == 2
+    again = ShareSpool(tmp_path, clock=zero)
+    assert [r.seq for r in again.read_from(0, 10)] == [1, 2]
+    await again.close()
+
+
 async def test_unsynced_records_are_not_read(tmp_path: Path) -> None:
     spool = ShareSpool(tmp_path, clock=zero, group_commit_seconds=10.0)
     _, future = spool.append(share())
