@@ -60,7 +60,7 @@ async def _run(directory: Path, dsn: str) -> dict[str, float]:
     while batch := spool.read_from(last, 50_000):
         n, last = n + len(batch), batch[-1].seq
     read = time.perf_counter() - start
-    spool._cursor = None  # the loader reads from the start again
+    spool._reader.cursor = None  # the loader reads from the start again
     SpoolLoader(spool, dsn, 0, batch_max=1).load_batch()  # partitions and reference rows first
     loader = SpoolLoader(spool, dsn, 0)
     cpu, start = time.process_time(), time.perf_counter()

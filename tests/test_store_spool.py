@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stratum_pool.store import spool as spool_module
 from stratum_pool.store.spool import (
     KIND_SHARE,
     MAX_FRAME_BODY,
@@ -25,7 +24,7 @@ from stratum_pool.store.spool import (
     RejectedRecord,
     ShareRecord,
     ShareSpool,
-    _frames,
+    codec,
     decode_payload,
     decode_share_key,
     encode_frame,
@@ -105,10 +104,27 @@ async def test_append_share_writes_the_frame_append_writes(tmp_path: Path) -> No
         key = share_key_bytes(r.coin_key, r.address, r.worker_name, r.user_agent)
         spool.append_share(r.time, r.difficulty, r.achieved, r.height, r.is_block, key)
     spool.append(share(3))
-    assert spool._pending == [encode_frame(i + 1, replace(r, seq=i + 1)) for i, r in enumerate([*records, share(3)])]
     await spool.flush()
+    assert next(tmp_path.glob("*.seg")).read_bytes() == b"".join(
+        encode_frame(i + 1, replace(r, seq=i + 1)) for i, r in enumerate([*records, share(3)]))
     assert spool.read_from(0, 10) == [replace(r, seq=i + 1) for i, r in enumerate([*records, share(3)])]
     await spool.close()
+
+
+async def test_a_closed_spool_refuses_appends_and_hands_out_no_seq(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero)
+    await spool.append(share(0))[1]
+    spool.append(share(1))  # pending at close: flushed by it
+    await spool.close()
+    key = share_key_bytes("c", "a", "w", "")
+    with pytest.raises(RuntimeError, match="closed"):
+        spool.append(share(2))
+    with pytest.raises(RuntimeError, match="closed"):
+        spool.append_share(1.0, 1.0, 1.0, 1, False, key)
+    assert spool.stats().last_seq == 2
+    again = ShareSpool(tmp_path, clock=zero)
+    assert [r.seq for r in again.read_from(0, 10)] == [1, 2]
+    await again.close()
 
 
 async def test_unsynced_records_are_not_read(tmp_path: Path) -> None:
@@ -350,7 +366,7 @@ async def test_read_frames_is_read_from_undecoded(tmp_path: Path) -> None:
     for i in range(40):
         await spool.append((share(i), REJECTED, BLOCK)[i % 3])[1]
     expected = spool.read_from(0, 1000)
-    spool._cursor = None
+    spool._reader.cursor = None
     chunks = spool.read_frames(0, 1000)
     assert len(chunks) > 1  # one per segment at least
     got = [decode_payload(seq, kind, data, start) for data, frames in chunks for seq, kind, start, _ in frames]
@@ -405,13 +421,13 @@ def test_frames_agree_with_the_plain_parser_on_damaged_data(count: int, damage: 
     raw = bytes(data)
     for limit in (1 << 62, max_frames):
         expected = _plain_frames(raw, 0, len(raw), limit)
-        assert _frames(raw, 0, len(raw), limit) == expected
-        assert _frames(memoryview(raw), 0, len(raw), limit) == expected
+        assert codec.frames(raw, 0, len(raw), limit) == expected
+        assert codec.frames(memoryview(raw), 0, len(raw), limit) == expected
     if damage == "none":
-        assert _frames(raw, 0, len(raw)) == ([(i + 1, r, o, e) for i, (r, o, e) in enumerate(_spans(records))],
-                                            len(raw), "end")
+        assert codec.frames(raw, 0, len(raw)) == (
+            [(i + 1, r, o, e) for i, (r, o, e) in enumerate(_spans(records))], len(raw), "end")
     elif damage == "flip" and raw:
-        assert len(_frames(raw, 0, len(raw))[0]) < count  # one bit wrong anywhere: that frame is not returned
+        assert len(codec.frames(raw, 0, len(raw))[0]) < count  # one bit wrong anywhere: that frame is not returned
 
 
 def _spans(records: list[ShareRecord | RejectedRecord | BlockRecord]) -> list[tuple[int, int, int]]:
@@ -440,7 +456,7 @@ async def test_a_corrupt_frame_mid_segment_ends_that_segment_only(tmp_path: Path
     seqs = [r.seq for r in again.read_from(0, 100)]
     assert seqs[0] == 1 and 2 not in seqs  # the damaged record and the rest of its segment are skipped
     assert seqs[1] == int(segments[1].stem) and seqs[-1] == 30
-    again._cursor = None
+    again._reader.cursor = None
     assert [f[0] for _, fr in again.read_frames(0, 100) for f in fr] == seqs
     await again.close()
 
@@ -448,13 +464,13 @@ async def test_a_corrupt_frame_mid_segment_ends_that_segment_only(tmp_path: Path
 async def test_a_reader_that_caught_up_resumes_where_it_stopped(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     scanned: list[int] = []
-    real = spool_module._frames
+    real = codec.frames
 
     def counting(data: bytes, start: int, end: int, max_frames: int = 1 << 62) -> object:
         scanned.append(end - start)
         return real(data, start, end, max_frames)
 
-    monkeypatch.setattr(spool_module, "_frames", counting)
+    monkeypatch.setattr(codec, "frames", counting)
     spool = ShareSpool(tmp_path, clock=zero)
     await asyncio.gather(*(spool.append(share(i))[1] for i in range(500)))
     assert len(spool.read_from(0, 10_000)) == 500
