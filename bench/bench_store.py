@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script from a source checkout without 
 import psycopg
 from psycopg import sql
 
+from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.migrate import migrate
 from stratum_pool.store.spool import ShareRecord, ShareSpool
@@ -61,8 +62,8 @@ async def _run(directory: Path, dsn: str) -> dict[str, float]:
         n, last = n + len(batch), batch[-1].seq
     read = time.perf_counter() - start
     spool._reader.cursor = None  # the loader reads from the start again
-    SpoolLoader(spool, dsn, 0, batch_max=1).load_batch()  # partitions and reference rows first
-    loader = SpoolLoader(spool, dsn, 0)
+    SpoolLoader(spool, dsn, 0, credit_block, batch_max=1).load_batch()  # partitions and reference rows first
+    loader = SpoolLoader(spool, dsn, 0, credit_block)
     cpu, start = time.process_time(), time.perf_counter()
     loaded = loader.load_all()
     load, load_cpu = time.perf_counter() - start, time.process_time() - cpu

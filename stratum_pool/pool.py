@@ -41,6 +41,7 @@ from stratum_pool.protocol.actions import (
     ShareRejected,
 )
 from stratum_pool.protocol.session import Session, SessionConfig
+from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.server import ExtranonceAllocator, StratumServer
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.loader import SpoolLoader
@@ -449,7 +450,7 @@ class Pool:
             self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id, on_failure=self.metrics.spool_failed)
             self.recorder = ShareRecorder(self.spool, clock=clock)
             self.recorder.start()
-            self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, clock=clock)
+            self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, credit_block, clock=clock)
             self.loader.start()
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)

@@ -22,6 +22,7 @@ from miner import Miner
 from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import get_coin
 from stratum_pool.devnet.common import free_port
+from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.spool import ShareSpool
 
@@ -152,7 +153,7 @@ async def test_sigterm_under_load_loses_no_acknowledged_share(bcoin_node: Any, p
     # whatever the pool had not yet moved into PostgreSQL is still in its spool: load it, then count
     spool = ShareSpool(spool_dir, NODE_ID)
     try:
-        await asyncio.to_thread(SpoolLoader(spool, pg_dsn, NODE_ID).load_all)
+        await asyncio.to_thread(SpoolLoader(spool, pg_dsn, NODE_ID, credit_block).load_all)
     finally:
         await spool.close()
     with psycopg.connect(pg_dsn) as conn:

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.store import shares as q
-from stratum_pool.store.loader import TRICKLE_RECORDS, SpoolLoader, _us
+from stratum_pool.store.loader import TRICKLE_RECORDS, BlockIds, SpoolLoader, _us
 from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareRecord, ShareSpool, SpoolRecord
 
 COIN = "bitcoin-regtest"
@@ -78,7 +79,7 @@ async def test_shares_are_copied_with_their_rows(tmp_path: Path, pg_dsn: str) ->
     records: list[SpoolRecord] = [share("alice", 2.0, agent="cgminer/4"), share("bob", 3.5, t=T0 + 1, worker=""),
                                   share("alice", 4.0, t=T0 + 2, worker="rig2", achieved=1e12, is_block=True)]
     spool, seqs = await spool_with(tmp_path, records)
-    loader = SpoolLoader(spool, pg_dsn, NODE, clock=lambda: T0 + 100)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, clock=lambda: T0 + 100)
     assert loader.load_all() == 3
     rows = query(pg_dsn, "SELECT s.time, c.key, a.address, w.name, s.difficulty, s.achieved, s.height, s.is_block,"
                          " s.node_id, s.seq FROM shares s JOIN coins c ON c.id = s.coin_id"
@@ -101,7 +102,7 @@ async def test_shares_are_copied_with_their_rows(tmp_path: Path, pg_dsn: str) ->
 async def test_daily_partitions_are_created_ahead(tmp_path: Path, pg_dsn: str) -> None:
     day = 86_400.0
     spool, _ = await spool_with(tmp_path, [share("alice", t=T0), share("alice", t=T0 + 3 * day)])
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     parts = sorted(r[0] for r in query(pg_dsn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
                                                " ON c.oid = i.inhrelid WHERE i.inhparent = 'shares'::regclass"))
     assert parts == ["shares_20231114", "shares_20231117", "shares_20231118"]
@@ -112,7 +113,7 @@ async def test_daily_partitions_are_created_ahead(tmp_path: Path, pg_dsn: str) -
 async def test_a_share_rounding_into_the_next_day_finds_its_partition(tmp_path: Path, pg_dsn: str) -> None:
     last_instant = 1_700_006_400.0 - 4e-7  # 2023-11-14 23:59:59.9999996: 2023-11-15 00:00:00 to the microsecond
     spool, _ = await spool_with(tmp_path, [share("alice", t=last_instant), share("alice", t=T0 + 3 * 86_400.0)])
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     assert one(pg_dsn, "SELECT time FROM shares_20231115") == datetime(2023, 11, 15, tzinfo=UTC)
     assert one(pg_dsn, "SELECT minute FROM share_stats_minute ORDER BY minute LIMIT 1") == datetime(
         2023, 11, 14, 23, 59, tzinfo=UTC)  # the statistics go by the share's time, as before
@@ -128,7 +129,7 @@ async def test_statistics_per_minute_and_day_count_accepted_rejected_and_difficu
         RejectedRecord(0, T0 - T0 % 60, COIN, "carol", "", "low-difficulty", 2),
     ]
     spool, _ = await spool_with(tmp_path, records)
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=2)  # statistics add up across batches
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=2)  # statistics add up across batches
     assert loader.load_all() == 5
     rows = query(pg_dsn, "SELECT a.address, s.minute, s.accepted, s.rejected, s.difficulty FROM share_stats_minute s"
                          " JOIN workers w ON w.id = s.worker_id JOIN accounts a ON a.id = w.account_id"
@@ -149,11 +150,11 @@ async def test_statistics_per_minute_and_day_count_accepted_rejected_and_difficu
 
 async def test_nothing_is_loaded_twice_by_a_new_loader_after_a_crash(tmp_path: Path, pg_dsn: str) -> None:
     spool, _ = await spool_with(tmp_path, [share("alice", float(i + 1)) for i in range(50)])
-    assert SpoolLoader(spool, pg_dsn, NODE, batch_max=20).load_all() == 50
+    assert SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=20).load_all() == 50
     await spool.close()
     # the pool died: a new process opens the same spool directory and database
     reopened = ShareSpool(tmp_path, NODE, clock=zero)
-    again = SpoolLoader(reopened, pg_dsn, NODE)
+    again = SpoolLoader(reopened, pg_dsn, NODE, credit_block)
     assert again.load_all() == 0
     await append_all(reopened, [share("bob")])
     assert again.load_all() == 1
@@ -171,7 +172,7 @@ async def test_a_failure_inside_the_transaction_loads_the_batch_again_whole(
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(q, "set_checkpoint", crash)
-    loader = SpoolLoader(spool, pg_dsn, NODE)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block)
     with pytest.raises(psycopg.OperationalError):
         loader.load_batch()  # the shares were COPYed, then the transaction died
     assert one(pg_dsn, "SELECT count(*) FROM shares") == 0
@@ -184,7 +185,7 @@ async def test_a_failure_inside_the_transaction_loads_the_batch_again_whole(
 async def test_a_crash_after_commit_before_the_spool_is_trimmed_loads_nothing_twice(
         tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     spool, _ = await spool_with(tmp_path, [share("alice") for _ in range(10)])
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=4)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=4)
     loader.load_batch()
     monkeypatch.setattr(spool, "truncate_through", lambda seq: (_ for _ in ()).throw(OSError("gone")))
     with pytest.raises(OSError):
@@ -204,7 +205,7 @@ async def test_a_crash_after_commit_before_the_spool_is_trimmed_loads_nothing_tw
 
 async def test_a_killed_connection_is_replaced_and_nothing_is_lost_or_doubled(tmp_path: Path, pg_dsn: str) -> None:
     spool, _ = await spool_with(tmp_path, [share("alice") for _ in range(30)])
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=10)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=10)
     loader.load_batch()
     query(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE"
                   " 'stratum-pool-loader-%%' AND datname = current_database()")  # this test's own only
@@ -217,7 +218,8 @@ async def test_a_killed_connection_is_replaced_and_nothing_is_lost_or_doubled(tm
 
 async def test_outage_spools_and_replays_exactly_once_with_backoff(tmp_path: Path, pg_dsn: str) -> None:
     spool = ShareSpool(tmp_path, NODE, clock=zero)
-    loader = SpoolLoader(spool, DEAD_DSN, NODE, batch_max=100, backoff_initial=0.01, backoff_max=0.05,
+    loader = SpoolLoader(spool, DEAD_DSN, NODE, credit_block, batch_max=100, backoff_initial=0.01,
+                         backoff_max=0.05,
                          connect_timeout=1)
     loader.start()
     try:
@@ -240,7 +242,8 @@ async def test_outage_spools_and_replays_exactly_once_with_backoff(tmp_path: Pat
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter(tmp_path: Path) -> None:
-    loader = SpoolLoader(ShareSpool(tmp_path, clock=zero), DEAD_DSN, 0, backoff_initial=0.5, backoff_max=30.0)
+    loader = SpoolLoader(ShareSpool(tmp_path, clock=zero), DEAD_DSN, 0, credit_block, backoff_initial=0.5,
+                         backoff_max=30.0)
     delays = []
     for failures in range(1, 10):
         loader._failures = failures
@@ -251,7 +254,7 @@ def test_backoff_doubles_up_to_the_cap_with_jitter(tmp_path: Path) -> None:
 
 async def test_stop_drains_what_is_spooled(tmp_path: Path, pg_dsn: str) -> None:
     spool = ShareSpool(tmp_path, NODE, clock=zero)
-    loader = SpoolLoader(spool, pg_dsn, NODE, idle_seconds=30.0)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, idle_seconds=30.0)
     loader.start()
     await append_all(spool, [share("alice") for _ in range(5)])
     await loader.stop()
@@ -268,7 +271,7 @@ async def test_pplns_window_is_exactly_n_difficulty_ending_at_the_block_share(tm
     spool, seqs = await spool_with(tmp_path, records)
     # a share after the block's own one, and the block record after it: not in the window
     await append_all(spool, [share("dave", 50.0), block(seqs[3], netdiff=5.0, factor=2.0, finder="carol")])
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     # N = 2 x 5 = 10: carol 4, bob 4, and 2 of alice's 4; fee 1% = 10, the rest 990 split 2:4:4
     assert credits_by_address(pg_dsn, f"{seqs[3]:064x}") == {"feeaddr": 10, "alice": 198, "bob": 396, "carol": 396}
     assert one(pg_dsn, "SELECT is_fee_account FROM accounts WHERE address = 'feeaddr'") is True
@@ -283,7 +286,7 @@ async def test_pplns_window_is_exactly_n_difficulty_ending_at_the_block_share(tm
 async def test_pplns_with_fewer_shares_than_n_uses_them_all(tmp_path: Path, pg_dsn: str) -> None:
     spool, seqs = await spool_with(tmp_path, [share("alice", 1.0), share("bob", 3.0)])
     await append_all(spool, [block(seqs[1], reward=400, netdiff=1000.0, fee_ppm=0)])
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     assert credits_by_address(pg_dsn, f"{seqs[1]:064x}") == {"alice": 100, "bob": 300}
     await spool.close()
 
@@ -295,7 +298,7 @@ async def test_prop_rounds_end_at_each_accepted_block(tmp_path: Path, pg_dsn: st
     second = await append_all(spool, [share("carol", 1.0), share("carol", 1.0)])
     await append_all(spool, [block(second[1], scheme="prop", accepted=False, hash_display="bb" * 32)])
     third = await append_all(spool, [share("alice", 2.0)])
-    loader = SpoolLoader(spool, pg_dsn, NODE)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block)
     loader.load_all()  # the first block loads in a batch before the last one
     await append_all(spool, [block(third[0], scheme="prop", fee_ppm=0, hash_display="cc" * 32)])
     loader.load_all()
@@ -310,7 +313,7 @@ async def test_prop_rounds_end_at_each_accepted_block(tmp_path: Path, pg_dsn: st
 async def test_solo_credits_the_finder_and_the_fee(tmp_path: Path, pg_dsn: str) -> None:
     spool, seqs = await spool_with(tmp_path, [share("alice", 5.0), share("bob", 1.0, is_block=True)])
     await append_all(spool, [block(seqs[1], scheme="solo", finder="bob", reward=5_000_000_000, fee_ppm=20_000)])
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     assert credits_by_address(pg_dsn, f"{seqs[1]:064x}") == {"bob": 4_900_000_000, "feeaddr": 100_000_000}
     assert query(pg_dsn, "SELECT DISTINCT scheme FROM credits") == [("solo",)]
     await spool.close()
@@ -327,7 +330,7 @@ async def test_a_block_and_its_credits_commit_together(tmp_path: Path, pg_dsn: s
         raise psycopg.OperationalError("connection lost")
 
     monkeypatch.setattr(q, "insert_credits", half)
-    loader = SpoolLoader(spool, pg_dsn, NODE)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block)
     with pytest.raises(psycopg.OperationalError):
         loader.load_all()
     assert one(pg_dsn, "SELECT count(*) FROM blocks") == 0
@@ -340,10 +343,33 @@ async def test_a_block_and_its_credits_commit_together(tmp_path: Path, pg_dsn: s
     await spool.close()
 
 
+async def test_the_injected_credit_block_runs_inside_the_batch_transaction(tmp_path: Path, pg_dsn: str) -> None:
+    spool, seqs = await spool_with(tmp_path, [share("alice", 1.0), share("bob", 1.0)])
+    await append_all(spool, [block(seqs[1], fee_ppm=0)])
+    seen: list[tuple[str, BlockIds]] = []
+
+    def failing(conn: Any, b: BlockRecord, ids: BlockIds, /) -> bool:
+        seen.append((b.hash_display, ids))
+        raise RuntimeError("no scheme today")
+
+    with pytest.raises(RuntimeError):
+        SpoolLoader(spool, pg_dsn, NODE, failing).load_all()
+    assert [(h, ids.node_id) for h, ids in seen] == [(f"{seqs[1]:064x}", NODE)]
+    # nothing of the batch committed: not its shares, not the finder's rows, not the checkpoint
+    assert one(pg_dsn, "SELECT count(*) FROM shares") == 0
+    assert one(pg_dsn, "SELECT count(*) FROM accounts") == 0
+    assert one(pg_dsn, "SELECT coalesce(max(seq), 0) FROM spool_checkpoints") == 0
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block)
+    assert loader.load_all() == 3
+    assert loader.stats().blocks_loaded == 1
+    assert credits_by_address(pg_dsn, f"{seqs[1]:064x}") == {"alice": 500, "bob": 500}
+    await spool.close()
+
+
 async def test_a_block_recorded_twice_is_credited_once(tmp_path: Path, pg_dsn: str) -> None:
     spool, seqs = await spool_with(tmp_path, [share("alice", 1.0)])
     await append_all(spool, [block(seqs[0]), block(seqs[0])])
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     assert one(pg_dsn, "SELECT count(*) FROM blocks") == 1
     assert one(pg_dsn, "SELECT sum(amount) FROM credits") == 1000
     await spool.close()
@@ -431,7 +457,8 @@ async def test_rows_statistics_and_workers_match_the_plain_computation(tmp_path:
     rng = random.Random(7)
     first = mixed_records(rng, 700, MIDNIGHT - 400.0)
     spool, seqs = await spool_with(tmp_path, first)
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=37)  # many batches: statistics add up across them
+    # many batches: statistics add up across them
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=37)
     assert loader.load_all() == len(first)
     assert loaded(pg_dsn) == reference(first, seqs)
     # the same loader (its ids cached) on more of the same workers, new user agents and a new worker
@@ -452,7 +479,7 @@ async def test_a_reject_before_the_shares_of_its_minute_leaves_their_times_alone
     records: list[SpoolRecord] = [RejectedRecord(0, T0 - T0 % 60, COIN, "alice", "rig", "stale", 1),
                                   share("alice", t=T0 + 1.25), share("alice", t=T0 + 2.5)]
     spool, _ = await spool_with(tmp_path, records)
-    SpoolLoader(spool, pg_dsn, NODE).load_all()
+    SpoolLoader(spool, pg_dsn, NODE, credit_block).load_all()
     assert [r[0] for r in query(pg_dsn, "SELECT time FROM shares ORDER BY seq")] == [
         datetime.fromtimestamp(T0 + 1.25, UTC), datetime.fromtimestamp(T0 + 2.5, UTC)]
     await spool.close()
@@ -482,7 +509,7 @@ async def test_a_failure_in_a_later_batch_loads_that_one_again_and_nothing_is_do
         real(*args)
 
     monkeypatch.setattr(q, "set_checkpoint", second_fails)
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=10)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=10)
     assert loader.load_batch() == 10
     with pytest.raises(psycopg.OperationalError):
         loader.load_batch()  # records 11-20: rolled back, the checkpoint stays after 10
@@ -497,7 +524,7 @@ async def test_a_failure_in_a_later_batch_loads_that_one_again_and_nothing_is_do
 
 async def test_batches_gather_for_the_interval(tmp_path: Path, pg_dsn: str) -> None:
     spool = ShareSpool(tmp_path, NODE, clock=zero, group_commit_seconds=0.001)
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_interval=0.3)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_interval=0.3)
     loader.start()
     try:
         started = time.monotonic()
@@ -521,7 +548,7 @@ async def test_batches_gather_for_the_interval(tmp_path: Path, pg_dsn: str) -> N
 
 async def test_a_full_batch_is_followed_at_once(tmp_path: Path, pg_dsn: str) -> None:
     spool, _ = await spool_with(tmp_path, [share("alice", t=T0 + i) for i in range(100)])
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_max=10, batch_interval=5.0)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=10, batch_interval=5.0)
     started = time.monotonic()
     loader.start()
     try:
@@ -537,7 +564,7 @@ async def test_a_full_batch_is_followed_at_once(tmp_path: Path, pg_dsn: str) -> 
 
 async def test_a_trickle_is_loaded_as_it_comes(tmp_path: Path, pg_dsn: str) -> None:
     spool = ShareSpool(tmp_path, NODE, clock=zero)
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_interval=30.0, idle_seconds=30.0)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_interval=30.0, idle_seconds=30.0)
     loader.start()
     try:
         for i in range(TRICKLE_RECORDS - 1):  # a quiet pool: no waiting for the interval
@@ -553,7 +580,7 @@ async def test_a_trickle_is_loaded_as_it_comes(tmp_path: Path, pg_dsn: str) -> N
 
 async def test_stop_drains_at_once_even_mid_interval(tmp_path: Path, pg_dsn: str) -> None:
     spool = ShareSpool(tmp_path, NODE, clock=zero)
-    loader = SpoolLoader(spool, pg_dsn, NODE, batch_interval=30.0, idle_seconds=30.0)
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_interval=30.0, idle_seconds=30.0)
     loader.start()
     await append_all(spool, [share("alice") for _ in range(TRICKLE_RECORDS)])
     deadline = time.monotonic() + 5
@@ -577,8 +604,8 @@ async def test_loader_copy_throughput(tmp_path: Path, pg_dsn: str) -> None:
     spool = ShareSpool(tmp_path, NODE, clock=zero)
     await append_all(spool, [share(f"addr{i % 500}", 1.0 + i % 7, t=T0 + i * 0.01, worker=f"w{i % 3}")
                              for i in range(n)])
-    loader = SpoolLoader(spool, pg_dsn, NODE)
-    SpoolLoader(spool, pg_dsn, NODE, batch_max=1).load_batch()  # partitions and reference rows warm
+    loader = SpoolLoader(spool, pg_dsn, NODE, credit_block)
+    SpoolLoader(spool, pg_dsn, NODE, credit_block, batch_max=1).load_batch()  # partitions and reference rows warm
     start = time.perf_counter()
     loaded = loader.load_all()
     elapsed = time.perf_counter() - start

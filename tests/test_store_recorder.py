@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from stratum_pool.protocol.actions import ShareAccepted, ShareRejected
+from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.recorder import ShareRecorder, split_worker
 from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareRecord, ShareSpool
@@ -149,7 +150,7 @@ async def test_acknowledged_shares_survive_kill_9_and_load_exactly_once(tmp_path
         proc.wait()
         acknowledged.extend(int(x) for x in rest.split())
     spool = ShareSpool(spool_dir, 0)
-    loader = SpoolLoader(spool, pg_dsn, 0)
+    loader = SpoolLoader(spool, pg_dsn, 0, credit_block)
     loaded = loader.load_all()
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute("SELECT seq, count(*) FROM shares GROUP BY seq").fetchall()

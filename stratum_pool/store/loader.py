@@ -8,8 +8,9 @@ waits on the database. A batch is one transaction that
 * COPYs the accepted shares into ``shares`` (daily partitions are created beforehand, in their own short
   transactions, because attaching a partition locks the parent table),
 * adds to the per-minute and per-day statistics and raises ``workers.last_seen`` / ``best_difficulty``,
-* inserts each found block, in spool order, after every share before it, with its credits from the
-  coin's reward scheme (the block row and its credits commit together),
+* hands each found block, in spool order, after every share before it, to the injected ``credit_block``
+  (:class:`CreditBlock`), which writes the block row and its credits through this package's queries on the
+  batch's connection (so they commit together, with the shares and the checkpoint),
 * and moves the checkpoint to the batch's last seq.
 
 Only after the commit is the spool trimmed. A crash or an outage anywhere in between leaves the checkpoint
@@ -41,13 +42,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import structlog
 
 from stratum_pool.coins import COINS, Coin
-from stratum_pool.rewards.schemes import scheme_for
 from stratum_pool.store import shares as q
 from stratum_pool.store.spool import (
     KIND_SHARE,
@@ -76,6 +76,30 @@ BATCH_INTERVAL_SECONDS = 0.25
 TRICKLE_RECORDS = 8
 # Id caches are dropped when they grow past this many entries (they refill from the database).
 _CACHE_MAX = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class BlockIds:
+    """The ids of a found block's rows the loader has made sure of (in the batch's transaction): its coin, its
+    finder's account and worker, and the node whose spool recorded it."""
+
+    coin_id: int
+    finder_account_id: int
+    finder_worker_id: int
+    node_id: int
+
+
+class CreditBlock(Protocol):
+    """Records one found block and its credits on ``conn``; returns whether it wrote the block row (False: a
+    block with that hash is already recorded, and nothing was written).
+
+    The loader calls it on its worker thread, inside the batch's transaction, for each block record in spool
+    order, after every share before it: it must only execute statements on ``conn`` (never commit, roll back
+    or open a connection of its own). An exception rolls the whole batch back, checkpoint included, so the
+    batch, its blocks and their credits are loaded again, whole, on the next attempt: exactly once."""
+
+    def __call__(self, conn: psycopg.Connection[tuple[Any, ...]], block: BlockRecord, ids: BlockIds, /) -> bool:
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +141,11 @@ def _day(days: int) -> date:
 
 
 class SpoolLoader:
-    """Loads one node's spool into PostgreSQL. ``start()`` it on the pool's loop; ``await stop()`` at exit."""
+    """Loads one node's spool into PostgreSQL. ``start()`` it on the pool's loop; ``await stop()`` at exit.
+    ``credit_block`` records each found block with its credits (see :class:`CreditBlock`)."""
 
-    def __init__(self, spool: ShareSpool, dsn: str, node_id: int, *, batch_max: int = DEFAULT_BATCH_MAX,
+    def __init__(self, spool: ShareSpool, dsn: str, node_id: int, credit_block: CreditBlock, *,
+                 batch_max: int = DEFAULT_BATCH_MAX,
                  clock: Callable[[], float] = time.time, backoff_initial: float = BACKOFF_INITIAL_SECONDS,
                  backoff_max: float = BACKOFF_MAX_SECONDS, rng: random.Random | None = None,
                  coins: Mapping[str, Coin] = COINS, idle_seconds: float = IDLE_SECONDS,
@@ -128,6 +154,7 @@ class SpoolLoader:
         self.spool = spool
         self.dsn = dsn
         self.node_id = node_id
+        self.credit_block = credit_block
         self.batch_max = batch_max
         self.clock = clock
         self.backoff_initial = backoff_initial
@@ -584,7 +611,8 @@ class _Batch:
             rejects.ids = ids[worker]
 
     def _block(self, b: BlockRecord) -> None:
-        conn, node_id = self.conn, self.loader.node_id
+        """The block's finder rows (when missing), then the block and its credits by ``credit_block``."""
+        conn = self.conn
         assert conn is not None
         coin_id = self.coin_id(b.coin_key)
         finder = self.account_id(coin_id, b.finder_address)
@@ -595,28 +623,5 @@ class _Batch:
         if worker is None:
             key = (finder, b.finder_worker)
             worker = self.worker_ids[key] = q.ensure_workers(conn, [(*key, "", _utc(b.time))])[key]
-        scheme = scheme_for(b.scheme)
-        block_id = q.insert_block(
-            conn, coin_id=coin_id, height=b.height, hash_display=b.hash_display, reward=b.reward,
-            finder_account_id=finder, finder_worker_id=worker, scheme=scheme.name, accepted=b.accepted,
-            submit_result=b.submit_result, node_id=node_id, share_seq=b.share_seq, found_at=_utc(b.time),
-            network_difficulty=b.network_difficulty, pplns_window_factor=b.pplns_window_factor)
-        if block_id is None:
-            log.warning("block_already_recorded", hash=b.hash_display, height=b.height)
-            return
-        self.blocks += 1
-        if not b.accepted:
-            log.info("block_recorded", hash=b.hash_display, height=b.height, accepted=False)
-            return
-        fee_account = q.ensure_fee_account(conn, coin_id, b.fee_address) if b.fee_address else None
-        if scheme.window == "pplns":
-            window = q.pplns_window(conn, coin_id, node_id, b.share_seq, b.pplns_window_factor * b.network_difficulty)
-        elif scheme.window == "round":
-            window = q.round_window(conn, coin_id, node_id, b.share_seq)
-        else:
-            window = []
-        credits = scheme.credits(b.reward, window, finder, fee_account, b.fee_ppm)
-        assert sum(credits.values()) == b.reward, "a scheme must credit exactly the reward"
-        q.insert_credits(conn, block_id, credits, scheme.name)
-        log.info("block_recorded", hash=b.hash_display, height=b.height, accepted=True, scheme=scheme.name,
-                 reward=b.reward, credits=len(credits), window_shares=len(window))
+        if self.loader.credit_block(conn, b, BlockIds(coin_id, finder, worker, self.loader.node_id)):
+            self.blocks += 1
