@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ALGO_SHA256D = 0
 ALGO_SCRYPT = 1
@@ -35,19 +35,22 @@ class Coin:
     block_time_seconds: int
     segwit: bool
     mweb: bool
+    # Derived from the fields above, once (read on the share path and in every log line):
+    key: str = field(init=False, repr=False, compare=False)  # "bitcoin-mainnet", the COINS key
+    diff1_target: int = field(init=False, repr=False, compare=False)  # the target of a share of difficulty 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", coin_key(self.name, self.network))
+        object.__setattr__(self, "diff1_target", DIFF1_TARGET * self.share_multiplier)
 
     @property
     def algorithm_id(self) -> int:
         return ALGORITHMS[self.algorithm]
 
-    @property
-    def key(self) -> str:
-        return f"{self.name}-{self.network}"
 
-    @property
-    def diff1_target(self) -> int:
-        """The target of a share of difficulty 1 on this coin."""
-        return DIFF1_TARGET * self.share_multiplier
+def coin_key(name: str, network: str) -> str:
+    """The key of ``name`` on ``network`` in :data:`COINS` (``Coin.key``)."""
+    return f"{name}-{network}"
 
 
 _BIP310_MASK = 0x1FFFE000
@@ -75,7 +78,7 @@ COINS: dict[str, Coin] = {
 
 def get_coin(name: str, network: str) -> Coin:
     """The coin for ``name`` on ``network``; KeyError names what exists."""
-    key = f"{name}-{network}"
+    key = coin_key(name, network)
     try:
         return COINS[key]
     except KeyError:

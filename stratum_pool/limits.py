@@ -9,20 +9,24 @@ builds them); the server and the pool read them at use time, so a SIGHUP reload 
   the invalid shares (ratio over a minimum count) and malformed messages; past a threshold it bans.
 * :class:`WorkerRegistry` caps the distinct worker names authorized per payout address across sessions.
 
-Imports nothing from the package: config, server and pool all use it.
+Each setting's default and bounds are its field's (``setting.py``); config, server and pool all use it.
+Imports nothing from the package but ``setting``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from stratum_pool.setting import ANY, above, at_least, between
 
 # Reasons a rejected share is not held against the miner: stale work after a new block is normal, and the
 # protocol-level refusals (bad params, rate limited, unauthorized) are counted as malformed messages instead.
 NOT_INVALID_REASONS = frozenset({"stale", "bad-params", "rate-limited", "unauthorized", "not-subscribed"})
 # Per-IP counters kept at most (the oldest are dropped first); a flood of addresses cannot grow memory.
 MAX_TRACKED_IPS = 100_000
+UNLIMITED = "0 (unlimited) or more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,30 +34,37 @@ class ServerLimits:
     """``[limits]``: what one connection and one IP may use. Every value applies on SIGHUP reload for new
     events (a lowered connection cap does not drop connections already open)."""
 
-    max_line_bytes: int = 16 * 1024  # a longer line is answered with error 20, then the connection closes
-    max_write_buffer_bytes: int = 1024 * 1024  # output queued to a miner that does not read; then dropped
-    max_connections: int = 100_000  # per stratum port
-    max_connections_per_ip: int = 1000  # per stratum port; farms behind one NAT need many
-    subscribe_timeout_seconds: float = 30.0  # connect -> mining.subscribe, else closed
-    authorize_timeout_seconds: float = 60.0  # connect -> a successful mining.authorize, else closed
-    idle_timeout_seconds: float = 900.0  # no line received for this long: closed
-    submits_per_second: float = 100.0  # per session, token bucket; 0 = unlimited
-    submit_burst: int = 1000  # bucket size
-    max_workers_per_account: int = 1000  # distinct ADDRESS.WORKER names live at once per address; 0 = unlimited
+    # a longer line is answered with error 20, then the connection closes
+    max_line_bytes: int = field(default=16 * 1024, metadata=between(1024, 1 << 20, "bytes"))
+    # output queued to a miner that does not read; then dropped
+    max_write_buffer_bytes: int = field(default=1024 * 1024, metadata=between(16 * 1024, 1 << 30, "bytes"))
+    max_connections: int = field(default=100_000, metadata=at_least(1))  # per stratum port
+    # per stratum port; farms behind one NAT need many
+    max_connections_per_ip: int = field(default=1000, metadata=at_least(1))
+    # connect -> mining.subscribe, else closed
+    subscribe_timeout_seconds: float = field(default=30.0, metadata=above(0))
+    # connect -> a successful mining.authorize, else closed
+    authorize_timeout_seconds: float = field(default=60.0, metadata=above(0))
+    idle_timeout_seconds: float = field(default=900.0, metadata=above(0))  # no line received for this long: closed
+    # per session, token bucket; 0 = unlimited
+    submits_per_second: float = field(default=100.0, metadata=at_least(0, UNLIMITED))
+    submit_burst: int = field(default=1000, metadata=at_least(1))  # bucket size
+    # distinct ADDRESS.WORKER names live at once per address; 0 = unlimited
+    max_workers_per_account: int = field(default=1000, metadata=at_least(0, UNLIMITED))
 
 
 @dataclass(frozen=True, slots=True)
 class BanPolicy:
     """``[bans]``: when an IP is disconnected and refused for ``duration_seconds``."""
 
-    enabled: bool = True
-    duration_seconds: float = 600.0
-    window_seconds: float = 300.0
+    enabled: bool = field(default=True, metadata=ANY)
+    duration_seconds: float = field(default=600.0, metadata=above(0))
+    window_seconds: float = field(default=300.0, metadata=above(0))
     # invalid shares / all judged shares in a window, once the window holds at least min_shares shares
-    invalid_ratio: float = 0.9
-    min_shares: int = 50
+    invalid_ratio: float = field(default=0.9, metadata=above(0, at_most=1))
+    min_shares: int = field(default=50, metadata=at_least(1))
     # malformed messages (bad JSON, wrong types, rate-limited submits, overlong lines) in a window
-    max_malformed: int = 50
+    max_malformed: int = field(default=50, metadata=at_least(1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stratum_pool.config import ConfigError, load_settings, parse_settings
+from stratum_pool.config import (
+    ApiSettings,
+    CoinSettings,
+    ConfigError,
+    DaemonSettings,
+    DatabaseSettings,
+    Settings,
+    VardiffSettings,
+    load_settings,
+    parse_settings,
+)
+from stratum_pool.limits import BanPolicy, ServerLimits
+from stratum_pool.setting import RULE
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
@@ -110,3 +123,18 @@ def test_pool_modes_need_a_database() -> None:
     doc = minimal(mode="pplns", pool_address="x")
     with pytest.raises(ConfigError, match=r"database\.dsn: required when a coin's mode is pplns"):
         parse_settings(doc)
+
+
+def test_every_settings_field_is_a_declared_key() -> None:
+    """A field added without its rule would be silently unconfigurable: each names its key, default and bounds."""
+    for cls in (DaemonSettings, VardiffSettings, CoinSettings, DatabaseSettings, ApiSettings, ServerLimits, BanPolicy):
+        assert [f.name for f in fields(cls) if RULE not in f.metadata] == [], cls.__name__
+    assert [f.name for f in fields(Settings) if RULE not in f.metadata] == ["source", "extra"]
+
+
+def test_defaults_are_the_dataclass_defaults() -> None:
+    s = parse_settings(minimal())
+    assert (s.api, s.database, s.coins[0].vardiff) == (ApiSettings(), DatabaseSettings(), VardiffSettings())
+    assert (s.node_id, s.workers, s.log_level, s.log_format) == (0, 1, "info", "auto")
+    daemon = s.coins[0].daemons[0]
+    assert daemon == DaemonSettings(name=daemon.url, url=daemon.url, user="u", password="p")
