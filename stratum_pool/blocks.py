@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -44,28 +44,27 @@ class BlockDaemon(Protocol):
     async def is_in_main_chain(self, height: int, block_hash_display: str) -> bool: ...
 
 
+@dataclass(eq=False)
 class BlockSubmitter:
-    """Submits the block candidates of one coin and records what became of them."""
+    """Submits the block candidates of one coin and records what became of them.
 
-    def __init__(self, settings: CoinSettings, daemon: BlockDaemon, reward_for: Callable[[Job], int], *,
-                 metrics: PoolMetrics, recorder: ShareRecorder | None = None,
-                 clock: Callable[[], float] = time.time, logger: Any = None,
-                 on_accepted: Callable[[], Awaitable[None]] | None = None,
-                 found: list[FoundBlock] | None = None) -> None:
-        """``settings``: the coin, its payout scheme and fee (what the block record carries); ``reward_for``:
-        what a job's block pays to whom the pool credits (``JobManager.reward_for``); ``recorder``: where the
-        block record goes (None: nowhere); ``on_accepted``: called after a block a daemon took (fetch the new
-        work at once); ``found``: the list each ``FoundBlock`` is appended to."""
-        self.settings = settings
-        self.daemon = daemon
-        self.reward_for = reward_for
-        self.metrics = metrics
-        self.recorder = recorder
-        self.clock = clock
-        self.log = logger if logger is not None else structlog.get_logger("stratum_pool.blocks")
-        self.on_accepted = on_accepted
-        self.found: list[FoundBlock] = found if found is not None else []
-        self._tasks: set[asyncio.Task[FoundBlock]] = set()
+    ``settings``: the coin, its payout scheme and fee (what the block record carries); ``reward_for``: what a
+    job's block pays to whom the pool credits (``JobManager.reward_for``); ``recorder``: where the block record
+    goes (None: nowhere); ``on_accepted``: called after a block a daemon took (fetch the new work at once);
+    ``found``: the list each ``FoundBlock`` is appended to.
+    """
+
+    settings: CoinSettings
+    daemon: BlockDaemon
+    reward_for: Callable[[Job], int]
+    _: KW_ONLY
+    metrics: PoolMetrics
+    recorder: ShareRecorder | None = None
+    clock: Callable[[], float] = time.time
+    log: Any = field(default_factory=lambda: structlog.get_logger("stratum_pool.blocks"))
+    on_accepted: Callable[[], Awaitable[None]] | None = None
+    found: list[FoundBlock] = field(default_factory=list)
+    _tasks: set[asyncio.Task[FoundBlock]] = field(default_factory=set, init=False, repr=False)
 
     def submit_soon(self, candidate: BlockCandidate) -> None:
         """Submit ``candidate`` in a task of the running loop (``drain`` waits for those in flight)."""

@@ -12,7 +12,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -63,6 +63,42 @@ class PoolStats:
     blocks: list[FoundBlock] = field(default_factory=list)
     templates: int = 0
     new_blocks_seen: int = 0
+
+
+class CoinLive:
+    """A running ``CoinPool`` as the API reads it (``api.live.LiveView``): this process's live figures."""
+
+    def __init__(self, pool: CoinPool) -> None:
+        # coin, mode and fee change only with a restart (``CoinPool.reload``)
+        self._pool = pool
+        self.coin_key, self.algorithm = pool.coin.key, pool.coin.algorithm
+        self.scheme, self.fee_percent = pool.settings.mode, pool.settings.fee_percent
+
+    @property
+    def stratum_port(self) -> int:
+        return self._pool.port
+
+    @property
+    def height(self) -> int | None:
+        template = self._pool.jobs.template
+        return None if template is None else template.height
+
+    @property
+    def network_target(self) -> int | None:
+        template = self._pool.jobs.template
+        return None if template is None else template.target
+
+    @property
+    def connections(self) -> int:
+        return len(self._pool.server.sessions)
+
+    @property
+    def workers_online(self) -> int:
+        return sum(1 for s in self._pool.server.sessions if s.authorized)
+
+    @property
+    def hashrate(self) -> float:
+        return self._pool.metrics.hashrate_of(self.coin_key)
 
 
 class CoinPool:
@@ -133,13 +169,14 @@ class CoinPool:
         self._on_new_block = NewBlockDeduplicator(self._new_block)
         # a block a daemon took is the new block: fetch work on top of it at once
         self.blocks = BlockSubmitter(settings, self.daemon, self.jobs.reward_for, metrics=self.metrics,
-                                     recorder=recorder, clock=clock, logger=log,
+                                     recorder=recorder, clock=clock, log=log,
                                      on_accepted=lambda: self._new_block("found", None), found=self.stats.blocks)
         self.notify_port: int | None = None
+        # what the API reads of this coin, and the gauges of the same figures
+        self.live = CoinLive(self)
         key = coin.key
-        self.metrics.connections.labels(key).set_function(lambda: len(self.server.sessions))
-        self.metrics.sessions_authorized.labels(key).set_function(
-            lambda: sum(1 for s in self.server.sessions if s.authorized))
+        self.metrics.connections.labels(key).set_function(lambda: self.live.connections)
+        self.metrics.sessions_authorized.labels(key).set_function(lambda: self.live.workers_online)
         self.metrics.template_age.labels(key).set_function(self._template_age)
         self.metrics.watch_coin(key)
 
@@ -422,7 +459,7 @@ class Pool:
             peers = PeerGauges(snapshots) if snapshots is not None else None
 
             app = create_app(
-                self.settings.database.dsn or None, [CoinPoolView(c, peers) for c in self.coins],
+                self.settings.database.dsn or None, [CoinPoolView(c.live, peers) for c in self.coins],
                 self._served_metrics() if api.metrics_enabled else None,
                 rate_limit=RateLimitSettings(requests_per_second=api.requests_per_second, burst=api.burst,
                                              client_ip_header=api.client_ip_header),
@@ -494,3 +531,9 @@ class Pool:
             except Exception as exc:  # a database or daemon outage: try again next round
                 log.warning("confirmations_failed", coin=coin.coin.key, error=str(exc))
             await asyncio.sleep(interval)
+
+
+if TYPE_CHECKING:
+    from stratum_pool.api.live import LiveView
+
+    _live_conforms: type[LiveView] = CoinLive
