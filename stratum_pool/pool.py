@@ -1,4 +1,4 @@
-"""Wiring of one coin: daemons -> job manager -> stratum server, and block candidates back to the daemons.
+"""Wiring of one coin: daemons -> job manager -> stratum server, and block candidates to ``blocks.py``.
 
 This is the only place that knows every part; each part stays testable alone.
 """
@@ -12,11 +12,12 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry
 
+from stratum_pool.blocks import BlockSubmitter, FoundBlock
 from stratum_pool.chain.address import address_to_script
 from stratum_pool.config import CoinSettings, Settings
 from stratum_pool.daemon.gcpause import gc_paused
@@ -28,7 +29,6 @@ from stratum_pool.daemon.notify import (
     ZmqBlockSubscriber,
 )
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
-from stratum_pool.jobs.builder import assemble_block
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.metrics import PoolMetrics
@@ -57,18 +57,6 @@ CONFIRMATIONS_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
-class FoundBlock:
-    height: int
-    block_hash: str  # display order
-    worker: str
-    address: str
-    accepted: bool
-    reason: str
-    in_best_chain: bool
-    time: float
-
-
-@dataclass
 class PoolStats:
     shares_accepted: int = 0
     difficulty_accepted: float = 0.0
@@ -76,6 +64,42 @@ class PoolStats:
     blocks: list[FoundBlock] = field(default_factory=list)
     templates: int = 0
     new_blocks_seen: int = 0
+
+
+class CoinLive:
+    """A running ``CoinPool`` as the API reads it (``api.live.LiveView``): this process's live figures."""
+
+    def __init__(self, pool: CoinPool) -> None:
+        # coin, mode and fee change only with a restart (``CoinPool.reload``)
+        self._pool = pool
+        self.coin_key, self.algorithm = pool.coin.key, pool.coin.algorithm
+        self.scheme, self.fee_percent = pool.settings.mode, pool.settings.fee_percent
+
+    @property
+    def stratum_port(self) -> int:
+        return self._pool.port
+
+    @property
+    def height(self) -> int | None:
+        template = self._pool.jobs.template
+        return None if template is None else template.height
+
+    @property
+    def network_target(self) -> int | None:
+        template = self._pool.jobs.template
+        return None if template is None else template.target
+
+    @property
+    def connections(self) -> int:
+        return len(self._pool.server.sessions)
+
+    @property
+    def workers_online(self) -> int:
+        return sum(1 for s in self._pool.server.sessions if s.authorized)
+
+    @property
+    def hashrate(self) -> float:
+        return self._pool.metrics.hashrate_of(self.coin_key)
 
 
 class CoinPool:
@@ -142,14 +166,18 @@ class CoinPool:
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._block_tasks: set[asyncio.Task[FoundBlock]] = set()
         self._sources: list[Any] = []
         self._on_new_block = NewBlockDeduplicator(self._new_block)
+        # a block a daemon took is the new block: fetch work on top of it at once
+        self.blocks = BlockSubmitter(settings, self.daemon, self.jobs.reward_for, metrics=self.metrics,
+                                     recorder=recorder, clock=clock, log=log,
+                                     on_accepted=lambda: self._new_block("found", None), found=self.stats.blocks)
         self.notify_port: int | None = None
+        # what the API reads of this coin, and the gauges of the same figures
+        self.live = CoinLive(self)
         key = coin.key
-        self.metrics.connections.labels(key).set_function(lambda: len(self.server.sessions))
-        self.metrics.sessions_authorized.labels(key).set_function(
-            lambda: sum(1 for s in self.server.sessions if s.authorized))
+        self.metrics.connections.labels(key).set_function(lambda: self.live.connections)
+        self.metrics.sessions_authorized.labels(key).set_function(lambda: self.live.workers_online)
         self.metrics.template_age.labels(key).set_function(self._template_age)
         self.metrics.watch_coin(key)
 
@@ -188,8 +216,7 @@ class CoinPool:
     async def stop(self) -> None:
         # stop accepting, let block submissions in flight finish, then the rest
         await self.server.close()
-        if self._block_tasks:
-            await asyncio.wait(self._block_tasks, timeout=30)
+        await self.blocks.drain(timeout=30)
         for source in self._sources:
             await source.stop()
         for task in self._tasks:
@@ -337,9 +364,7 @@ class CoinPool:
                 address = split_worker(action.worker)[0]
                 self.recorder.rejected(self.coin.key, action, address if address in self._authorized else "")
         elif isinstance(action, BlockCandidate):
-            task = asyncio.get_running_loop().create_task(self.submit_block(action))
-            self._block_tasks.add(task)
-            task.add_done_callback(self._block_tasks.discard)
+            self.blocks.submit_soon(action)
         elif isinstance(action, Authorized):
             self._authorized[action.address] = None
             self._authorized.move_to_end(action.address)
@@ -347,47 +372,6 @@ class CoinPool:
                 self._authorized.popitem(last=False)
             log.info("authorized", coin=self.coin.key, worker=action.worker, session=action.session_id)
         return None
-
-    async def submit_block(self, candidate: BlockCandidate) -> FoundBlock:
-        """Assemble the block, submit it to every daemon, and check it became the best block."""
-        job = candidate.job
-        block = assemble_block(job, candidate.extranonce1, candidate.extranonce2, candidate.header)
-        block_hash = candidate.block_hash[::-1].hex()
-        height = job.template.height
-        log.info("block_found", coin=self.coin.key, height=height, hash=block_hash, worker=candidate.worker,
-                 achieved=candidate.achieved)
-        try:
-            result = await self.daemon.submitblock(block.hex())
-            accepted, reason = result.accepted, result.reason
-        except DaemonError as exc:
-            accepted, reason = False, f"submit-failed: {exc}"
-        in_best = False
-        if accepted:
-            try:
-                in_best = await self.daemon.getbestblockhash() == block_hash or \
-                    await self.daemon.is_in_main_chain(height, block_hash)
-            except DaemonError as exc:
-                log.warning("block_check_failed", hash=block_hash, error=str(exc))
-        found = FoundBlock(height, block_hash, candidate.worker, candidate.address, accepted, reason, in_best,
-                           self.clock())
-        self.stats.blocks.append(found)
-        self.metrics.blocks.labels(self.coin.key, "accepted" if accepted else "rejected").inc()
-        log.info("block_submitted", coin=self.coin.key, height=height, hash=block_hash, accepted=accepted,
-                 reason=reason, in_best_chain=in_best)
-        if self.recorder is not None:
-            s = self.settings
-            share_seq = self.recorder.block_share_seq(candidate.worker, candidate.time)
-            if share_seq is None:
-                share_seq = self.recorder.spool.stats().last_seq
-            await self.recorder.block(
-                self.coin.key, height=height, hash_display=block_hash, reward=self.jobs.reward_for(job),
-                finder_address=candidate.address, finder_worker=candidate.worker, share_seq=share_seq,
-                network_difficulty=self.coin.diff1_target / job.template.target, scheme=s.mode,
-                accepted=accepted, submit_result=reason, fee_ppm=0 if s.mode == "solo" else s.fee_ppm,
-                fee_address=s.fee_address, pplns_window_factor=s.pplns_window_factor, time=candidate.time)
-        if accepted:
-            await self._new_block("found", None)
-        return found
 
 
 def _session_config(settings: CoinSettings, limits: ServerLimits) -> SessionConfig:
@@ -476,7 +460,7 @@ class Pool:
             peers = PeerGauges(snapshots) if snapshots is not None else None
 
             app = create_app(
-                self.settings.database.dsn or None, [CoinPoolView(c, peers) for c in self.coins],
+                self.settings.database.dsn or None, [CoinPoolView(c.live, peers) for c in self.coins],
                 self._served_metrics() if api.metrics_enabled else None,
                 rate_limit=RateLimitSettings(requests_per_second=api.requests_per_second, burst=api.burst,
                                              client_ip_header=api.client_ip_header),
@@ -548,3 +532,9 @@ class Pool:
             except Exception as exc:  # a database or daemon outage: try again next round
                 log.warning("confirmations_failed", coin=coin.coin.key, error=str(exc))
             await asyncio.sleep(interval)
+
+
+if TYPE_CHECKING:
+    from stratum_pool.api.live import LiveView
+
+    _live_conforms: type[LiveView] = CoinLive

@@ -332,6 +332,7 @@ def test_coin_pool_view_reads_a_running_pool() -> None:
     from stratum_pool.api import CoinPoolView
     from stratum_pool.coins import COINS, DIFF1_TARGET
     from stratum_pool.metrics import PoolMetrics
+    from stratum_pool.pool import CoinLive
 
     metrics = PoolMetrics(clock=lambda: 50.0)
     metrics.share_accepted("litecoin-regtest", 65536.0 * 600, 65536)
@@ -340,7 +341,7 @@ def test_coin_pool_view_reads_a_running_pool() -> None:
         jobs=SimpleNamespace(template=SimpleNamespace(height=250, target=DIFF1_TARGET // 4)),
         server=SimpleNamespace(sessions=[SimpleNamespace(authorized=True), SimpleNamespace(authorized=False)]),
         metrics=metrics)
-    view = CoinPoolView(coin_pool)  # type: ignore[arg-type]
+    view = CoinPoolView(CoinLive(coin_pool))  # type: ignore[arg-type]
     assert (view.coin_key, view.algorithm, view.scheme, view.fee_percent, view.stratum_port) == (
         "litecoin-regtest", "scrypt", "prop", 0.5, 3334)
     assert (view.height, view.network_difficulty, view.connections, view.workers_online) == (250, 4.0, 2, 1)

@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stratum_pool.api.live import CoinFigures
 from stratum_pool.api.ratelimit import RateLimiter, RateLimitSettings
 from stratum_pool.coins import COINS
 from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS
@@ -49,29 +50,12 @@ DEFAULT_CACHE_SECONDS = 5.0
 MAX_CACHE_ENTRIES = 256
 
 
-class PoolView(Protocol):
-    """What the API reads live from one running coin pool."""
+class PoolView(CoinFigures, Protocol):
+    """What the API reads live from one running coin pool: its ``CoinFigures`` (in a multi-process pool, the
+    connections, workers and hashrate of every worker) and the network difficulty."""
 
     @property
-    def coin_key(self) -> str: ...  # coins.Coin.key, e.g. "bitcoin-regtest"
-    @property
-    def algorithm(self) -> str: ...
-    @property
-    def scheme(self) -> str: ...  # solo | pplns | prop
-    @property
-    def fee_percent(self) -> float: ...
-    @property
-    def stratum_port(self) -> int: ...
-    @property
-    def height(self) -> int | None: ...  # of the block being mined; None before the first template
-    @property
     def network_difficulty(self) -> float | None: ...
-    @property
-    def connections(self) -> int: ...
-    @property
-    def workers_online(self) -> int: ...  # authorized sessions
-    @property
-    def hashrate(self) -> float: ...  # hashes per second, from the shares of the last window
 
 
 def hashrate(difficulty: float, seconds: float, coin_key: str) -> float:

@@ -1,73 +1,101 @@
-"""``CoinPoolView``: a running ``pool.CoinPool`` seen as the API's ``PoolView``."""
+"""``LiveView``: what the API reads from one running coin pool of this process, and ``CoinPoolView``: that
+view (with the other workers' figures, in a multi-process pool) seen as the API's ``PoolView``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from stratum_pool.coins import DIFF1_TARGET
 
 if TYPE_CHECKING:
     from stratum_pool.peers import PeerGauges
-    from stratum_pool.pool import CoinPool
+
+
+class CoinFigures(Protocol):
+    """What the API shows of one running coin pool (``LiveView``: this process's figures; ``app.PoolView``:
+    with the other workers' added)."""
+
+    @property
+    def coin_key(self) -> str: ...  # coins.Coin.key, e.g. "bitcoin-regtest"
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def scheme(self) -> str: ...  # solo | pplns | prop
+    @property
+    def fee_percent(self) -> float: ...
+    @property
+    def stratum_port(self) -> int: ...
+    @property
+    def height(self) -> int | None: ...  # of the block being mined; None before the first template
+    @property
+    def connections(self) -> int: ...
+    @property
+    def workers_online(self) -> int: ...  # authorized sessions
+    @property
+    def hashrate(self) -> float: ...  # hashes per second, from the shares of the last window
+
+
+class LiveView(CoinFigures, Protocol):
+    """One running coin pool of this process (``pool.CoinLive``): the API reads nothing else of the pool."""
+
+    @property
+    def network_target(self) -> int | None: ...  # of the block being mined; None before the first template
 
 
 class CoinPoolView:
     """Reads the live state of one coin pool; holds nothing of its own."""
 
-    def __init__(self, pool: CoinPool, peers: PeerGauges | None = None) -> None:
+    def __init__(self, live: LiveView, peers: PeerGauges | None = None) -> None:
         """``peers``: in a multi-process pool, the other workers' gauges, added to this process's own live
         figures (connections, workers online, hashrate)."""
-        self._pool = pool
+        self._live = live
         self._peers = peers
 
     def _others(self, name: str) -> float:
-        return self._peers.total(name, coin=self._pool.coin.key) if self._peers is not None else 0.0
+        return self._peers.total(name, coin=self._live.coin_key) if self._peers is not None else 0.0
 
     @property
     def coin_key(self) -> str:
-        return self._pool.coin.key
+        return self._live.coin_key
 
     @property
     def algorithm(self) -> str:
-        return self._pool.coin.algorithm
+        return self._live.algorithm
 
     @property
     def scheme(self) -> str:
-        return self._pool.settings.mode
+        return self._live.scheme
 
     @property
     def fee_percent(self) -> float:
-        return self._pool.settings.fee_percent
+        return self._live.fee_percent
 
     @property
     def stratum_port(self) -> int:
-        return self._pool.port
+        return self._live.stratum_port
 
     @property
     def height(self) -> int | None:
-        template = self._pool.jobs.template
-        return template.height if template is not None else None
+        return self._live.height
 
     @property
     def network_difficulty(self) -> float | None:
         # As the daemons report it (getdifficulty): the diff-1 target over the network target, for sha256d
         # and scrypt coins alike.
-        template = self._pool.jobs.template
-        return DIFF1_TARGET / template.target if template is not None and template.target > 0 else None
+        target = self._live.network_target
+        return DIFF1_TARGET / target if target is not None and target > 0 else None
 
     @property
     def connections(self) -> int:
-        return len(self._pool.server.sessions) + int(self._others("stratum_pool_connections_open"))
+        return self._live.connections + int(self._others("stratum_pool_connections_open"))
 
     @property
     def workers_online(self) -> int:
-        own = sum(1 for s in self._pool.server.sessions if s.authorized)
-        return own + int(self._others("stratum_pool_sessions_authorized"))
+        return self._live.workers_online + int(self._others("stratum_pool_sessions_authorized"))
 
     @property
     def hashrate(self) -> float:
-        own = self._pool.metrics.hashrate_of(self._pool.coin.key)
-        return own + self._others("stratum_pool_hashrate_hashes_per_second")
+        return self._live.hashrate + self._others("stratum_pool_hashrate_hashes_per_second")
 
 
 if TYPE_CHECKING:
