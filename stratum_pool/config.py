@@ -12,11 +12,12 @@ from typing import Any, TypeVar, cast, get_type_hints
 from stratum_pool.coins import COINS, Coin, coin_key
 from stratum_pool.limits import BanPolicy, ServerLimits
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
+from stratum_pool.shares.core import MAX_EXTRANONCE2_SIZE, MIN_EXTRANONCE2_SIZE
+from stratum_pool.shares.vardiff import SUGGESTION_POLICIES
 
 T = TypeVar("T")
 
 MODES = ("solo", "pplns", "prop")
-DIFFICULTY_POLICIES = ("start", "floor", "fixed")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 _OR_LEVELS = f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}"  # "debug, info, warning or error"
@@ -66,7 +67,7 @@ class VardiffSettings:
     retarget_seconds: float = field(default=60.0, metadata=_POSITIVE)
     # What a miner's suggest_difficulty / d= does: the starting point (vardiff moves from it), a floor,
     # or a fixed difficulty.
-    suggestion_policy: str = field(default="start", metadata=one_of(DIFFICULTY_POLICIES))
+    suggestion_policy: str = field(default="start", metadata=one_of(SUGGESTION_POLICIES))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +79,7 @@ class CoinSettings:
     daemons: tuple[DaemonSettings, ...] = field(
         metadata=rule(lambda v: len(v) > 0, "at least one [[...daemons]] table", kind=list, table=True))
     vardiff: VardiffSettings = field(default_factory=VardiffSettings, metadata=TABLE)
-    extranonce2_size: int = field(default=4, metadata=between(2, 8, "bytes"))
+    extranonce2_size: int = field(default=4, metadata=between(MIN_EXTRANONCE2_SIZE, MAX_EXTRANONCE2_SIZE, "bytes"))
     pool_tag: str = field(default="/stratum-pool/", metadata=rule(lambda v: len(v.encode()) <= 40, "at most 40 bytes"))
     pool_address: str = field(default="", metadata=ANY)
     fee_address: str = field(default="", metadata=ANY)

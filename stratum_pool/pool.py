@@ -43,9 +43,10 @@ from stratum_pool.protocol.actions import (
 from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.server import ExtranonceAllocator, StratumServer
+from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.loader import SpoolLoader
-from stratum_pool.store.recorder import ShareRecorder, split_worker
+from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import ShareSpool
 
 log = structlog.get_logger("stratum_pool.pool")
@@ -120,8 +121,6 @@ class CoinPool:
         # Addresses that passed authorization, so rejected-share counts are only kept for real accounts.
         self._authorized: OrderedDict[str, None] = OrderedDict()
         self.coin = settings.coin
-        self._key = settings.coin.key
-        self._share_multiplier = settings.coin.share_multiplier
         self.clock = clock
         self.stats = PoolStats()
         self.metrics = metrics if metrics is not None else PoolMetrics(clock=clock)
@@ -349,19 +348,19 @@ class CoinPool:
     def on_action(self, action: Action) -> Awaitable[None] | None:
         """Account for a session's action. For an accepted share, returns what the miner's answer waits
         for: the share being durable in the spool."""
-        if type(action) is ShareAccepted:  # the share path: Coin.key is an f-string property, read it once
-            stats, key = self.stats, self._key
+        if type(action) is ShareAccepted:  # the share path
+            stats, coin = self.stats, self.coin
             stats.shares_accepted += 1
             stats.difficulty_accepted += action.difficulty
-            self.metrics.share_accepted(key, action.difficulty, self._share_multiplier)
+            self.metrics.share_accepted(coin.key, action.difficulty, coin.share_multiplier)
             if self.recorder is not None:
-                return self.recorder.share(key, action)[1]
+                return self.recorder.share(coin.key, action)[1]
         elif isinstance(action, ShareRejected):
             self.stats.shares_rejected[action.reason] += 1
             self.metrics.share_rejected(self.coin.key, action.reason)
             log.debug("share_rejected", worker=action.worker, reason=action.reason, job=action.job_id)
             if self.recorder is not None:
-                address = split_worker(action.worker)[0]
+                address = split_user(action.worker)[0]
                 self.recorder.rejected(self.coin.key, action, address if address in self._authorized else "")
         elif isinstance(action, BlockCandidate):
             self.blocks.submit_soon(action)

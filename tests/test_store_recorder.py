@@ -14,8 +14,9 @@ import psycopg
 
 from stratum_pool.protocol.actions import ShareAccepted, ShareRejected
 from stratum_pool.rewards.crediting import credit_block
+from stratum_pool.shares.names import split_user
 from stratum_pool.store.loader import SpoolLoader
-from stratum_pool.store.recorder import ShareRecorder, split_worker
+from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareRecord, ShareSpool
 
 COIN = "litecoin-regtest"
@@ -35,9 +36,9 @@ def rejected(worker: str = "addr1.rig", t: float = T0, reason: str = "stale") ->
 
 
 def test_worker_name_is_everything_after_the_first_dot() -> None:
-    assert split_worker("addr.rig.a") == ("addr", "rig.a")
-    assert split_worker("addr") == ("addr", "")
-    assert split_worker("addr.") == ("addr", "")
+    assert split_user("addr.rig.a") == ("addr", "rig.a")
+    assert split_user("addr") == ("addr", "")
+    assert split_user("addr.") == ("addr", "")
 
 
 async def test_share_is_spooled_and_its_future_resolves_when_durable(tmp_path: Path) -> None:
@@ -106,6 +107,7 @@ async def test_block_is_recorded_with_its_share(tmp_path: Path) -> None:
 WRITER = r"""
 import asyncio, sys, time
 from stratum_pool.protocol.actions import ShareAccepted
+from stratum_pool.shares.names import split_user
 from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import ShareSpool
 

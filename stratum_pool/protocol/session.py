@@ -19,10 +19,8 @@ difficulty it was re-sent with.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from stratum_pool._native import V1Submit
 from stratum_pool.coins import Coin
@@ -31,6 +29,8 @@ from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Authorized, Close, Send, ShareAccepted
 from stratum_pool.protocol.work import WorkSource
 from stratum_pool.shares.core import (
+    MAX_EXTRANONCE2_SIZE,
+    MIN_EXTRANONCE2_SIZE,
     NTIME_MAX_FUTURE_SECONDS,
     NTIME_PAST_SLACK_SECONDS,
     ShareCore,
@@ -38,17 +38,14 @@ from stratum_pool.shares.core import (
     Vardiff,
     make_rules,
 )
-from stratum_pool.shares.vardiff import VardiffConfig
-from stratum_pool.shares.verdicts import ERR_OTHER, ERR_UNAUTHORIZED, MAX_USER_LENGTH, clean_name
+from stratum_pool.shares.names import MAX_USER_LENGTH, MAX_WORKER_LENGTH, WORKER_RE, clean_name, split_user
+from stratum_pool.shares.vardiff import SUGGESTION_POLICIES, SuggestionPolicy, VardiffConfig
+from stratum_pool.shares.verdicts import ERR_OTHER, ERR_UNAUTHORIZED
 
 __all__ = ["DifficultyPolicy", "Session", "SessionConfig", "WorkSource", "clean_name"]
 
-DifficultyPolicy = Literal["start", "floor", "fixed"]
+DifficultyPolicy = SuggestionPolicy
 
-# The WORKER part of ADDRESS[.WORKER]: at most 64 characters of A-Z a-z 0-9 . _ - (anything else is refused
-# at authorize, so no other character reaches logs, metrics or SQL).
-MAX_WORKER_LENGTH = 64
-WORKER_RE = re.compile(rf"[A-Za-z0-9._-]{{0,{MAX_WORKER_LENGTH}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +56,7 @@ class SessionConfig:
     version_mask: int | None = None
     vardiff: VardiffConfig = field(default_factory=VardiffConfig)
     vardiff_enabled: bool = True
-    # What a miner's suggestion (suggest_difficulty, suggest_target, password d=) means:
-    # "start": vardiff starts there and may move; "floor": also the lowest vardiff goes; "fixed": no vardiff.
-    suggestion_policy: DifficultyPolicy = "start"
+    suggestion_policy: SuggestionPolicy = "start"  # what a miner's suggestion means (shares.vardiff)
     minimum_difficulty: float = 1e-9
     maximum_difficulty: float = 1e15
     initial_difficulty: float = 1.0
@@ -72,11 +67,12 @@ class SessionConfig:
     submit_burst: int = 200
 
     def __post_init__(self) -> None:
-        if not 1 <= self.extranonce2_size <= 16:
-            raise ValueError(f"extranonce2_size must be 1..16, got {self.extranonce2_size}")
-        if self.suggestion_policy not in ("start", "floor", "fixed"):
+        if not MIN_EXTRANONCE2_SIZE <= self.extranonce2_size <= MAX_EXTRANONCE2_SIZE:
+            raise ValueError(f"extranonce2_size must be {MIN_EXTRANONCE2_SIZE}..{MAX_EXTRANONCE2_SIZE},"
+                             f" got {self.extranonce2_size}")
+        if self.suggestion_policy not in SUGGESTION_POLICIES:
             raise ValueError(
-                f"suggestion_policy must be start, floor or fixed, got {self.suggestion_policy!r}"
+                f"suggestion_policy must be {', '.join(SUGGESTION_POLICIES)}, got {self.suggestion_policy!r}"
             )
         if not 0 < self.minimum_difficulty <= self.initial_difficulty <= self.maximum_difficulty:
             raise ValueError("difficulties must satisfy 0 < minimum <= initial <= maximum")
@@ -385,7 +381,7 @@ class Session:
         if len(user) > MAX_USER_LENGTH:
             return [Send(msg.encode_error(rid, ERR_UNAUTHORIZED, "user name too long", False))]
         password = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
-        address, _, worker_name = user.partition(".")
+        address, worker_name = split_user(user)
         if not WORKER_RE.fullmatch(worker_name):
             text = (f"worker name must be at most {MAX_WORKER_LENGTH} characters of A-Z a-z 0-9 . _ -,"
                     f" got {clean_name(worker_name, 80)!r}")

@@ -15,6 +15,7 @@ from stratum_pool.chain.pow import check_share_py, sha256d_py
 from stratum_pool.coins import ALGO_SHA256D
 from stratum_pool.jobs.job import Job
 from stratum_pool.shares import verdicts as v
+from stratum_pool.shares.names import clean_name
 from stratum_pool.shares.records import BlockCandidate, ShareAccepted, ShareRejected
 from stratum_pool.shares.vardiff import VardiffConfig
 
@@ -148,8 +149,8 @@ class ReferenceJudge:
 
     def _reject(self, reject: v.Reject, worker: str, job_id: str, now: float, message: str | None = None,
                 achieved: float = 0.0) -> ShareRejected:
-        return ShareRejected(self.session_id, worker if worker in self.workers else v.clean_name(worker),
-                             v.clean_name(job_id, v.MAX_JOB_ID_LENGTH), reject.code, reason=reject.reason,
+        return ShareRejected(self.session_id, worker if worker in self.workers else clean_name(worker),
+                             clean_name(job_id, v.MAX_JOB_ID_LENGTH), reject.code, reason=reject.reason,
                              time=now, message=reject.message if message is None else message, achieved=achieved)
 
     def judge(self, params: tuple[object, ...], now: float) -> ShareAccepted | ShareRejected:

@@ -9,10 +9,16 @@ and ESP32 NerdMiners work far below 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from stratum_pool._native import Vardiff
 
-__all__ = ["Vardiff", "VardiffConfig"]
+__all__ = ["SUGGESTION_POLICIES", "SuggestionPolicy", "Vardiff", "VardiffConfig"]
+
+# What a miner's suggestion (suggest_difficulty, suggest_target, password d=) means: "start": vardiff starts
+# there and may move; "floor": also the lowest vardiff goes; "fixed": no vardiff.
+SuggestionPolicy = Literal["start", "floor", "fixed"]
+SUGGESTION_POLICIES: tuple[str, ...] = get_args(SuggestionPolicy)
 
 
 @dataclass(frozen=True, slots=True)

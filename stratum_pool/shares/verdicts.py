@@ -7,7 +7,6 @@ encodes them (``protocol/messages.py`` takes its codes from here); the pure refe
 
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -32,14 +31,6 @@ ERROR_MESSAGES = MappingProxyType(
 
 # A job id longer than this is not one of ours (ours are 8 hex digits).
 MAX_JOB_ID_LENGTH: Final = 64
-# A user name (ADDRESS[.WORKER]) longer than this is not a miner's.
-MAX_USER_LENGTH: Final = 256
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def clean_name(text: str, limit: int = MAX_USER_LENGTH) -> str:
-    """``text`` made safe for logs, metrics and SQL: truncated, characters outside [A-Za-z0-9._-] -> "_"."""
-    return _UNSAFE.sub("_", text[:limit])
 
 
 class Reject(NamedTuple):

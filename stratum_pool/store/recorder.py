@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from stratum_pool.protocol.actions import ShareAccepted, ShareRejected
+from stratum_pool.shares.names import split_user
+from stratum_pool.shares.records import ShareAccepted, ShareRejected
 from stratum_pool.store.spool import BlockRecord, RejectedRecord, ShareSpool, share_key_bytes
 
 log = structlog.get_logger("stratum_pool.store.recorder")
@@ -29,12 +30,6 @@ MAX_USER_AGENT = 256
 _BLOCK_SHARES_KEPT = 64
 # Workers whose encoded share keys are kept (cleared when full).
 _KEYS_KEPT = 100_000
-
-
-def split_worker(user: str) -> tuple[str, str]:
-    """``"ADDRESS.WORKER"`` -> ``("ADDRESS", "WORKER")``; the worker name is everything after the first dot."""
-    address, _, name = user.partition(".")
-    return address, name
 
 
 @dataclass(slots=True)
@@ -73,7 +68,7 @@ class ShareRecorder:
         if key is None:  # the worker's strings, encoded once (the same for all its shares)
             if len(cache) >= _KEYS_KEPT:
                 cache.clear()
-            key = cache[ident] = share_key_bytes(coin_key, action.address, split_worker(action.worker)[1],
+            key = cache[ident] = share_key_bytes(coin_key, action.address, split_user(action.worker)[1],
                                                  user_agent[:MAX_USER_AGENT])
         seq, future = self.spool.append_share(action.time, action.difficulty, action.achieved, action.height,
                                               action.block, key)
@@ -90,7 +85,7 @@ class ShareRecorder:
         if not address:
             self._stats.rejected_dropped += 1
             return
-        _, worker_name = split_worker(action.worker)
+        _, worker_name = split_user(action.worker)
         minute = action.time - action.time % 60.0
         key = (coin_key, address, worker_name, action.reason, minute)
         self._rejects[key] = self._rejects.get(key, 0) + 1
@@ -110,7 +105,7 @@ class ShareRecorder:
         (``BlockCandidate.worker``: ``ADDRESS[.WORKER]``); ``reward`` the coinbase value in base units;
         ``network_difficulty`` in share-difficulty units. The loader writes the block row and its credits in
         one transaction once every share up to ``share_seq`` is in the database."""
-        _, worker_name = split_worker(finder_worker)
+        _, worker_name = split_user(finder_worker)
         record = BlockRecord(0, self.clock() if time is None else time, coin_key, height, hash_display, reward,
                              finder_address, worker_name, share_seq, network_difficulty, scheme, accepted,
                              submit_result, fee_ppm, fee_address, pplns_window_factor)
