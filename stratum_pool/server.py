@@ -162,7 +162,8 @@ class _Connection(asyncio.Protocol):
         # order) wait for it.
         barrier: Awaitable[object] | None = None
         for action in actions:
-            if not isinstance(action, (Send, Close)):
+            kind = type(action)
+            if kind is not Send and kind is not Close:
                 waits = self._account(action)
                 if waits is not None:
                     barrier = waits if barrier is None or barrier is waits else asyncio.gather(barrier, waits)

@@ -247,15 +247,16 @@ class Session:
     def feed_line(self, line: bytes, now: float | None = None) -> list[Action]:
         """Handle one received line (the newline may be present or not); ``now`` defaults to the clock."""
         if b'"mining.submit"' in line:  # the share path: no Request object, no dispatch
+            core = self.core
             if now is None:
                 now = self.clock()
-            actions = _SCAN_SUBMIT(self.core, line, now)
+            actions = _SCAN_SUBMIT(core, line, now)
             if actions is None:
                 submit = msg.parse_submit(line)
                 if submit is not None:
                     actions = self._submit(submit[0], submit[1], now)
             if actions is not None:
-                return self._followup(actions) if self.core.followup else actions
+                return self._followup(actions) if core.followup else actions
         line = line.strip()
         if not line:
             return []
