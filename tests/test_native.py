@@ -408,7 +408,7 @@ def test_bytes_like_inputs_accepted() -> None:
     assert _native.sha256d_header(memoryview(BITCOIN_GENESIS)) == _native.sha256d_header(BITCOIN_GENESIS)
 
 
-# ----- ShareSet: the duplicate set both the Python path and the fast lane use
+# ----- ShareSet: the duplicate set of one job (the share core packs keys in C; tests and the reference use tuples)
 
 share_keys = st.tuples(st.binary(min_size=0, max_size=20), st.binary(min_size=1, max_size=20),
                        st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))  # fmt: skip
