@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
 
 from stratum_pool.coins import COINS, Coin, coin_key
-from stratum_pool.limits import BanPolicy, ServerLimits
+from stratum_pool.server.limits import BanPolicy, ServerLimits
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
 
 T = TypeVar("T")

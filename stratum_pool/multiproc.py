@@ -112,7 +112,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     The supervisor binds every worker's socket before any connection exists and keeps it across restarts:
     Linux refuses a new SO_REUSEPORT bind on a port that already carries established connections, so a
     restarted worker could not bind the port itself."""
-    from stratum_pool.server import LISTEN_BACKLOG
+    from stratum_pool.server.stratum import LISTEN_BACKLOG
 
     family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                          flags=socket.AI_PASSIVE)[0]

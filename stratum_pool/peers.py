@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from stratum_pool.limits import Ban, BanList
+from stratum_pool.server.limits import Ban, BanList
 
 log = structlog.get_logger("stratum_pool.peers")
 

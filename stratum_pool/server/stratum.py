@@ -18,11 +18,11 @@ from typing import Any, cast
 import structlog
 
 from stratum_pool.jobs.job import Job
-from stratum_pool.limits import Ban, Guard, ServerLimits
 from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
 from stratum_pool.protocol.session import Session
 from stratum_pool.protocol.work import WorkSource
+from stratum_pool.server.limits import Ban, Guard, ServerLimits
 from stratum_pool.shares.verdicts import ERR_OTHER
 
 # The defaults of limits.max_line_bytes and limits.max_write_buffer_bytes (``limits.ServerLimits``).
