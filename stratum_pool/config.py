@@ -349,3 +349,11 @@ def load_settings(path: str | Path, address_check: Callable[[str, Coin], object]
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     return parse_settings(data, str(p), address_check)
+
+
+def load_pool_settings(path: str | Path) -> Settings:
+    """Read and validate a TOML config file as the pool runs it (``stratum-pool`` and every worker process):
+    each payout address checked against its coin (``chain.address``)."""
+    from stratum_pool.chain.address import address_to_script
+
+    return load_settings(path, address_check=address_to_script)

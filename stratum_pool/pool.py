@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from stratum_pool.blocks import BlockSubmitter, FoundBlock
 from stratum_pool.chain.address import address_to_script
+from stratum_pool.cluster.peers import PeerGauges, Snapshots, WorkerExchange, all_workers_registry
 from stratum_pool.config import CoinSettings, Settings
 from stratum_pool.daemon.gcpause import gc_paused
 from stratum_pool.daemon.notify import (
@@ -31,7 +32,6 @@ from stratum_pool.daemon.notify import (
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.metrics import PoolMetrics
-from stratum_pool.peers import PeerGauges, Snapshots, WorkerExchange, all_workers_registry
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,

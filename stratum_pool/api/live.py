@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 from stratum_pool.coins import DIFF1_TARGET
 
 if TYPE_CHECKING:
-    from stratum_pool.peers import PeerGauges
+    from stratum_pool.cluster.peers import PeerGauges
 
 
 class CoinFigures(Protocol):

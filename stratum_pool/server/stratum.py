@@ -271,7 +271,7 @@ class StratumServer:
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
-        SO_REUSEPORT on the listening socket, so several processes (``stratum_pool.multiproc``) share the
+        SO_REUSEPORT on the listening socket, so several processes (``stratum_pool.cluster``) share the
         port and the kernel spreads new connections over them. ``sock``: serve an already listening socket
         (handed down by a supervisor) instead of binding ``host:port``. ``guard`` holds the limits
         (``guard.limits``, read at use time so a reload applies at once), connection counts and bans;
