@@ -96,9 +96,3 @@ class CoinPoolView:
     @property
     def hashrate(self) -> float:
         return self._live.hashrate + self._others("stratum_pool_hashrate_hashes_per_second")
-
-
-if TYPE_CHECKING:
-    from stratum_pool.api.app import PoolView
-
-    _conforms: type[PoolView] = CoinPoolView
