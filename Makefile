@@ -12,6 +12,7 @@ run: venv daemons
 test: venv daemons chromium
 	$(PY) -m ruff check stratum_pool tests bench
 	$(PY) -m mypy stratum_pool
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 venv: $(STAMP)

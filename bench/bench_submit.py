@@ -41,7 +41,7 @@ from stratum_pool.coins import ALGO_SHA256D  # noqa: E402
 from stratum_pool.config import load_settings  # noqa: E402
 from stratum_pool.logs import configure_logging  # noqa: E402
 from stratum_pool.pool import CoinPool  # noqa: E402
-from stratum_pool.server import _Connection  # noqa: E402
+from stratum_pool.server.stratum import _Connection  # noqa: E402
 
 ROUNDS = 5
 

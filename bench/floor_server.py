@@ -10,7 +10,8 @@ against it, in the same run.
 
     python bench/floor_server.py --port P --notify-port U [--workers N] [--difficulty D]
 
-``--workers N`` forks N processes sharing the port with SO_REUSEPORT, like ``stratum_pool.multiproc``.
+``--workers N`` forks N processes sharing the port with SO_REUSEPORT, like the pool's supervisor
+(``stratum_pool.cluster``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ What happens, in order (every step bounded in time; the pool is stopped at the e
 
 1. the stand-in daemon (``bench/standin_daemon.py``: mainnet block 574200 as a template, 3,314 txs) and the
    pool (``python -m stratum_pool.cli serve --config <generated toml>``, or ``python -m
-   stratum_pool.multiproc`` with ``--workers N``) start; solo mode, fixed share difficulty, longpoll off
+   stratum_pool.serve supervise`` with ``--workers N``) start; solo mode, fixed share difficulty, longpoll off
    (``--longpoll`` turns it on), ``notify_listen`` on so new blocks arrive the way operators signal them
    (``stratum-pool notify`` = :func:`send_block_notify`), polling and timer refreshes far apart;
 2. ``--idle`` sessions connect from 127.0.0.2.. (several source addresses, ``--holders`` client
@@ -751,7 +751,7 @@ def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("server processes (workers)", f"{r['workers']} ("
          + ("bench/floor_server.py: the floor" if r["server"] == "floor"
-            else "stratum_pool.multiproc" if r["multiproc"] else "cli serve") + ")"),
+            else "stratum_pool.serve supervise" if r["multiproc"] else "cli serve") + ")"),
         ("idle sessions held", f"{r['idle_sessions']} (failed {r['idle_failures']}) in {r['connect_seconds']} s, "
                                f"{r['connect_cpu_us_per_session']} us server CPU each"),
         ("active (submitting) sessions", f"{r['active_sessions']} (failed {r['active_failures']})"),
@@ -792,9 +792,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--stale", type=float, default=0.02)
     p.add_argument("--duplicate", type=float, default=0.02)
     p.add_argument("--low", type=float, default=0.02)
-    p.add_argument("--workers", type=int, default=1, help="pool processes on the port (stratum_pool.multiproc)")
+    p.add_argument("--workers", type=int, default=1, help="pool processes on the port (stratum_pool.serve supervise)")
     p.add_argument("--multiproc", action="store_true",
-                   help="run the pool through stratum_pool.multiproc (uvloop) even with one worker")
+                   help="run the pool through its supervisor (stratum_pool.serve supervise) even with one worker")
     p.add_argument("--longpoll", action="store_true", help="turn the pool's longpoll on")
     p.add_argument("--dsn", default="", help="database.dsn: measure share rows/s reaching PostgreSQL")
     p.add_argument("--connect-timeout", type=float, default=120)
@@ -871,8 +871,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.dsn:  # the schema first (safe to run twice), as an operator's ExecStartPre does
             subprocess.run([PYTHON, "-m", "stratum_pool.cli", "migrate", "--config", str(config)], env=env,
                            check=True, timeout=120, stdout=subprocess.DEVNULL)
-        module = "stratum_pool.multiproc" if args.workers > 1 or args.multiproc else "stratum_pool.cli"
-        cmd = [PYTHON, "-m", module, "serve", "--config", str(config)]
+        if args.workers > 1 or args.multiproc:
+            cmd = [PYTHON, "-m", "stratum_pool.serve", "supervise", "--config", str(config)]
+        else:
+            cmd = [PYTHON, "-m", "stratum_pool.cli", "serve", "--config", str(config)]
         pool_log = open(tmp / "pool.log", "wb")
         procs.append(subprocess.Popen(cmd, stdout=pool_log, stderr=subprocess.STDOUT, env=env,
                                       preexec_fn=pool_preexec))

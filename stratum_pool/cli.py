@@ -1,48 +1,13 @@
-"""``stratum-pool serve | check-config | notify``."""
+"""``stratum-pool serve | check-config | migrate | payout | notify`` (``serve``: ``stratum_pool.serve.run``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
-from stratum_pool.chain.address import address_to_script
-from stratum_pool.config import ConfigError, Settings, load_settings
-
-
-def _load(path: str) -> Settings:
-    return load_settings(path, address_check=address_to_script)
-
-
-async def serve(settings: Settings, config_path: str | None = None) -> None:
-    """Run every configured coin until SIGINT or SIGTERM; SIGHUP re-reads the config file."""
-    from stratum_pool.pool import Pool
-
-    pool = Pool(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    def reload() -> None:
-        if config_path is None:
-            return
-        try:
-            pool.reload(_load(config_path))
-        except ConfigError as exc:  # keep running on the old settings
-            print(f"config error on reload (nothing changed): {exc}", file=sys.stderr, flush=True)
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    await pool.start()
-    for coin in pool.coins:
-        print(f"stratum+tcp://{coin.settings.stratum_host}:{coin.port}  {coin.coin.name} {coin.coin.network} "
-              f"({coin.coin.algorithm})", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await pool.stop()
+from stratum_pool.config import ConfigError, Settings, load_pool_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     try:
-        settings = _load(args.config)
+        settings = load_pool_settings(args.config)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -90,12 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return migrate_command(settings)
     if args.command == "payout":
         return asyncio.run(payout_command(settings, args.dry_run))
-    from stratum_pool.multiproc import run_loop, run_workers
+    from stratum_pool.serve import run
 
-    if settings.workers > 1:
-        return run_workers(settings, args.config)
-    run_loop(serve(settings, args.config))
-    return 0
+    return run(settings, args.config)
 
 
 def migrate_command(settings: Settings) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
 
 from stratum_pool.coins import COINS, Coin, coin_key
-from stratum_pool.limits import BanPolicy, ServerLimits
+from stratum_pool.server.limits import BanPolicy, ServerLimits
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
 from stratum_pool.shares.core import MAX_EXTRANONCE2_SIZE, MIN_EXTRANONCE2_SIZE
 from stratum_pool.shares.vardiff import SUGGESTION_POLICIES
@@ -350,3 +350,11 @@ def load_settings(path: str | Path, address_check: Callable[[str, Coin], object]
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     return parse_settings(data, str(p), address_check)
+
+
+def load_pool_settings(path: str | Path) -> Settings:
+    """Read and validate a TOML config file as the pool runs it (``stratum-pool`` and every worker process):
+    each payout address checked against its coin (``chain.address``)."""
+    from stratum_pool.chain.address import address_to_script
+
+    return load_settings(path, address_check=address_to_script)

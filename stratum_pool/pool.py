@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from stratum_pool.blocks import BlockSubmitter, FoundBlock
 from stratum_pool.chain.address import address_to_script
+from stratum_pool.cluster.peers import PeerGauges, Snapshots, WorkerExchange, all_workers_registry
 from stratum_pool.config import CoinSettings, Settings
 from stratum_pool.daemon.gcpause import gc_paused
 from stratum_pool.daemon.notify import (
@@ -30,9 +31,7 @@ from stratum_pool.daemon.notify import (
 )
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
 from stratum_pool.jobs.manager import JobManager
-from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.metrics import PoolMetrics
-from stratum_pool.peers import PeerGauges, Snapshots, WorkerExchange, all_workers_registry
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -42,7 +41,8 @@ from stratum_pool.protocol.actions import (
 )
 from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.rewards.crediting import credit_block
-from stratum_pool.server import ExtranonceAllocator, StratumServer
+from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
+from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.loader import SpoolLoader
@@ -428,7 +428,7 @@ class Pool:
         if db.dsn:
             # Shares are durable in the spool before a miner hears "accepted"; the loader moves them on to
             # PostgreSQL, exactly once, whenever it is reachable.
-            # a record the spool could not write is still answered (server.py logs share_not_durable):
+            # a record the spool could not write is still answered (server/stratum.py logs share_not_durable):
             # counted for alerting
             self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id, on_failure=self.metrics.spool_failed)
             self.recorder = ShareRecorder(self.spool, clock=clock)

@@ -8,7 +8,7 @@ The key is the field's name, its TOML type the field's type (``Rule.kind`` when 
 field's default (a field without one is required), and the rule says which values are allowed and the words
 that name them in an error. ``config.py`` walks ``dataclasses.fields()`` to read a TOML table into the class.
 
-Imports nothing from the package: ``limits.py`` declares its settings with it too.
+Imports nothing from the package: ``server/limits.py`` declares its settings with it too.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ with atheris.instrument_imports():
     import orjson
 
     from stratum_pool.coins import get_coin
-    from stratum_pool.limits import WorkerRegistry
     from stratum_pool.protocol.actions import Close, Send
     from stratum_pool.protocol.session import Session, SessionConfig
+    from stratum_pool.server.limits import WorkerRegistry
 
 from miner import FakeWork, make_job
 

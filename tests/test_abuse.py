@@ -20,10 +20,10 @@ import pytest
 from miner import FakeWork, Miner, NotifiedJob, find_share, make_job
 
 from stratum_pool.coins import get_coin
-from stratum_pool.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.protocol.actions import Action
 from stratum_pool.protocol.session import Session, SessionConfig
-from stratum_pool.server import ExtranonceAllocator, StratumServer
+from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
+from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
 
 COIN = get_coin("bitcoin", "regtest")
 ADDRESS = "bcrt1qabuseaddress"

@@ -20,7 +20,7 @@ from stratum_pool.config import (
     load_settings,
     parse_settings,
 )
-from stratum_pool.limits import BanPolicy, ServerLimits
+from stratum_pool.server.limits import BanPolicy, ServerLimits
 from stratum_pool.setting import RULE
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from miner import FakeWork, make_job
 
 from stratum_pool.coins import get_coin
-from stratum_pool.limits import WorkerRegistry
 from stratum_pool.protocol.actions import Close, Send, ShareRejected
 from stratum_pool.protocol.session import Session, SessionConfig
+from stratum_pool.server.limits import WorkerRegistry
 
 COIN = get_coin("bitcoin", "regtest")
 ADDRESS = "bcrt1qfuzz"

@@ -17,7 +17,7 @@ from stratum_pool.chain.block import parse_block
 from stratum_pool.coins import get_coin
 from stratum_pool.jobs.manager import KEEP_TEMPLATES, JobManager
 from stratum_pool.protocol.session import Session, SessionConfig
-from stratum_pool.server import StratumServer
+from stratum_pool.server.stratum import StratumServer
 
 BTC = get_coin("bitcoin", "mainnet")
 ALICE = "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from stratum_pool.api import create_app
 from stratum_pool.config import ConfigError, parse_settings
-from stratum_pool.limits import BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.pool import CoinPool, Pool
+from stratum_pool.server.limits import BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 
 DAEMON = {"url": "http://127.0.0.1:1", "user": "u", "password": "p"}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from stratum_pool.cluster.peers import Snapshots, all_workers_registry, write_snapshot
 from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS, PoolMetrics
-from stratum_pool.peers import Snapshots, all_workers_registry, write_snapshot
 
 
 def samples(metrics: PoolMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

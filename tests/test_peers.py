@@ -7,9 +7,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from stratum_pool.limits import Ban, BanList
+from stratum_pool.cluster.peers import PeerGauges, Snapshots, WorkerExchange, write_snapshot
 from stratum_pool.metrics import PoolMetrics
-from stratum_pool.peers import PeerGauges, Snapshots, WorkerExchange, write_snapshot
+from stratum_pool.server.limits import Ban, BanList
 
 
 class Clock:

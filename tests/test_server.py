@@ -13,7 +13,7 @@ from miner import FakeWork, Miner, make_job
 from stratum_pool.coins import get_coin
 from stratum_pool.protocol.actions import Action, Authorized, BlockCandidate, ShareAccepted, ShareRejected
 from stratum_pool.protocol.session import Session, SessionConfig
-from stratum_pool.server import MAX_LINE_BYTES, ExtranonceAllocator, StratumServer
+from stratum_pool.server.stratum import MAX_LINE_BYTES, ExtranonceAllocator, StratumServer
 
 COIN = get_coin("bitcoin", "regtest")
 ADDRESS = "bcrt1qserveraddress"

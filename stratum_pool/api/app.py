@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -504,5 +504,10 @@ async def start_api_server(app: web.Application, host: str = "127.0.0.1",
     log.info("api_listening", host=host, port=bound)
     return runner, int(bound)
 
+
+if TYPE_CHECKING:  # here, not in live.py: live must not import app (no cycle inside api/)
+    from stratum_pool.api.live import CoinPoolView
+
+    _conforms: type[PoolView] = CoinPoolView
 
 __all__ = ["PoolView", "RateLimitSettings", "create_app", "hashrate", "start_api_server"]

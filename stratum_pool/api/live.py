@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 from stratum_pool.coins import DIFF1_TARGET
 
 if TYPE_CHECKING:
-    from stratum_pool.peers import PeerGauges
+    from stratum_pool.cluster.peers import PeerGauges
 
 
 class CoinFigures(Protocol):
@@ -96,9 +96,3 @@ class CoinPoolView:
     @property
     def hashrate(self) -> float:
         return self._live.hashrate + self._others("stratum_pool_hashrate_hashes_per_second")
-
-
-if TYPE_CHECKING:
-    from stratum_pool.api.app import PoolView
-
-    _conforms: type[PoolView] = CoinPoolView

@@ -23,9 +23,9 @@ import pytest
 from miner import Miner
 from prometheus_client.parser import text_string_to_metric_families
 
+from stratum_pool.cluster.worker import worker_prefix
 from stratum_pool.coins import get_coin
 from stratum_pool.daemon.blocknotify import send_block_notify
-from stratum_pool.multiproc import worker_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -109,7 +109,7 @@ password = "test"
 {extra}
 """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "stratum_pool.multiproc", "serve", "--config", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "stratum_pool.serve", "supervise", "--config", str(config)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         yield proc, port, notify, standin

@@ -1,4 +1,4 @@
-"""What the workers of one multi-process pool (``stratum_pool.multiproc``) share: metrics and bans.
+"""What the workers of one multi-process pool (``stratum_pool.cluster``) share: metrics and bans.
 
 Each worker is a whole pool of its own; the kernel spreads miners over them. Two things must still be seen
 as one:
@@ -31,9 +31,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from stratum_pool.limits import Ban, BanList
+from stratum_pool.server.limits import Ban, BanList
 
-log = structlog.get_logger("stratum_pool.peers")
+log = structlog.get_logger("stratum_pool.cluster.peers")
 
 # How often each worker writes its metrics (and looks for the others' new bans): a scrape sees the other
 # workers' values at most this old, and a ban reaches every worker within it.

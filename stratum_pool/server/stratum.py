@@ -18,11 +18,11 @@ from typing import Any, cast
 import structlog
 
 from stratum_pool.jobs.job import Job
-from stratum_pool.limits import Ban, Guard, ServerLimits
 from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
 from stratum_pool.protocol.session import Session
 from stratum_pool.protocol.work import WorkSource
+from stratum_pool.server.limits import Ban, Guard, ServerLimits
 from stratum_pool.shares.verdicts import ERR_OTHER
 
 # The defaults of limits.max_line_bytes and limits.max_write_buffer_bytes (``limits.ServerLimits``).
@@ -272,7 +272,7 @@ class StratumServer:
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
-        SO_REUSEPORT on the listening socket, so several processes (``stratum_pool.multiproc``) share the
+        SO_REUSEPORT on the listening socket, so several processes (``stratum_pool.cluster``) share the
         port and the kernel spreads new connections over them. ``sock``: serve an already listening socket
         (handed down by a supervisor) instead of binding ``host:port``. ``guard`` holds the limits
         (``guard.limits``, read at use time so a reload applies at once), connection counts and bans;
