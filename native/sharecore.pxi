@@ -109,7 +109,7 @@ cdef struct Submit:
     uint32_t ntime
     bint nonce_ok
     uint32_t nonce
-    int version_state  # 0: none sent, 1: sent and decoded, -1: sent and not decodable
+    int version_state  # 0: none sent, 1: bits sent and decoded, 2: the full version sent, -1: not decodable
     uint32_t version_bits
 
 
@@ -489,6 +489,28 @@ cdef class ShareCore:
                                                                      &s.version_bits) else -1
         return self._judge(shape_ok, _ptr(w), PyBytes_GET_SIZE(w), _ptr(j), PyBytes_GET_SIZE(j), &s, now)
 
+    def judge_binary(self, str worker, str job_id, bytes extranonce2, uint32_t ntime, uint32_t nonce,
+                     uint32_t version, now):
+        """The record of one share whose fields arrived as numbers and bytes (Stratum V2's SubmitShares):
+        ``extranonce2`` is the part of the extranonce after ``extranonce1`` and ``version`` the full header
+        version (bits outside the negotiated mask must be the job's)."""
+        cdef bytes w = worker.encode("utf-8", "surrogatepass")
+        cdef bytes j = job_id.encode("utf-8", "surrogatepass")
+        cdef Submit s
+        memset(&s, 0, sizeof(Submit))
+        s.en2_got = 2 * len(extranonce2)
+        s.en2_ok = len(extranonce2) == self.extranonce2_size
+        if s.en2_ok:
+            memcpy(s.en2, PyBytes_AS_STRING(extranonce2), <size_t>self.extranonce2_size)
+        s.ntime_ok = True
+        s.ntime = ntime
+        s.nonce_ok = True
+        s.nonce = nonce
+        s.version_state = 2
+        s.version_bits = version
+        return self._judge(len(job_id) <= self.rules.max_job_id, _ptr(w), PyBytes_GET_SIZE(w), _ptr(j),
+                           PyBytes_GET_SIZE(j), &s, now)
+
     cdef inline bint _extranonce2(self, const uint8_t *p, Py_ssize_t length, Submit *s) noexcept:
         return _hex_bytes(p, length, s.en2, self.extranonce2_size)
 
@@ -582,7 +604,11 @@ cdef class ShareCore:
         cdef uint32_t mask = self.version_mask
         if s.version_state < 0:
             return self._reject(R_VERSION, worker, w, wlen, jb, jlen, now_obj)
-        if s.version_state > 0:
+        if s.version_state == 2:  # a full header version (Stratum V2): outside the mask, the job's bits
+            if (s.version_bits ^ version) & ~mask:
+                return self._reject(R_VERSION_MASK, worker, w, wlen, jb, jlen, now_obj)
+            version = s.version_bits
+        elif s.version_state > 0:
             if s.version_bits & ~mask:
                 return self._reject(R_VERSION_MASK, worker, w, wlen, jb, jlen, now_obj)
             version = (version & ~mask) | (s.version_bits & mask)

@@ -119,14 +119,31 @@ def submit_params(draw: st.DrawFn, pair: Pair) -> tuple[object, ...]:
 def step(draw: st.DrawFn, pair: Pair) -> None:
     i = draw(st.integers(0, 1))
     core, ref = pair.both(i)
-    kind = draw(st.sampled_from(["submit"] * 12 + ["job", "tip", "drop", "auth", "mask", "sent", "vardiff",
-                                                   "time", "time", "tick"]))
+    kind = draw(st.sampled_from(["submit"] * 10 + ["binary"] * 3 + ["job", "tip", "drop", "auth", "mask", "sent",
+                                                                     "vardiff", "time", "time", "tick"]))
     if kind == "submit":
         params = draw(submit_params(pair))
         pair.sent.append((i, params))
         record = core.judge(params, pair.now)
         expected = ref.judge(params, pair.now)
         assert record == expected, (params, record, expected)
+        assert core.take_followup() == (ref.candidate, ref.retarget)
+    elif kind == "binary":  # a share whose fields came as numbers and bytes (Stratum V2)
+        known = sorted(pair.book)
+        job_id = mostly(draw, st.sampled_from(known or JOB_IDS), st.sampled_from(JOB_IDS))
+        job = pair.book.get(job_id) if job_id in pair.book else None
+        curtime = job.template.curtime if job is not None else int(pair.now)
+        base = job.template.version if job is not None else 0x20000000
+        worker = mostly(draw, st.sampled_from(WORKERS[:2]), st.sampled_from(WORKERS))
+        en2 = mostly(draw, st.binary(min_size=4, max_size=4), st.binary(max_size=8))
+        ntime = mostly(draw, st.integers(curtime - 50, curtime + 600), st.integers(0, 2**32 - 1))
+        nonce = draw(st.integers(0, 2**32 - 1))
+        version = mostly(draw, st.integers(0, 2**32 - 1).map(lambda b: (base & ~MASK) | (b & MASK)),
+                         st.integers(0, 2**32 - 1))
+        fields = (worker, job_id, en2, ntime, nonce, version)
+        record = core.judge_binary(*fields, pair.now)
+        expected = ref.judge_binary(*fields, pair.now)
+        assert record == expected, (fields, record, expected)
         assert core.take_followup() == (ref.candidate, ref.retarget)
     elif kind == "job":
         job_id = draw(st.sampled_from(JOB_IDS[:4]))

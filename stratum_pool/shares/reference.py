@@ -153,7 +153,12 @@ class ReferenceJudge:
                              clean_name(job_id, v.MAX_JOB_ID_LENGTH), reject.code, reason=reject.reason,
                              time=now, message=reject.message if message is None else message, achieved=achieved)
 
-    def judge(self, params: tuple[object, ...], now: float) -> ShareAccepted | ShareRejected:
+    def judge_binary(self, worker: str, job_id: str, extranonce2: bytes, ntime: int, nonce: int, version: int,
+                     now: float) -> ShareAccepted | ShareRejected:
+        """A share whose fields came as numbers (Stratum V2): the same rules, ``version`` the full version."""
+        return self.judge((worker, job_id, extranonce2, ntime, nonce, version), now, binary=True)
+
+    def judge(self, params: tuple[object, ...], now: float, binary: bool = False) -> ShareAccepted | ShareRejected:
         self.candidate = self.retarget = None
         worker = params[0] if params and isinstance(params[0], str) else ""
         job_id = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
@@ -165,7 +170,7 @@ class ReferenceJudge:
                 self.malformed += 1
                 return self._reject(v.RATE_LIMITED, worker, job_id, now)
             self.tokens = tokens - 1.0
-        if (not 5 <= len(params) <= 6 or not all(isinstance(p, str) for p in params)
+        if (not 5 <= len(params) <= 6 or not (binary or all(isinstance(p, str) for p in params))
                 or len(job_id) > v.MAX_JOB_ID_LENGTH):
             self.malformed += 1
             return self._reject(v.BAD_PARAMS, worker, job_id, now)
@@ -175,31 +180,49 @@ class ReferenceJudge:
         if worker not in self.workers:
             self.malformed += 1
             return self._reject(v.UNAUTHORIZED, worker, job_id, now)
-        strings: tuple[str, ...] = params  # type: ignore[assignment]  # all checked to be str above
         job = self.book.jobs.get(job_id)
         if job is None or job.payout_key not in ("", self.address):
             return self._reject(v.UNKNOWN_JOB, worker, job_id, now)
         if self.book.tip is not None and job.template.prevhash != self.book.tip:
             return self._reject(v.STALE, worker, job_id, now)
         required = self.required_difficulty(job_id)
-        en2_hex, size = strings[2], self.extranonce2_size
-        if len(en2_hex) != 2 * size or not _HEX.issuperset(en2_hex):
-            return self._reject(v.BAD_EXTRANONCE2, worker, job_id, now, v.bad_extranonce2_message(size, len(en2_hex)))
-        extranonce2 = bytes.fromhex(en2_hex)
-        ntime = _u32(strings[3])
-        if ntime is None:
+        size = self.extranonce2_size
+        raw_en2, raw_ntime, raw_nonce = params[2], params[3], params[4]
+        if binary:  # already numbers and bytes: only the extranonce's size can be wrong
+            assert isinstance(raw_en2, bytes) and isinstance(raw_ntime, int) and isinstance(raw_nonce, int)
+            if len(raw_en2) != size:
+                return self._reject(v.BAD_EXTRANONCE2, worker, job_id, now,
+                                    v.bad_extranonce2_message(size, 2 * len(raw_en2)))
+            extranonce2 = raw_en2
+            ntime_or_none: int | None = raw_ntime
+            nonce_or_none: int | None = raw_nonce
+        else:
+            en2_hex = str(raw_en2)
+            if len(en2_hex) != 2 * size or not _HEX.issuperset(en2_hex):
+                return self._reject(v.BAD_EXTRANONCE2, worker, job_id, now,
+                                    v.bad_extranonce2_message(size, len(en2_hex)))
+            extranonce2 = bytes.fromhex(en2_hex)
+            ntime_or_none, nonce_or_none = _u32(str(raw_ntime)), _u32(str(raw_nonce))
+        if ntime_or_none is None:
             return self._reject(v.BAD_NTIME, worker, job_id, now)
+        ntime = ntime_or_none
         t = job.template
         if ntime < (t.mintime if t.mintime > 0 else t.curtime - self.ntime_past_slack):
             return self._reject(v.NTIME_TOO_OLD, worker, job_id, now)
         if ntime > now + self.ntime_max_future:
             return self._reject(v.NTIME_TOO_NEW, worker, job_id, now)
-        nonce = _u32(strings[4])
-        if nonce is None:
+        if nonce_or_none is None:
             return self._reject(v.BAD_NONCE, worker, job_id, now)
+        nonce = nonce_or_none
         version, mask = t.version, self.version_mask
-        if len(strings) == 6:
-            bits = _u32(strings[5])
+        if binary:
+            full = params[5]
+            assert isinstance(full, int)
+            if (full ^ version) & ~mask:
+                return self._reject(v.VERSION_OUTSIDE_MASK, worker, job_id, now)
+            version = full
+        elif len(params) == 6:
+            bits = _u32(str(params[5]))
             if bits is None:
                 return self._reject(v.BAD_VERSION, worker, job_id, now)
             if bits & ~mask:

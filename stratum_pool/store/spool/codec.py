@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Final
 
 from stratum_pool.store.spool.records import BlockRecord, RejectedRecord, ShareRecord, SpoolRecord
@@ -94,20 +94,15 @@ def encode_body(seq: int, record: SpoolRecord) -> bytes:
     return BODY_HEAD.pack(seq, kind) + payload
 
 
-def seal(bodies: Iterable[bytes]) -> bytes:
-    """The frames of ``bodies``, laid end to end: each body behind its head (length, crc32)."""
-    pack, crc32 = HEAD.pack, zlib.crc32
-    out: list[bytes] = []
-    append = out.append
-    for body in bodies:
-        append(pack(len(body), crc32(body)))
-        append(body)
-    return b"".join(out)
+def seal(body: bytes) -> bytes:
+    """The frame of ``body``: the body behind its head (length, crc32). The share path inlines these two
+    calls (:meth:`ShareSpool.append_share`), the one place besides this that builds a head."""
+    return HEAD.pack(len(body), zlib.crc32(body)) + body
 
 
 def encode_frame(seq: int, record: SpoolRecord) -> bytes:
     """The frame of ``record`` as number ``seq``: the bytes the spool writes for it."""
-    return seal((encode_body(seq, record),))
+    return seal(encode_body(seq, record))
 
 
 # ----- decoding

@@ -2,8 +2,8 @@
 
 Appends made within ``group_commit_seconds`` (and while a write is in flight) are written and fsynced
 together, in one ``fsync``, on a dedicated worker thread; the event loop never blocks on the disk. The event
-loop builds each record's frame body (:mod:`~stratum_pool.store.spool.codec`); the writer thread puts the
-heads on a whole batch (:func:`~stratum_pool.store.spool.codec.seal`) and appends it to the segments. A
+loop builds each record's frame (:mod:`~stratum_pool.store.spool.codec`: a body behind its head, the length
+and crc32); the writer thread appends a whole batch of frames to the segments. A
 write that fails (``ENOSPC``, ``EIO``) fails the future of its records, is cut off the file, and the spool
 carries on in a fresh segment, so it recovers by itself once space is back.
 """
@@ -14,16 +14,19 @@ import asyncio
 import collections
 import contextlib
 import threading
+import zlib
 from collections.abc import Callable
 from typing import Final
 
 import structlog
 
-from stratum_pool.store.spool.codec import KIND_SHARE, encode_body, pack_share_body, seal
+from stratum_pool.store.spool.codec import HEAD, KIND_SHARE, encode_frame, pack_share_body
 from stratum_pool.store.spool.records import SpoolRecord
 from stratum_pool.store.spool.segments import Segments
 
 log = structlog.get_logger("stratum_pool.store.spool")
+# codec.seal's two calls, bound once for the share path (append_share builds a frame without a Python call)
+_pack_head, _crc32 = HEAD.pack, zlib.crc32
 
 DEFAULT_GROUP_COMMIT_SECONDS: Final = 0.002
 
@@ -104,7 +107,7 @@ class SpoolWriter:
         self.on_failure = on_failure  # (records lost, error), on the event loop, once per failed write
         self._segments = segments
         self._next_seq = next_seq
-        self._pending: list[bytes] = []  # frame bodies, sealed by the writer thread
+        self._pending: list[bytes] = []  # frames, written by the writer thread
         self._pending_future: asyncio.Future[None] | None = None  # shared by the records of the window
         self._pending_first_seq = 0
         self._records_failed = 0  # records whose write failed (their futures carry the error)
@@ -126,10 +129,10 @@ class SpoolWriter:
         :func:`asyncio.shield` to wait with a timeout.
         """
         seq = self._next_seq
-        body = encode_body(seq, record)
+        frame = encode_frame(seq, record)
         future = self._pending_future or self._open_window(seq)  # nothing has changed if either raises
         self._next_seq = seq + 1
-        self._pending.append(body)
+        self._pending.append(frame)
         return seq, future
 
     def append_share(self, time: float, difficulty: float, achieved: float, height: int, is_block: bool,
@@ -141,7 +144,7 @@ class SpoolWriter:
         body = pack_share_body(seq, KIND_SHARE, time, difficulty, achieved, height, is_block) + key
         future = self._pending_future or self._open_window(seq)
         self._next_seq = seq + 1
-        self._pending.append(body)
+        self._pending.append(_pack_head(len(body), _crc32(body)) + body)  # codec.seal, inline
         return seq, future
 
     def _open_window(self, seq: int) -> asyncio.Future[None]:
@@ -163,21 +166,21 @@ class SpoolWriter:
         self._flush_handle = None
         if self._flushing is not None or not self._pending:
             return
-        bodies = self._pending
+        frames = self._pending
         future = self._pending_future
         assert future is not None
         first, last = self._pending_first_seq, self._next_seq - 1
-        count = len(bodies)
+        count = len(frames)
         self._pending, self._pending_future = [], None
         loop = asyncio.get_running_loop()
-        flushing = self._writer.submit(loop, self._write_batch, bodies, first, last)
+        flushing = self._writer.submit(loop, self._write_batch, frames, first, last)
         self._flushing = flushing
         self._inflight = count
         flushing.add_done_callback(lambda f: self._flush_done(f, future, count))
 
-    def _write_batch(self, bodies: list[bytes], first_seq: int, last_seq: int) -> None:
-        """Writer thread: the frames of ``bodies`` (first_seq..last_seq) appended and fsynced, or raise."""
-        self._segments.append(seal(bodies), first_seq, last_seq)
+    def _write_batch(self, frames: list[bytes], first_seq: int, last_seq: int) -> None:
+        """Writer thread: ``frames`` (first_seq..last_seq) appended and fsynced, or raise."""
+        self._segments.append(b"".join(frames), first_seq, last_seq)
 
     def _flush_done(self, done: asyncio.Future[None], future: asyncio.Future[None], count: int) -> None:
         self._flushing = None
