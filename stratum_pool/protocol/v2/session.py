@@ -36,6 +36,7 @@ connection.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
@@ -47,7 +48,7 @@ from stratum_pool.protocol.actions import Action, Authorized, Close, Send, Share
 from stratum_pool.protocol.session import SessionConfig
 from stratum_pool.protocol.v2 import messages as m
 from stratum_pool.protocol.v2.codec import U32_MAX, U64_MAX, U256_MAX, CodecError
-from stratum_pool.protocol.v2.frame import HEADER_SIZE
+from stratum_pool.protocol.v2.frame import CHANNEL_MSG_BIT, HEADER_SIZE, encode_header
 from stratum_pool.protocol.work import WorkSource
 from stratum_pool.shares.core import ShareCore, ShareRules, Vardiff
 from stratum_pool.shares.names import MAX_USER_LENGTH, WORKER_RE, split_user
@@ -76,6 +77,12 @@ SUBMIT_ERRORS: Final = {
 }
 # Flags a SetupConnection may carry for the mining protocol; any other is answered unsupported-feature-flags.
 _SUPPORTED_FLAGS: Final = m.REQUIRES_STANDARD_JOBS | m.REQUIRES_VERSION_ROLLING
+# The share path's frames, read and written without the general codec (the same bytes: tests hold them equal):
+# SubmitSharesStandard/Extended start with six U32s, SubmitShares.Success is three U32s and a U64.
+_SUBMIT_FIELDS: Final = struct.Struct("<6I")
+_SUBMIT_STANDARD_LENGTH: Final = (_SUBMIT_FIELDS.size).to_bytes(3, "little")
+_SUCCESS_HEADER: Final = encode_header(CHANNEL_MSG_BIT, m.SubmitSharesSuccess.MSG_TYPE, 20)
+_SUCCESS_FIELDS: Final = struct.Struct("<IIIQ")
 # Messages only a server sends: a client sending one is broken.
 _SERVER_ONLY: Final = (
     m.SetupConnectionSuccess, m.SetupConnectionError, m.Reconnect, m.OpenStandardMiningChannelSuccess,
@@ -174,9 +181,21 @@ class Sv2Session:
         """Handle one whole plaintext frame (header and payload)."""
         if self.closed:
             return []
-        if len(frame) > MAX_FRAME_SIZE:
+        size = len(frame)
+        if size > MAX_FRAME_SIZE:
             self._malformed += 1
-            return self._close(f"frame of {len(frame)} bytes, over {MAX_FRAME_SIZE}")
+            return self._close(f"frame of {size} bytes, over {MAX_FRAME_SIZE}")
+        # the share path: a well-formed submit of extension 0 is unpacked here; anything else about it (a bad
+        # length, a short extranonce field) takes the general decoder below, which says what is wrong
+        if size >= 30 and frame[0] == 0 and not frame[1] & 0x7F and self.setup is not None:
+            kind = frame[2]
+            if kind == 0x1A and size == 30 and frame[3:6] == _SUBMIT_STANDARD_LENGTH:
+                channel_id, sequence, job_id, nonce, ntime, version = _SUBMIT_FIELDS.unpack_from(frame, HEADER_SIZE)
+                return self._submit(channel_id, sequence, job_id, nonce, ntime, version, None, now)
+            if (kind == 0x1B and size >= 31 and frame[30] == size - 31 <= 32
+                    and int.from_bytes(frame[3:6], "little") == size - HEADER_SIZE):
+                channel_id, sequence, job_id, nonce, ntime, version = _SUBMIT_FIELDS.unpack_from(frame, HEADER_SIZE)
+                return self._submit(channel_id, sequence, job_id, nonce, ntime, version, frame[31:], now)
         try:
             message = m.decode_frame(frame)
         except m.UnknownMessage as exc:
@@ -194,8 +213,12 @@ class Sv2Session:
             self._malformed += 1
             return self._close(f"{type(message).__name__} before SetupConnection")
         match message:
-            case m.SubmitSharesStandard() | m.SubmitSharesExtended():
-                return self._submit(message, now)
+            case m.SubmitSharesStandard():
+                return self._submit(message.channel_id, message.sequence_number, message.job_id, message.nonce,
+                                    message.ntime, message.version, None, now)
+            case m.SubmitSharesExtended():
+                return self._submit(message.channel_id, message.sequence_number, message.job_id, message.nonce,
+                                    message.ntime, message.version, message.extranonce, now)
             case m.OpenStandardMiningChannel() | m.OpenExtendedMiningChannel():
                 return self._open_channel(message, now)
             case m.UpdateChannel():
@@ -413,19 +436,19 @@ class Sv2Session:
 
     # ----- shares
 
-    def _submit(self, message: m.SubmitSharesStandard | m.SubmitSharesExtended, now: float) -> list[Action]:
-        channel = self.channels.get(message.channel_id)
-        extended = isinstance(message, m.SubmitSharesExtended)
-        if channel is None or channel.extended != extended:
+    def _submit(self, channel_id: int, sequence: int, job_id: int, nonce: int, ntime: int, version: int,
+                extranonce: bytes | None, now: float) -> list[Action]:
+        """One SubmitShares (``extranonce`` None: a standard one) judged by its channel's core."""
+        channel = self.channels.get(channel_id)
+        if channel is None or channel.extended != (extranonce is not None):
             self._malformed += 1
-            return [_send(m.SubmitSharesError(message.channel_id, message.sequence_number, "invalid-channel-id"))]
+            return [_send(m.SubmitSharesError(channel_id, sequence, "invalid-channel-id"))]
         core = channel.core
-        extranonce2 = message.extranonce if isinstance(message, m.SubmitSharesExtended) else channel.fixed
-        record = core.judge_binary(channel.user, f"{message.job_id:08x}", extranonce2, message.ntime,
-                                   message.nonce, message.version, now)
+        record = core.judge_binary(channel.user, f"{job_id:08x}", channel.fixed if extranonce is None else extranonce,
+                                   ntime, nonce, version, now)
         actions: list[Action] = []
         if isinstance(record, ShareAccepted):
-            channel.ack_sequence = message.sequence_number
+            channel.ack_sequence = sequence
             channel.ack_count += 1
             channel.ack_sum += record.difficulty
             if channel.ack_count >= self.ack_batch:
@@ -434,7 +457,7 @@ class Sv2Session:
             # acknowledge what came before, so the miner's counts stay in order
             self._flush_ack(channel, actions)
             code = SUBMIT_ERRORS.get(record.reason, "invalid-share")
-            actions.append(_send(m.SubmitSharesError(channel.channel_id, message.sequence_number, code)))
+            actions.append(_send(m.SubmitSharesError(channel_id, sequence, code)))
         actions.append(record)
         if core.followup:
             candidate, retarget = core.take_followup()
@@ -450,8 +473,8 @@ class Sv2Session:
             return
         # new_shares_sum is a U64: whole difficulty units (fractional difficulties only exist on test networks)
         shares_sum = min(int(channel.ack_sum), U64_MAX)
-        actions.append(_send(m.SubmitSharesSuccess(channel.channel_id, channel.ack_sequence, channel.ack_count,
-                                                   shares_sum)))
+        actions.append(Send(_SUCCESS_HEADER + _SUCCESS_FIELDS.pack(channel.channel_id, channel.ack_sequence,
+                                                                  channel.ack_count, shares_sum)))
         channel.ack_count = 0
         channel.ack_sum = 0.0
 
