@@ -8,6 +8,8 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mainnet import MAINNET_HEIGHTS, mainnet_case
 from miner import FakeWork, make_job
 from sv2_client import ESP_MINER_VERSION_MASK, Sv2Client, sha256d
@@ -52,19 +54,20 @@ class Harness:
     """A session, its work and one or more clients; frames the session sends go to the client they are for."""
 
     def __init__(self, work: FakeWork | None = None, extended: bool = True, **options: Any) -> None:
+        coin = options.pop("coin", COIN)
         config = {k: options.pop(k) for k in list(options) if k in SessionConfig.__dataclass_fields__}
         config.setdefault("initial_difficulty", EASY)
-        self.config = SessionConfig(COIN, **config)
+        self.config = SessionConfig(coin, **config)
         self.work = work if work is not None else FakeWork()
         if self.work.current is None:
-            self.work.add(make_job("00000001", prevhash=PREV_A, target=NO_BLOCK))
+            self.work.add(make_job("00000001", coin=coin, prevhash=PREV_A, target=NO_BLOCK))
         self.now = NOW
         counter = itertools.count(0x2A)
         self.released: list[bytes] = []
         self.session = Sv2Session(self.config, self.work, options.pop("check", check_address), "s1",
                                   lambda: next(counter).to_bytes(4, "big"), self.released.append, self.now,
                                   **options)
-        self.client = Sv2Client(COIN, USER, extended=extended)
+        self.client = Sv2Client(coin, USER, extended=extended)
 
     def feed(self, frame: bytes, client: Sv2Client | None = None) -> list[Action]:
         return self.deliver(self.session.feed_frame(frame, self.now), client)
@@ -132,6 +135,15 @@ def test_a_channel_opens_with_its_job_and_prevhash_and_mines(extended: bool) -> 
     [accepted] = records(actions, ShareAccepted)
     assert (accepted.worker, accepted.address, accepted.job_id, accepted.block) == (USER, ADDRESS, "00000001", False)
     assert client.accepted == 1 and not client.errors
+
+
+@BOTH
+def test_scrypt_shares_on_litecoin(extended: bool) -> None:
+    # a Litecoin share of difficulty d takes d * 65,536 hashes: about 500 here
+    h = Harness(extended=extended, coin=get_coin("litecoin", "regtest"), initial_difficulty=0.008)
+    h.start()
+    [accepted] = records(h.submit(), ShareAccepted)
+    assert accepted.achieved >= 0.008
 
 
 def test_a_standard_job_carries_the_channel_s_own_merkle_root() -> None:
@@ -497,3 +509,40 @@ def test_a_connection_without_a_channel_is_closed_after_the_setup_timeout() -> N
 def test_reconnect_is_one_frame() -> None:
     h = Harness()
     assert sent(h.session.reconnect("10.0.0.1", 3336)) == [m.Reconnect("10.0.0.1", 3336)]
+
+
+# ----- anything at all
+
+
+def _mutations() -> st.SearchStrategy[bytes]:
+    client = Sv2Client(COIN, USER)
+    client.channel_id = 1
+    valid = [
+        client.setup_frame(), client.open_frame(), Sv2Client(COIN, USER, extended=False).open_frame(),
+        m.SubmitSharesStandard(1, 1, 1, 0, 0, 0x20000000).encode(),
+        m.SubmitSharesExtended(1, 1, 1, 0, 0, 0x20000000, bytes(4)).encode(),
+        m.UpdateChannel(1, 1e9, 2**200).encode(), m.CloseChannel(1, "x").encode(), m.SetTarget(1, 1).encode(),
+    ]
+    base = st.sampled_from(valid)
+    flipped = st.tuples(base, st.integers(0, 200), st.integers(0, 255)).map(
+        lambda t: t[0][: t[1]] + bytes([t[2]]) + t[0][t[1] + 1 :] if t[1] < len(t[0]) else t[0]
+    )
+    cut = st.tuples(base, st.integers(0, 200)).map(lambda t: t[0][: t[1]])
+    return st.one_of(base, flipped, cut, st.binary(max_size=64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_mutations(), max_size=12))
+def test_any_frames_give_actions_never_an_exception(frames: list[bytes]) -> None:
+    h = Harness(max_channels=3)
+    for frame in frames:
+        actions = h.session.feed_frame(frame, h.now)
+        for message in sent(actions):  # every Send decodes as one whole frame
+            assert message.MSG_TYPE in m.MESSAGES
+        assert all(isinstance(a, Send | Close | Authorized | ShareAccepted | ShareRejected | BlockCandidate)
+                   for a in actions)
+        assert len(h.session.channels) <= 3
+    h.session.tick(h.now + 3600)
+    h.session.push_job(h.now)
+    h.session.release()
+    assert not h.session.channels
