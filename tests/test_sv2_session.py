@@ -23,7 +23,7 @@ from stratum_pool.protocol.actions import Action, Authorized, BlockCandidate, Cl
 from stratum_pool.protocol.session import SessionConfig
 from stratum_pool.protocol.v2 import messages as m
 from stratum_pool.protocol.v2.codec import U256_MAX
-from stratum_pool.protocol.v2.session import MAX_FRAME_SIZE, SETUP_TIMEOUT_SECONDS, Sv2Session
+from stratum_pool.protocol.v2.session import MAX_CHANNEL_JOBS, MAX_FRAME_SIZE, SETUP_TIMEOUT_SECONDS, Sv2Session
 from stratum_pool.shares.vardiff import VardiffConfig
 
 COIN = get_coin("bitcoin", "regtest")
@@ -265,6 +265,25 @@ def test_a_share_under_the_network_target_is_a_block_candidate(extended: bool) -
     assert records(actions, ShareAccepted)[0].block
 
 
+@BOTH
+def test_job_ids_of_any_length_map_to_u32s_per_channel_and_old_ones_are_forgotten(extended: bool) -> None:
+    work = FakeWork()
+    work.add(make_job("031000000", prevhash=PREV_A, target=NO_BLOCK))  # JobManager's ids after 16.7M jobs
+    h = Harness(work, extended=extended)
+    h.start()
+    assert h.client.job is not None and h.client.job.job_id == 1
+    [accepted] = records(h.submit(), ShareAccepted)
+    assert accepted.job_id == "031000000"
+    first = h.client.job
+    for n in range(MAX_CHANNEL_JOBS):
+        h.push(make_job(f"job-{n}", prevhash=PREV_A, target=NO_BLOCK))
+    assert h.client.job.job_id == MAX_CHANNEL_JOBS + 1
+    assert len(h.session.channels[1].job_ids) == MAX_CHANNEL_JOBS
+    actions = h.submit(job=first)  # the first job's SV2 id is no longer known
+    assert sent(actions)[-1] == m.SubmitSharesError(1, 2, "invalid-job-id")
+    assert records(h.submit(), ShareAccepted)
+
+
 def test_two_channels_on_one_connection_get_their_own_extranonce_and_close_alone() -> None:
     h = Harness()
     standard = Sv2Client(COIN, f"{ADDRESS}.second", extended=False)
@@ -343,7 +362,7 @@ def test_jobs_from_a_real_job_manager_with_transactions_are_mined(extended: bool
     feed(client.open_frame())
     job = manager.current_job(address)
     assert job is not None and job.payout_key == address and len(job.template.merkle_branch) > 1
-    assert client.job is not None and client.job.job_id == int(job.job_id, 16)
+    assert client.job is not None and session.channels[1].job_ids[client.job.job_id] == job.job_id
     for _ in range(2):
         actions = feed(client.submit(client.find_share()))
         assert [r.job_id for r in records(actions, ShareAccepted)] == [job.job_id]

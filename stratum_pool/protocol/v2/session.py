@@ -24,6 +24,8 @@ What the pool serves (and what ESP-Miner, the Bitaxe firmware, needs):
   judged by ``min(difficulty its job was sent with, current difficulty)`` (the core's rule, as in V1), so work
   done under an easier target is never refused for a raise. ``max_target`` from the miner floors the
   difficulty; ``nominal_hash_rate`` only picks the starting difficulty (ESP-Miner always says 1e12).
+- Job ids: each channel counts its own U32 job ids and maps them to the pool's job ids (strings), the last
+  :data:`MAX_CHANNEL_JOBS` of them; the records name the pool's id, as V1's do.
 - The version rolling mask is the coin's (ESP-Miner rolls under 0x1fffe000 without negotiating); the submitted
   full version must keep the job's bits outside it.
 
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from stratum_pool.chain.merkle import root_from_branch
@@ -53,13 +55,16 @@ from stratum_pool.protocol.work import WorkSource
 from stratum_pool.shares.core import ShareCore, ShareRules, Vardiff
 from stratum_pool.shares.names import MAX_USER_LENGTH, WORKER_RE, split_user
 
-__all__ = ["MAX_CHANNELS", "MAX_FRAME_SIZE", "SETUP_TIMEOUT_SECONDS", "SUBMIT_ERRORS", "Sv2Session"]
+__all__ = ["MAX_CHANNELS", "MAX_CHANNEL_JOBS", "MAX_FRAME_SIZE", "SETUP_TIMEOUT_SECONDS", "SUBMIT_ERRORS", "Sv2Session"]
 
 # The largest frame a mining client sends: SetupConnection with every string at 255 bytes is 1,297 bytes; a
 # larger frame is refused before it is decoded (the adapter may stop reading at this many bytes).
 MAX_FRAME_SIZE: Final = 2048
 # Channels one connection may hold open (a device opens one; a proxy would need groups, not served).
 MAX_CHANNELS: Final = 16
+# Jobs a channel remembers (SV2 job id -> the pool's): the share core keeps as many jobs' difficulties, and a
+# job older than this is long stale.
+MAX_CHANNEL_JOBS: Final = 256
 # A connection with no open channel this long after it was made is closed (the spec: "SHOULD close the
 # connection for inactivity").
 SETUP_TIMEOUT_SECONDS: Final = 60.0
@@ -109,6 +114,10 @@ class _Channel:
     target_difficulty: float = 0.0  # the difficulty of the target last sent
     prevhash: bytes = b""  # the previous block hash last sent (SetNewPrevHash)
     job_id: str = ""  # the job last sent
+    # SV2 job ids are U32s counted per channel; the pool's are strings of any length (JobManager's grow past
+    # 8 hex digits after 16.7 million jobs), so each channel maps its own to the pool's, the newest last
+    job_ids: dict[int, str] = field(default_factory=dict)
+    next_job: int = 1
     # submits accepted and not yet acknowledged (SubmitShares.Success batches them)
     ack_sequence: int = 0
     ack_count: int = 0
@@ -400,7 +409,12 @@ class Sv2Session:
         if job is None or job.job_id == channel.job_id:
             return []
         template = job.template
-        job_u32 = int(job.job_id, 16)
+        job_u32 = channel.next_job
+        channel.next_job = job_u32 + 1 if job_u32 < U32_MAX else 1
+        job_ids = channel.job_ids
+        job_ids[job_u32] = job.job_id
+        if len(job_ids) > MAX_CHANNEL_JOBS:
+            del job_ids[next(iter(job_ids))]
         future = template.prevhash != channel.prevhash
         min_ntime = None if future else template.curtime
         job_message: m.Message
@@ -444,7 +458,9 @@ class Sv2Session:
             self._malformed += 1
             return [_send(m.SubmitSharesError(channel_id, sequence, "invalid-channel-id"))]
         core = channel.core
-        record = core.judge_binary(channel.user, f"{job_id:08x}", channel.fixed if extranonce is None else extranonce,
+        # a job id never sent on this channel gets a pool id no job has: the core says unknown-job
+        pool_job_id = channel.job_ids.get(job_id) or f"sv2-{job_id}"
+        record = core.judge_binary(channel.user, pool_job_id, channel.fixed if extranonce is None else extranonce,
                                    ntime, nonce, version, now)
         actions: list[Action] = []
         if isinstance(record, ShareAccepted):
