@@ -466,6 +466,18 @@ def test_submits_on_a_channel_not_open_or_of_the_other_kind_are_refused() -> Non
     assert h.session.malformed == 2
 
 
+def test_a_reloaded_rate_limits_open_channels_and_closing_keeps_the_malformed_count() -> None:
+    h = Harness()
+    h.start()
+    h.session.config = dataclasses.replace(h.config, submits_per_second=0.001, submit_burst=1)
+    assert records(h.submit(), ShareAccepted)
+    actions = h.submit()
+    assert sent(actions) == [m.SubmitSharesError(1, 2, "rate-limited")]
+    assert h.session.malformed == 1
+    h.feed(m.CloseChannel(1, "").encode())
+    assert h.session.malformed == 1
+
+
 def test_bad_share_fields_get_their_error_codes() -> None:
     h = Harness()
     h.start()

@@ -151,7 +151,7 @@ class Sv2Session:
         ``admit`` as in V1's ``Session``."""
         if ack_batch < 1:
             raise ValueError(f"ack_batch must be at least 1, got {ack_batch}")
-        self.config = config
+        self._config = config
         self.work = work
         self.check_address = check_address
         self.session_id = session_id
@@ -169,6 +169,18 @@ class Sv2Session:
         self.closed = False
 
     # ----- state the adapter and the pool read
+
+    @property
+    def config(self) -> SessionConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: SessionConfig) -> None:
+        """A reloaded config: its submit rate applies to every channel from the next share on, the rest to
+        channels opened from now on."""
+        self._config = config
+        for channel in self.channels.values():
+            channel.core.set_rate(config.submits_per_second, float(config.submit_burst))
 
     @property
     def malformed(self) -> int:
@@ -337,6 +349,8 @@ class Sv2Session:
         core.authorize(user, address)
         core.subscribed = True
         channel_id = self._next_channel_id
+        while channel_id in self.channels:  # only after 2**32 channels opened on one connection
+            channel_id = channel_id + 1 if channel_id < U32_MAX else 1
         self._next_channel_id = channel_id + 1 if channel_id < U32_MAX else 1
         fixed = b"" if extended else bytes(config.extranonce2_size)
         channel = _Channel(channel_id, extended, user, core, fixed, floor, message.max_target, vardiff.difficulty)
@@ -394,6 +408,7 @@ class Sv2Session:
     def _close_channel(self, channel_id: int) -> list[Action]:
         channel = self.channels.pop(channel_id, None)
         if channel is not None:
+            self._malformed += channel.core.malformed  # closing a channel does not clear a record
             self._release(channel.core.extranonce1)
         return []
 
