@@ -398,8 +398,10 @@ def test_setup_connection_errors_then_close(setup: m.SetupConnection, error: m.M
 
 def test_version_rolling_and_standard_jobs_flags_are_served() -> None:
     h = Harness()
+    assert h.session.user_agent == ""
     flags = m.REQUIRES_STANDARD_JOBS | m.REQUIRES_VERSION_ROLLING
     assert sent(h.feed(h.client.setup_frame(flags))) == [m.SetupConnectionSuccess(2, 0)]
+    assert h.session.user_agent == "stratum-pool-tests sv2-client 0.1"
 
 
 def test_anything_before_setup_connection_closes() -> None:

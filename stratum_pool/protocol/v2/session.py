@@ -188,6 +188,15 @@ class Sv2Session:
         return self._malformed + sum(c.core.malformed for c in self.channels.values())
 
     @property
+    def user_agent(self) -> str:
+        """What the device says it is (SetupConnection's vendor, hardware and firmware), as V1's
+        ``mining.subscribe`` agent: at most 128 characters, "" before setup."""
+        setup = self.setup
+        if setup is None:
+            return ""
+        return " ".join(p for p in (setup.vendor, setup.hardware_version, setup.firmware) if p)[:128]
+
+    @property
     def working(self) -> bool:
         return bool(self.channels)
 
