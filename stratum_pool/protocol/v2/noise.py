@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from stratum_pool.protocol.v2.frame import HEADER_SIZE, MAX_PAYLOAD, FrameError, decode_header
+from stratum_pool.protocol.v2.frame import HEADER_SIZE, MAX_PAYLOAD
 from stratum_pool.protocol.v2.keys import (
     CERTIFICATE_SIZE,
     ELLSWIFT_SIZE,
@@ -49,6 +50,7 @@ DEFAULT_RESPONDER_MAX_PAYLOAD: Final = 1 << 16
 # Noise forbids the nonce 2^64 - 1; a connection that would reach it must be dropped.
 _MAX_NONCE: Final = (1 << 64) - 1
 _EMPTY: Final = b""
+_NONCE: Final = struct.Struct("<IQ")  # 32 zero bits, then the counter as a little-endian u64
 
 
 class NoiseError(Exception):
@@ -81,23 +83,24 @@ class CipherState:
         self._aead = ChaCha20Poly1305(key)
         self.n = 0
 
-    def _nonce(self) -> bytes:
-        if self.n >= _MAX_NONCE:
-            raise NoiseError("nonce exhausted: the connection must be re-established")
-        return b"\x00\x00\x00\x00" + self.n.to_bytes(8, "little")
-
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes | memoryview) -> bytes:
-        ciphertext = self._aead.encrypt(self._nonce(), plaintext, ad)
-        self.n += 1
+        n = self.n
+        if n >= _MAX_NONCE:
+            raise NoiseError("nonce exhausted: the connection must be re-established")
+        ciphertext = self._aead.encrypt(_NONCE.pack(0, n), plaintext, ad)
+        self.n = n + 1
         return ciphertext
 
     def decrypt_with_ad(self, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
+        n = self.n
+        if n >= _MAX_NONCE:
+            raise NoiseError("nonce exhausted: the connection must be re-established")
         try:
-            plaintext = self._aead.decrypt(self._nonce(), ciphertext, ad)
+            plaintext = self._aead.decrypt(_NONCE.pack(0, n), ciphertext, ad)
         except InvalidTag:
             # n is not incremented (spec 4.4.1), though the connection is dead anyway
             raise NoiseError("message authentication failed (bad MAC)") from None
-        self.n += 1
+        self.n = n + 1
         return plaintext
 
 
@@ -148,6 +151,7 @@ class NoiseConnection:
         self._decryptor: CipherState | None = None
         self._pending_header: bytes | None = None  # a decrypted header whose payload has not all arrived
         self._pending_length = 0  # that payload's ciphertext length
+        self._need = ENCRYPTED_HEADER_SIZE  # the held bytes needed before decrypting anything more
         self._failed = False
 
     @property
@@ -174,8 +178,7 @@ class NoiseConnection:
                 data = self._handshake_receive(data)
                 if self._encryptor is None:
                     return []
-            self._buffer += data
-            return self._read_frames()
+            return self._read_frames(data)
         except NoiseError:
             self._fail()
             raise
@@ -186,18 +189,18 @@ class NoiseConnection:
             raise NoiseError("the connection has already failed")
         if self._encryptor is None:
             raise NoiseError("the handshake is not complete")
-        try:
-            header = decode_header(frame)
-        except FrameError as exc:
-            raise NoiseError(str(exc)) from None
-        if header.length != len(frame) - HEADER_SIZE:
-            raise NoiseError(f"the frame header says {header.length} payload bytes, the frame has "
-                             f"{len(frame) - HEADER_SIZE}")
-        enc = self._encryptor
+        size = len(frame)
+        length = int.from_bytes(frame[3:HEADER_SIZE], "little")  # the header's U24 payload length
+        if size < HEADER_SIZE or length != size - HEADER_SIZE:
+            raise NoiseError(f"the frame header says {length} payload bytes, the frame has {size - HEADER_SIZE}")
+        encrypt = self._encryptor.encrypt_with_ad
+        if size <= HEADER_SIZE + MAX_PLAINTEXT_CHUNK:  # one chunk or none: nearly every message
+            head = encrypt(_EMPTY, frame[:HEADER_SIZE])
+            return head + encrypt(_EMPTY, frame[HEADER_SIZE:]) if length else head
         view = memoryview(frame)
-        parts = [enc.encrypt_with_ad(_EMPTY, view[:HEADER_SIZE])]
-        for start in range(HEADER_SIZE, len(frame), MAX_PLAINTEXT_CHUNK):
-            parts.append(enc.encrypt_with_ad(_EMPTY, view[start : start + MAX_PLAINTEXT_CHUNK]))
+        parts = [encrypt(_EMPTY, view[:HEADER_SIZE])]
+        for start in range(HEADER_SIZE, size, MAX_PLAINTEXT_CHUNK):
+            parts.append(encrypt(_EMPTY, view[start : start + MAX_PLAINTEXT_CHUNK]))
         return b"".join(parts)
 
     # -------------------------------------------------------------------------------------- internals
@@ -210,36 +213,49 @@ class NoiseConnection:
         self._encryptor, self._decryptor = encryptor, decryptor
         self._buffer.clear()
 
-    def _read_frames(self) -> list[bytes]:
-        dec = self._decryptor
-        assert dec is not None
-        buf = self._buffer
-        view = memoryview(buf)
+    def _read_frames(self, data: bytes) -> list[bytes]:
+        held = self._buffer
+        if held:
+            held += data
+            if len(held) < self._need:
+                return []
+            buf = bytes(held)  # one copy per completed step, not per read
+            held.clear()
+        elif len(data) < self._need:
+            held += data
+            return []
+        else:
+            buf = data  # the common case: whole frames in one read, decrypted straight from it
+        decrypt = self._decryptor.decrypt_with_ad  # type: ignore[union-attr]
+        size = len(buf)
         pos = 0
         frames: list[bytes] = []
-        try:
-            while True:
-                if self._pending_header is None:
-                    if len(buf) - pos < ENCRYPTED_HEADER_SIZE:
-                        break
-                    head = dec.decrypt_with_ad(_EMPTY, view[pos : pos + ENCRYPTED_HEADER_SIZE])
-                    pos += ENCRYPTED_HEADER_SIZE
-                    length = decode_header(head).length
-                    if length > self.max_payload:
-                        raise NoiseError(f"frame of {length} payload bytes; allowed at most {self.max_payload}")
-                    self._pending_header, self._pending_length = head, ciphertext_length(length)
-                end = pos + self._pending_length
-                if len(buf) < end:
+        while True:
+            head = self._pending_header
+            if head is None:
+                if size - pos < ENCRYPTED_HEADER_SIZE:
                     break
-                parts = [self._pending_header]
+                head = decrypt(_EMPTY, buf[pos : pos + ENCRYPTED_HEADER_SIZE])
+                pos += ENCRYPTED_HEADER_SIZE
+                length = int.from_bytes(head[3:HEADER_SIZE], "little")  # the header's U24 payload length
+                if length > self.max_payload:
+                    raise NoiseError(f"frame of {length} payload bytes; allowed at most {self.max_payload}")
+                self._pending_header, self._pending_length = head, ciphertext_length(length)
+            end = pos + self._pending_length
+            if size < end:
+                break
+            if end - pos <= MAX_CIPHERTEXT_CHUNK:
+                frames.append(head + decrypt(_EMPTY, buf[pos:end]) if end > pos else head)
+            else:
+                parts = [head]
                 for start in range(pos, end, MAX_CIPHERTEXT_CHUNK):
-                    parts.append(dec.decrypt_with_ad(_EMPTY, view[start : min(start + MAX_CIPHERTEXT_CHUNK, end)]))
+                    parts.append(decrypt(_EMPTY, buf[start : min(start + MAX_CIPHERTEXT_CHUNK, end)]))
                 frames.append(b"".join(parts))
-                pos = end
-                self._pending_header = None
-        finally:
-            view.release()  # a bytearray with an exported view cannot be resized
-        del buf[:pos]
+            pos = end
+            self._pending_header = None
+        held += buf[pos:]
+        # what the next step needs in all: a header, or the payload of the header already read
+        self._need = ENCRYPTED_HEADER_SIZE if self._pending_header is None else self._pending_length
         return frames
 
     def _fail(self) -> None:
