@@ -102,6 +102,15 @@ def test_an_existing_key_file_is_never_replaced(tmp_path: Path) -> None:
     assert load_authority_key_file(path) == secret
 
 
+def test_server_keys_from_the_key_file_sign_with_that_authority(tmp_path: Path) -> None:
+    path = tmp_path / "authority.key"
+    secret = create_authority_key_file(path)
+    keys = ServerKeys.from_file(path, 1_800_000_000)
+    assert keys.authority_xonly == xonly_public_key(secret)
+    assert keys.authority_key == encode_authority_key(xonly_public_key(secret))
+    keys.certificate(1_800_000_000).verify(xonly_public_key(secret), keys.static_xonly, now=1_800_000_000)
+
+
 def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "authority.key"
     create_authority_key_file(path)

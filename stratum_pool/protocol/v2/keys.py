@@ -307,6 +307,11 @@ class ServerKeys:
         self.backdate = backdate
         self._cert = self._sign(now)
 
+    @classmethod
+    def from_file(cls, authority_key_file: str | Path, now: int) -> ServerKeys:
+        """The pool's keys with the authority secret of ``authority_key_file`` and a new static key."""
+        return cls(load_authority_key_file(authority_key_file), now)
+
     @property
     def authority_key(self) -> str:
         """The authority public key as miners configure it."""
