@@ -347,3 +347,50 @@ def test_the_nonce_counts_and_is_never_reused() -> None:
     a.n = (1 << 64) - 1
     with pytest.raises(NoiseError, match="nonce exhausted"):
         a.encrypt_with_ad(b"", b"x")
+
+
+async def test_the_two_ends_over_a_real_loopback_socket(keys: ServerKeys) -> None:
+    """The sans-IO objects behind asyncio streams on 127.0.0.1: TCP splits the bytes as it likes."""
+    import asyncio
+
+    big = encode_frame(0, 0x1B, random.Random(7).randbytes(3 * MAX_PLAINTEXT_CHUNK + 99))
+    small = [encode_frame(0x8000, 0x1B, bytes([i]) * (24 + i)) for i in range(50)]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        responder = NoiseResponder.for_server(keys, NOW, max_payload=BIG)
+        while not responder.handshake_complete:
+            data = await reader.read(7)  # small reads: the handshake arrives in pieces
+            assert data, "the client closed early"
+            responder.receive(data)
+        writer.write(responder.data_to_send())
+        echoed = 0
+        while echoed < len(small) + 1:
+            data = await reader.read(1000)
+            assert data, "the client closed early"
+            for frame in responder.receive(data):
+                writer.write(responder.send(frame))  # echo each frame back
+                echoed += 1
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        initiator = NoiseInitiator(keys.authority_xonly, now=NOW)
+        writer.write(initiator.data_to_send())
+        while not initiator.handshake_complete:
+            data = await asyncio.wait_for(reader.read(100), 10)
+            assert data
+            assert initiator.receive(data) == []
+        writer.write(b"".join(initiator.send(f) for f in [*small[:25], big, *small[25:]]))
+        got: list[bytes] = []
+        while len(got) < len(small) + 1:
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            assert data, "the server closed early"
+            got += initiator.receive(data)
+        assert got == [*small[:25], big, *small[25:]]
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
