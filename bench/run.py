@@ -16,6 +16,7 @@ BENCHES = [
     "bench_native",
     "bench_submit",  # the pool's Python per accepted submit, in process, against the floor and the native check
     "bench_store",  # spool append/fsync and share rows per second into PostgreSQL
+    "bench_sv2_handshake",  # Stratum V2's Noise: one handshake, a share-sized frame encrypted and decrypted
     "load",  # end to end, the floor then the pool: 5,000 sessions (bench/load.py for the full run)
 ]
 

@@ -25,7 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_notify = sub.add_parser("notify", help="tell a running pool about a new block (for -blocknotify)")
     p_notify.add_argument("--to", required=True, metavar="HOST:PORT", help="the coin's notify_listen address")
     p_notify.add_argument("blockhash", help="the new block's hash (%%s in -blocknotify)")
+    p_sv2keys = sub.add_parser("sv2-keys", help="create the Stratum V2 authority key file; print the key for miners")
+    p_sv2keys.add_argument("--out", required=True, metavar="FILE", help="the key file to create (mode 0600)")
     args = parser.parse_args(argv)
+
+    if args.command == "sv2-keys":
+        return sv2_keys_command(args.out)
 
     if args.command == "notify":
         from stratum_pool.daemon.notify import send_block_notify
@@ -98,6 +103,24 @@ async def payout_command(settings: Settings, dry_run: bool) -> int:
         if report.problems:
             status = 1
     return status
+
+
+def sv2_keys_command(out: str) -> int:
+    """Create the authority key file (never over an existing one) and print its public key for miners."""
+    from stratum_pool.protocol.v2.keys import create_authority_key_file, encode_authority_key, xonly_public_key
+
+    try:
+        secret = create_authority_key_file(out)
+    except FileExistsError:
+        print(f"sv2-keys: --out {out!r} exists; an authority key is never replaced (miners have it)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"sv2-keys: --out {out!r}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"authority key file: {out} (keep it secret; mode 0600)", file=sys.stderr)
+    # stdout holds only the key, so a script can capture it
+    print(encode_authority_key(xonly_public_key(secret)))
+    return 0
 
 
 if __name__ == "__main__":

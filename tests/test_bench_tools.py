@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench")]
@@ -64,3 +65,15 @@ async def test_submit_bench_feeds_real_shares_the_pool_accepts() -> None:
     result = await bench_submit.measure(400, 4)
     assert result["shares"] == 400
     assert result["pool_us_per_submit"] > 0 and result["floor_us_per_submit"] > 0
+
+
+def test_sv2_handshake_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    import bench_sv2_handshake
+
+    result = bench_sv2_handshake.run(scale=0.01)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert orjson.loads(line) == result
+    # the share frame is SubmitSharesExtended with an 8-byte extranonce: 22 + (33 + 16) bytes on the wire
+    assert result["share_frame_bytes"] == 39 and result["share_wire_bytes"] == 71
+    for key in ("responder_handshake_us", "full_handshake_us", "share_send_us", "share_receive_us"):
+        assert isinstance(result[key], float) and result[key] > 0
