@@ -101,6 +101,9 @@ class CoinSettings:
     payout_batch_max: int = field(default=200, metadata=between(1, 2000))
     # The wallet RPC the payout worker pays from (defaults to the first daemon); bcoin serves it on its own port.
     wallet: DaemonSettings | None = field(default=None, metadata=TABLE)
+    # Stratum V2 (Noise-encrypted): its port (0 = off) and the authority key file (`stratum-pool sv2-keys`).
+    sv2_port: int = field(default=0, metadata=PORT)
+    sv2_authority_key_file: str = field(default="", metadata=ANY)
 
     @property
     def fee_ppm(self) -> int:
@@ -286,6 +289,9 @@ def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coi
         raise ConfigError(f"{path}.pool_address: required when mode = {cs.mode!r} (the coinbase pays the pool)")
     if cs.fee_percent > 0 and not cs.fee_address:
         raise ConfigError(f"{path}.fee_address: required when fee_percent is above 0")
+    if cs.sv2_port and not cs.sv2_authority_key_file:
+        raise ConfigError(f"{path}.sv2_authority_key_file: required when sv2_port is set "
+                          "(make one with `stratum-pool sv2-keys --out FILE`)")
     if address_check is not None:
         for k in ("pool_address", "fee_address"):
             value = getattr(cs, k)
@@ -328,9 +334,12 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         if not isinstance(c, dict):
             raise ConfigError(f"coins[{i}]: expected a table")
         cs = _coin(c, f"coins[{i}]", address_check)
-        if cs.stratum_port and cs.stratum_port in ports:
-            raise ConfigError(f"coins[{i}].stratum_port: {cs.stratum_port} is already used by {ports[cs.stratum_port]}")
-        ports[cs.stratum_port] = f"coins[{i}]"
+        for key in ("stratum_port", "sv2_port"):
+            port = getattr(cs, key)
+            if port and port in ports:
+                raise ConfigError(f"coins[{i}].{key}: {port} is already used by {ports[port]}")
+            if port:
+                ports[port] = f"coins[{i}]"
         coins.append(cs)
     if database.dsn == "" and any(cs.mode != "solo" for cs in coins):
         raise ConfigError("database.dsn: required when a coin's mode is pplns or prop (credits live there)")

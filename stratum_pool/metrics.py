@@ -89,6 +89,9 @@ class PoolMetrics:
         self.vardiff_changes = Counter("stratum_pool_vardiff_changes_total", "Difficulty changes sent",
                                        ["coin", "direction"], registry=r)
         self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
+        self.sv2_noise_failures = Counter("stratum_pool_sv2_noise_failures_total",
+                                          "Stratum V2 connections the Noise layer refused, by stage",
+                                          ["coin", "stage"], registry=r)
         self._window: dict[str, deque[tuple[float, float]]] = {}
         self._accepted: dict[str, _Accepted] = {}
         self._rejected: dict[tuple[str, str], int] = {}  # counted since the last flush

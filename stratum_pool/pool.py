@@ -40,9 +40,12 @@ from stratum_pool.protocol.actions import (
     ShareRejected,
 )
 from stratum_pool.protocol.session import Session, SessionConfig
+from stratum_pool.protocol.v2.keys import ServerKeys
+from stratum_pool.protocol.v2.session import Sv2Session
 from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
+from stratum_pool.server.sv2 import Sv2Server
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.loader import SpoolLoader
@@ -92,11 +95,14 @@ class CoinLive:
 
     @property
     def connections(self) -> int:
-        return len(self._pool.server.sessions)
+        pool = self._pool
+        return len(pool.server.sessions) + (len(pool.sv2_server.sessions) if pool.sv2_server is not None else 0)
 
     @property
     def workers_online(self) -> int:
-        return sum(1 for s in self._pool.server.sessions if s.authorized)
+        pool = self._pool
+        v2 = pool.sv2_server.v2_sessions if pool.sv2_server is not None else []
+        return sum(1 for s in pool.server.sessions if s.authorized) + sum(1 for s in v2 if s.working)
 
     @property
     def hashrate(self) -> float:
@@ -163,6 +169,16 @@ class CoinPool:
             allocator=self.allocator, sock=listen_socket, reuse_port=listen_socket is not None,
             guard=self.guard, on_disconnect=self._session_closed,
         )
+        # Stratum V2 beside V1: the same sessions' rules, guard, allocator and accounting behind Noise
+        self.sv2_server: Sv2Server | None = None
+        self._sv2_sessions = 0
+        if settings.sv2_port:
+            self.sv2_keys = ServerKeys.from_file(settings.sv2_authority_key_file, int(clock()))
+            self.sv2_server = Sv2Server(
+                settings.stratum_host, settings.sv2_port, self._new_sv2_session, self.on_action,
+                keys=self.sv2_keys, clock=clock, guard=self.guard, on_disconnect=self._session_closed,
+                reuse_port=listen_socket is not None, on_handshake_failure=self._sv2_noise_failed,
+            )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._sources: list[Any] = []
@@ -191,6 +207,8 @@ class CoinPool:
         await self.daemon.wait_ready(timeout=ready_timeout)
         await self.refresh("startup")
         await self.server.start()
+        if self.sv2_server is not None:
+            await self.sv2_server.start()
         s = self.settings
         if s.notify_listen:
             host, _, port = s.notify_listen.rpartition(":")
@@ -215,6 +233,8 @@ class CoinPool:
     async def stop(self) -> None:
         # stop accepting, let block submissions in flight finish, then the rest
         await self.server.close()
+        if self.sv2_server is not None:
+            await self.sv2_server.close()
         await self.blocks.drain(timeout=30)
         for source in self._sources:
             await source.stop()
@@ -244,6 +264,8 @@ class CoinPool:
         with gc_paused():
             new_block = self.jobs.update(gbt)
             self.server.broadcast(new_block, self.jobs)
+            if self.sv2_server is not None:
+                self.sv2_server.broadcast(new_block, self.jobs)
         self.stats.templates += 1
         self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
         if new_block and since is not None:
@@ -303,11 +325,14 @@ class CoinPool:
         if settings.vardiff != old.vardiff:
             self.session_config = _session_config(settings, self.limits)
             vardiff_config = self.session_config.vardiff
-            for session in self.server.sessions:
+            v2 = self.sv2_server.v2_sessions if self.sv2_server is not None else []
+            vardiffs = [s.vardiff for s in self.server.sessions]
+            vardiffs += [c.core.vardiff for s in v2 for c in s.channels.values()]
+            for vardiff in vardiffs:
                 # running sessions keep their difficulty and move by the new rules from here on
-                session.vardiff.config = vardiff_config
-                session.vardiff.enabled = self.session_config.vardiff_enabled
-                session.vardiff.difficulty = session.vardiff.clamp(session.vardiff.difficulty)
+                vardiff.config = vardiff_config
+                vardiff.enabled = self.session_config.vardiff_enabled
+                vardiff.difficulty = vardiff.clamp(vardiff.difficulty)
             changed.append("vardiff")
         self.settings = replace(old, vardiff=settings.vardiff)
         return changed
@@ -321,7 +346,10 @@ class CoinPool:
             self.worker_registry.max_per_account = limits.max_workers_per_account
             self.session_config = replace(self.session_config, submits_per_second=limits.submits_per_second,
                                           submit_burst=limits.submit_burst)
-            for session in self.server.sessions:
+            sessions: list[Session | Sv2Session] = [*self.server.sessions]
+            if self.sv2_server is not None:
+                sessions += self.sv2_server.v2_sessions
+            for session in sessions:
                 session.config = replace(session.config, submits_per_second=limits.submits_per_second,
                                          submit_burst=limits.submit_burst)
             changed.append("limits")
@@ -338,7 +366,24 @@ class CoinPool:
         return Session(self.session_config, self.jobs, self.check_address, extranonce1.hex(), extranonce1,
                        self.clock, self.share_rules, admit=self.worker_registry.admit)
 
-    def _session_closed(self, session: Session) -> None:
+    def _new_sv2_session(self, peer_ip: str) -> Sv2Session:
+        self._sv2_sessions += 1
+        return Sv2Session(self.session_config, self.jobs, self.check_address, f"v2-{self._sv2_sessions}",
+                          self.allocator.allocate, self.allocator.release, self.clock(), rules=self.share_rules,
+                          admit=self.worker_registry.admit)
+
+    def _sv2_noise_failed(self, after_handshake: bool) -> None:
+        self.metrics.sv2_noise_failures.labels(self.coin.key, "transport" if after_handshake else "handshake").inc()
+
+    @property
+    def sv2_url(self) -> str:
+        """``stratum2+tcp://HOST:PORT/AUTHORITY_KEY`` as a miner enters it ("" without Stratum V2)."""
+        if self.sv2_server is None:
+            return ""
+        host = self.settings.stratum_host if self.settings.stratum_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"stratum2+tcp://{host}:{self.sv2_server.port}/{self.sv2_keys.authority_key}"
+
+    def _session_closed(self, session: Session | Sv2Session) -> None:
         self.worker_registry.release(session.session_id)
 
     def _banned(self, ban: Ban) -> None:

@@ -30,6 +30,7 @@ from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import get_coin
 from stratum_pool.devnet.bcoin import DEFAULT_API_KEY
 from stratum_pool.devnet.common import free_port
+from stratum_pool.protocol.v2.keys import decode_authority_key, xonly_public_key
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,10 +69,12 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly() -> None:
-    port, api_port = free_port(), free_port()
+async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(tmp_path: Path) -> None:
+    port, api_port, sv2_port = free_port(), free_port(), free_port()
+    sv2_dir = tmp_path / "sv2"
     proc = subprocess.Popen(
-        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()} --api-port {api_port}"],
+        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()} --api-port {api_port}"
+                              f" --sv2-port {sv2_port} --sv2-dir {sv2_dir}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         start_new_session=True,
     )
@@ -81,6 +84,10 @@ async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly() -> N
         line = out.wait_for(rf"stratum\+tcp://127\.0\.0\.1:{port}  bitcoin regtest \(sha256d\)  user: (\S+)\[", 120)
         address = line.group(1)
         assert address.startswith("bcrt1")
+        # the Stratum V2 URL beside it, with the authority key a miner enters (kept in --sv2-dir)
+        sv2 = out.wait_for(rf"stratum2\+tcp://127\.0\.0\.1:{sv2_port}/(\w+)  Stratum V2", 5)
+        secret = bytes.fromhex((sv2_dir / "authority.key").read_text())
+        assert decode_authority_key(sv2.group(1)) == xonly_public_key(secret)
         node_port = int(node_url.group(1))
         rpc = AuthServiceProxy(f"http://x:{DEFAULT_API_KEY}@127.0.0.1:{node_port}", timeout=30)
 

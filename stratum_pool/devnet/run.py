@@ -38,12 +38,34 @@ async def _serve(doc: dict[str, Any], hints: dict[str, str]) -> None:
             c = coin.coin
             print(f"stratum+tcp://127.0.0.1:{coin.port}  {c.name} {c.network} ({c.algorithm})  "
                   f"user: {hints[c.key]}[.worker]  password: x", flush=True)
+            if coin.sv2_url:
+                print(f"{coin.sv2_url}  Stratum V2 (Noise), the same user", flush=True)
         if pool.api_port is not None:
             print(f"dashboard and JSON API: http://127.0.0.1:{pool.api_port}/  (metrics: /metrics)", flush=True)
         print("Ctrl-C stops the pool and the regtest node(s).\n", flush=True)
         await stop.wait()
     finally:
         await pool.stop()
+
+
+# The regtest pool's Stratum V2 authority key outlives a run, so a miner configured with it keeps working.
+SV2_DIR = Path.home() / ".local" / "state" / "stratum-pool" / "regtest-sv2"
+
+
+def sv2_authority_key(directory: Path) -> Path:
+    """The authority key file in ``directory``, made when missing (``stratum-pool sv2-keys`` makes one too)."""
+    from stratum_pool.protocol.v2.keys import create_authority_key_file
+
+    path = directory / "authority.key"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        create_authority_key_file(path)
+    return path
+
+
+def _sv2(port: int, directory: Path) -> dict[str, Any]:
+    """A coin table's Stratum V2 keys (none for port 0)."""
+    return {"sv2_port": port, "sv2_authority_key_file": str(sv2_authority_key(directory))} if port else {}
 
 
 def _without_password(dsn: str) -> str:
@@ -62,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="PostgreSQL to keep shares in (default $STRATUM_POOL_DSN; none: a private one is started)")
     parser.add_argument("--no-database", action="store_true", help="count shares in memory only")
     parser.add_argument("--api-port", type=int, default=8080, help="port of the dashboard and JSON API")
+    parser.add_argument("--sv2-port", type=int, default=3336, help="Stratum V2 port of the Bitcoin pool (0: off)")
+    parser.add_argument("--ltc-sv2-port", type=int, default=3337, help="Stratum V2 port of the Litecoin pool (0: off)")
+    parser.add_argument("--sv2-dir", type=Path, default=SV2_DIR,
+                        help=f"where the regtest pool's Stratum V2 authority key is kept (default {SV2_DIR})")
     parser.add_argument("--segwit", action=argparse.BooleanOptionalAction, default=True,
                         help="activate segwit on the bcoin chain first (as on every real network)")
     args = parser.parse_args(argv)
@@ -94,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hints["bitcoin-regtest"] = node.new_address()
             coins.append({"coin": "bitcoin", "network": "regtest", "stratum_host": "127.0.0.1",
                           "stratum_port": args.port, "vardiff": vardiff, "poll_interval_seconds": 1,
-                          "daemons": [node.daemon_config()]})
+                          "daemons": [node.daemon_config()], **_sv2(args.sv2_port, args.sv2_dir)})
         if args.coin in ("litecoin", "both"):
             from stratum_pool.devnet.litecoind import LitecoinRegtest
 
@@ -106,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             coins.append({"coin": "litecoin", "network": "regtest", "stratum_host": "127.0.0.1",
                           "stratum_port": args.ltc_port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [{"name": "litecoind", "url": ep.url, "user": ep.user,
-                                       "password": ep.password}]})
+                                       "password": ep.password}], **_sv2(args.ltc_sv2_port, args.sv2_dir)})
         doc: dict[str, Any] = {"coins": coins, "api": {"port": args.api_port}}
         if database:
             doc["database"] = database

@@ -255,6 +255,9 @@ class _Connection(asyncio.Protocol):
 class StratumServer:
     """Listens on ``host:port`` and runs one :class:`Session` per connection."""
 
+    # what serves one socket (the Stratum V2 listener, server/sv2.py, has its own)
+    connection_class: type[_Connection] = _Connection
+
     def __init__(
         self,
         host: str,
@@ -298,10 +301,10 @@ class StratumServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         if self.sock is not None:
-            self._server = await loop.create_server(lambda: _Connection(self), sock=self.sock,
+            self._server = await loop.create_server(lambda: self.connection_class(self), sock=self.sock,
                                                     backlog=LISTEN_BACKLOG)
         else:
-            self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port,
+            self._server = await loop.create_server(lambda: self.connection_class(self), self.host, self.port,
                                                     reuse_port=self.reuse_port or None, backlog=LISTEN_BACKLOG)
         sockets = self._server.sockets
         if sockets:
