@@ -17,6 +17,7 @@ BENCHES = [
     "bench_submit",  # the pool's Python per accepted submit, in process, against the floor and the native check
     "bench_store",  # spool append/fsync and share rows per second into PostgreSQL
     "bench_sv2_handshake",  # Stratum V2's Noise: one handshake, a share-sized frame encrypted and decrypted
+    "bench_sv2_submit",  # Stratum V2 against V1: the pool's CPU per accepted share, in one run
     "load",  # end to end, the floor then the pool: 5,000 sessions (bench/load.py for the full run)
 ]
 

@@ -77,3 +77,13 @@ def test_sv2_handshake_bench_prints_its_figures(capsys: pytest.CaptureFixture[st
     assert result["share_frame_bytes"] == 39 and result["share_wire_bytes"] == 71
     for key in ("responder_handshake_us", "full_handshake_us", "share_send_us", "share_receive_us"):
         assert isinstance(result[key], float) and result[key] > 0
+
+
+async def test_sv2_submit_bench_feeds_real_shares_through_noise_that_the_pool_accepts() -> None:
+    import bench_sv2_submit
+
+    # measure() raises SystemExit unless every V2 share (and every V1 share) it fed was accepted
+    result = await bench_sv2_submit.measure(200, 4)
+    assert result["shares"] == 200
+    assert result["v2_us_per_accepted_share"] > 0 and result["v1_us_per_accepted_share"] > 0
+    assert result["handshake_responder_ms"] > 0
