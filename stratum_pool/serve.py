@@ -87,6 +87,8 @@ async def serve(settings: Settings, config_path: str | None = None, worker: Work
         for coin in pool.coins:
             print(f"stratum+tcp://{coin.settings.stratum_host}:{coin.port}  {coin.coin.name} {coin.coin.network} "
                   f"({coin.coin.algorithm})", flush=True)
+            if coin.sv2_url:
+                print(f"{coin.sv2_url}  Stratum V2 (Noise)", flush=True)
     else:
         print(status_line(worker.index, os.getpid(), [(c.coin.key, c.port, c.notify_port) for c in pool.coins]),
               flush=True)
