@@ -89,6 +89,9 @@ class PoolMetrics:
         self.vardiff_changes = Counter("stratum_pool_vardiff_changes_total", "Difficulty changes sent",
                                        ["coin", "direction"], registry=r)
         self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
+        self.worker_bans = Counter("stratum_pool_worker_bans_total",
+                                   "Worker names banned from one IP address (the address's other workers mine on)",
+                                   ["coin", "reason"], registry=r)
         self._window: dict[str, deque[tuple[float, float]]] = {}
         self._accepted: dict[str, _Accepted] = {}
         self._rejected: dict[tuple[str, str], int] = {}  # counted since the last flush

@@ -342,8 +342,12 @@ class CoinPool:
         self.worker_registry.release(session.session_id)
 
     def _banned(self, ban: Ban) -> None:
-        log.warning("ip_banned", coin=self.coin.key, ip=ban.ip, reason=ban.reason, until=ban.until)
-        self.metrics.bans.labels(self.coin.key, ban.reason).inc()
+        if ban.worker:  # one worker name refused from that address; its neighbours mine on
+            log.warning("worker_banned", coin=self.coin.key, ip=ban.ip, worker=ban.worker, reason=ban.reason,
+                        until=ban.until)
+        else:
+            log.warning("ip_banned", coin=self.coin.key, ip=ban.ip, reason=ban.reason, until=ban.until)
+        (self.metrics.worker_bans if ban.worker else self.metrics.bans).labels(self.coin.key, ban.reason).inc()
 
     def on_action(self, action: Action) -> Awaitable[None] | None:
         """Account for a session's action. For an accepted share, returns what the miner's answer waits
@@ -518,8 +522,8 @@ class Pool:
         return changed
 
     def ban_rows(self) -> list[dict[str, object]]:
-        """The active bans for the API: ip, until (unix time), reason."""
-        return [{"ip": b.ip, "until": b.until, "reason": b.reason} for b in self.bans.active()]
+        """The active bans for the API: ip, until (unix time), reason, worker ("" for the whole address)."""
+        return [{"ip": b.ip, "until": b.until, "reason": b.reason, "worker": b.worker} for b in self.bans.active()]
 
     async def _confirmations_loop(self, coin: CoinPool, interval: float = CONFIRMATIONS_INTERVAL_SECONDS) -> None:
         """Follow found blocks on the daemon: orphaned ones void their credits, mature ones credit balances."""

@@ -80,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self._counted = False  # in the guard's connection counts
         self.opened_at = self.last_seen = time.monotonic()
         self._malformed_seen = 0
+        self._admit_next: Callable[[str, str, str], str | None] | None = None
         # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first;
         # a list (a few entries at most: one per group commit in flight, and empty nearly always): an empty
         # deque costs 760 bytes a session
@@ -107,7 +108,17 @@ class _Connection(asyncio.Protocol):
             self._closing = True
             transport.close()
             return
+        # a worker banned from this address (invalid shares) is refused at authorize, before the pool's own check
+        self._admit_next = self.session.admit
+        self.session.admit = self._admit
         self.server._register(self)
+
+    def _admit(self, session_id: str, user: str, address: str) -> str | None:
+        refusal = self.server.guard.worker_refusal(self.peer, user)
+        if refusal is not None:
+            return refusal
+        admit = self._admit_next
+        return admit(session_id, user, address) if admit is not None else None
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self.session is None:
@@ -183,9 +194,9 @@ class _Connection(asyncio.Protocol):
         it wait for (None: nothing)."""
         kind = type(action)
         if kind is ShareAccepted:
-            self.server.guard.valid(self.peer)
+            self.server.guard.valid(self.peer, action.worker)  # type: ignore[union-attr]
         elif kind is ShareRejected:
-            self.server.guard.share(self.peer, action.reason)  # type: ignore[union-attr]
+            self.server.guard.share(self.peer, action.reason, action.worker)  # type: ignore[union-attr]
         try:
             return self.server.on_action(action)
         except Exception:
@@ -248,7 +259,10 @@ class _Connection(asyncio.Protocol):
         self._closing = True
         if self._counted:
             self._counted = False
-            self.server.guard.closed(self.peer)
+            guard = self.server.guard
+            guard.closed(self.peer)
+            if self.session is not None and not self.session.authorized:
+                guard.unauthenticated(self.peer)  # churn of such connections bans the address
         self.server._forget(self)
 
 
@@ -417,8 +431,19 @@ class StratumServer:
             conn.close(reason)
         return len(conns)
 
+    def kick_worker(self, ip: str, worker: str, reason: str) -> int:
+        """Close every connection from ``ip`` with ``worker`` authorized on it; returns how many."""
+        conns = [c for c in self._connections if c.peer == ip and not c._closing
+                 and c.session is not None and worker in c.session.workers]
+        for conn in conns:
+            conn.close(reason)
+        return len(conns)
+
     def _on_ban(self, ban: Ban) -> None:
-        self.kick(ban.ip, f"banned: {ban.reason}")
+        if ban.worker:
+            self.kick_worker(ban.ip, ban.worker, f"worker banned: {ban.reason}")
+        else:
+            self.kick(ban.ip, f"banned: {ban.reason}")
 
     async def _tick_loop(self) -> None:
         while True:
