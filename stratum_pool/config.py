@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast, get_type_hints
 
 from stratum_pool.coins import COINS, Coin, coin_key
 from stratum_pool.server.limits import BanPolicy, ServerLimits
+from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
 from stratum_pool.shares.core import MAX_EXTRANONCE2_SIZE, MIN_EXTRANONCE2_SIZE
 from stratum_pool.shares.vardiff import SUGGESTION_POLICIES
@@ -101,6 +102,11 @@ class CoinSettings:
     payout_batch_max: int = field(default=200, metadata=between(1, 2000))
     # The wallet RPC the payout worker pays from (defaults to the first daemon); bcoin serves it on its own port.
     wallet: DaemonSettings | None = field(default=None, metadata=TABLE)
+    # stratum+tls: with a certificate (PEM, chain after the leaf) and its key, the same sessions on tls_port
+    # too (on stratum_host; TLS 1.2 and 1.3); both files are re-read on SIGHUP (renewals). "" = no TLS port.
+    tls_cert_file: str = field(default="", metadata=ANY)
+    tls_key_file: str = field(default="", metadata=ANY)
+    tls_port: int = field(default=3443, metadata=PORT)
 
     @property
     def fee_ppm(self) -> int:
@@ -286,6 +292,7 @@ def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coi
         raise ConfigError(f"{path}.pool_address: required when mode = {cs.mode!r} (the coinbase pays the pool)")
     if cs.fee_percent > 0 and not cs.fee_address:
         raise ConfigError(f"{path}.fee_address: required when fee_percent is above 0")
+    _check_tls(cs, path)
     if address_check is not None:
         for k in ("pool_address", "fee_address"):
             value = getattr(cs, k)
@@ -295,6 +302,21 @@ def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coi
                 except ValueError as exc:
                     raise ConfigError(f"{path}.{k}: {value!r} is not a {key} address: {exc}") from None
     return cs
+
+
+def _check_tls(cs: CoinSettings, path: str) -> None:
+    """Both TLS files or neither, and they load (the text names the key, the file and why not)."""
+    if bool(cs.tls_cert_file) != bool(cs.tls_key_file):
+        given, missing = ("tls_cert_file", "tls_key_file") if cs.tls_cert_file else ("tls_key_file", "tls_cert_file")
+        raise ConfigError(f"{path}.{missing}: required with {given} ({getattr(cs, given)!r}); give both or neither")
+    if cs.tls_cert_file:
+        if cs.tls_port == cs.stratum_port and cs.tls_port != 0:
+            raise ConfigError(f"{path}.tls_port: {cs.tls_port} is the stratum_port; give another port")
+        try:
+            server_context(cs.tls_cert_file, cs.tls_key_file)
+        except TlsError as exc:
+            raise ConfigError(f"{path}.tls_cert_file: {cs.tls_cert_file!r} is not allowed; a PEM certificate "
+                              f"matching tls_key_file: {exc}") from None
 
 
 def _section(data: Mapping[str, Any], key: str, cls: type[T]) -> T:
@@ -331,6 +353,10 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         if cs.stratum_port and cs.stratum_port in ports:
             raise ConfigError(f"coins[{i}].stratum_port: {cs.stratum_port} is already used by {ports[cs.stratum_port]}")
         ports[cs.stratum_port] = f"coins[{i}]"
+        if cs.tls_cert_file and cs.tls_port:
+            if cs.tls_port in ports:
+                raise ConfigError(f"coins[{i}].tls_port: {cs.tls_port} is already used by {ports[cs.tls_port]}")
+            ports[cs.tls_port] = f"coins[{i}] (TLS)"
         coins.append(cs)
     if database.dsn == "" and any(cs.mode != "solo" for cs in coins):
         raise ConfigError("database.dsn: required when a coin's mode is pplns or prop (credits live there)")

@@ -89,6 +89,9 @@ class PoolMetrics:
         self.vardiff_changes = Counter("stratum_pool_vardiff_changes_total", "Difficulty changes sent",
                                        ["coin", "direction"], registry=r)
         self.bans = Counter("stratum_pool_bans_total", "IP addresses banned", ["coin", "reason"], registry=r)
+        self.tls_handshakes = Counter("stratum_pool_tls_handshakes_total",
+                                      "TLS handshakes on stratum+tls ports by result (ok, timeout, failed, closed)",
+                                      ["coin", "result"], registry=r)
         self.worker_bans = Counter("stratum_pool_worker_bans_total",
                                    "Worker names banned from one IP address (the address's other workers mine on)",
                                    ["coin", "reason"], registry=r)

@@ -43,6 +43,7 @@ from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
+from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.loader import SpoolLoader
@@ -162,6 +163,9 @@ class CoinPool:
             settings.stratum_host, settings.stratum_port, self._new_session, self.on_action,
             allocator=self.allocator, sock=listen_socket, reuse_port=listen_socket is not None,
             guard=self.guard, on_disconnect=self._session_closed,
+            tls_context=(server_context(settings.tls_cert_file, settings.tls_key_file)
+                         if settings.tls_cert_file else None),
+            tls_port=settings.tls_port, on_tls=self._tls_result,
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -211,6 +215,11 @@ class CoinPool:
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def tls_port(self) -> int | None:
+        """The stratum+tls port (None: no TLS)."""
+        return self.server.tls_port if self.server.tls_context is not None else None
 
     async def stop(self) -> None:
         # stop accepting, let block submissions in flight finish, then the rest
@@ -296,7 +305,7 @@ class CoinPool:
         changed. Ports, daemons, coin and mode need a restart."""
         old = self.settings
         fixed = [k for k in ("coin", "mode", "stratum_host", "stratum_port", "daemons", "extranonce2_size",
-                             "pool_address") if getattr(old, k) != getattr(settings, k)]
+                             "pool_address", "tls_port") if getattr(old, k) != getattr(settings, k)]
         if fixed:
             log.warning("reload_needs_restart", coin=self.coin.key, settings=fixed)
         changed = []
@@ -309,7 +318,10 @@ class CoinPool:
                 session.vardiff.enabled = self.session_config.vardiff_enabled
                 session.vardiff.difficulty = session.vardiff.clamp(session.vardiff.difficulty)
             changed.append("vardiff")
-        self.settings = replace(old, vardiff=settings.vardiff)
+        if self.reload_tls(settings):
+            changed.append("tls")
+        self.settings = replace(old, vardiff=settings.vardiff, tls_cert_file=settings.tls_cert_file,
+                                tls_key_file=settings.tls_key_file)
         return changed
 
     def apply_limits(self, limits: ServerLimits, policy: BanPolicy) -> list[str]:
@@ -340,6 +352,22 @@ class CoinPool:
 
     def _session_closed(self, session: Session) -> None:
         self.worker_registry.release(session.session_id)
+
+    def _tls_result(self, result: str) -> None:
+        self.metrics.tls_handshakes.labels(self.coin.key, result).inc()
+
+    def reload_tls(self, settings: CoinSettings) -> bool:
+        """SIGHUP: re-read the certificate and key (a renewal): new TLS connections get them, open ones keep
+        theirs. A file that cannot be loaded keeps the old ones (logged). True when a new pair is in use."""
+        if not settings.tls_cert_file or self.server.tls_context is None:
+            return False
+        try:
+            self.server.tls_context = server_context(settings.tls_cert_file, settings.tls_key_file)
+        except TlsError as exc:
+            log.error("tls_reload_failed", coin=self.coin.key, error=str(exc))
+            return False
+        log.info("tls_certificate_loaded", coin=self.coin.key, cert=settings.tls_cert_file)
+        return True
 
     def _banned(self, ban: Ban) -> None:
         if ban.worker:  # one worker name refused from that address; its neighbours mine on

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -178,8 +179,13 @@ class Miner:
         suggest_difficulty: float | None = None,
         password: str = "x",
         version_mask: int = 0xFFFFFFFF,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
+        """``tls``: connect over stratum+tls with this client context (verifying the certificate against
+        ``server_hostname``, by default ``host``), as ESP-Miner does."""
         self.host, self.port, self.coin = host, port, coin
+        self.tls, self.server_hostname = tls, server_hostname
         self.user = f"{address}.{worker}" if worker else address
         self.order: Order = order
         self.suggest = suggest_difficulty
@@ -201,7 +207,11 @@ class Miner:
         self._task: asyncio.Task[None] | None = None
 
     async def connect(self) -> Miner:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        if self.tls is not None:
+            self._reader, self._writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.tls, server_hostname=self.server_hostname or self.host)
+        else:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         self._task = asyncio.create_task(self._read_loop())
         return self
 

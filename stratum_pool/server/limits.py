@@ -55,6 +55,9 @@ class ServerLimits:
     submit_burst: int = field(default=1000, metadata=at_least(1))  # bucket size
     # distinct ADDRESS.WORKER names live at once per address; 0 = unlimited
     max_workers_per_account: int = field(default=1000, metadata=at_least(0, UNLIMITED))
+    # stratum+tls: connect -> finished TLS handshake, else closed (counted by stratum_pool_tls_handshakes_total);
+    # a stalled handshake holds only a socket and a few kilobytes of TLS state until then
+    tls_handshake_timeout_seconds: float = field(default=10.0, metadata=above(0))
 
 
 @dataclass(frozen=True, slots=True)

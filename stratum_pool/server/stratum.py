@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -68,10 +69,12 @@ class ExtranonceAllocator:
 
 
 class _Connection(asyncio.Protocol):
-    """One socket and its session."""
+    """One socket and its session; on a TLS listener (``tls``) the session starts once the handshake is done."""
 
-    def __init__(self, server: StratumServer) -> None:
+    def __init__(self, server: StratumServer, tls: bool = False) -> None:
         self.server = server
+        self.tls = tls
+        self._handshake: asyncio.Task[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.peer = ""
@@ -101,6 +104,50 @@ class _Connection(asyncio.Protocol):
             return
         guard.opened(self.peer)
         self._counted = True
+        if self.tls:
+            # counted against the address's connections from the first byte: a handshake flood hits the
+            # same per-address cap, and each handshake is bounded by limits.tls_handshake_timeout_seconds
+            self._handshake = asyncio.ensure_future(self._start_tls(self.transport))
+            self.server._handshakes[self._handshake] = None
+            self._handshake.add_done_callback(self.server._handshakes.pop)
+            return
+        self._start_session()
+
+    async def _start_tls(self, raw: asyncio.Transport) -> None:
+        server = self.server
+        context = server.tls_context  # read now: a SIGHUP may have swapped in a renewed certificate
+        assert context is not None
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(raw, self, context, server_side=True,
+                                       ssl_handshake_timeout=server.guard.limits.tls_handshake_timeout_seconds)
+        except Exception as exc:  # every failure costs this connection only, and is counted
+            if isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc):
+                result = "timeout"
+            elif isinstance(exc, ssl.SSLError):
+                result = "failed"
+            else:
+                result = "closed"  # the client went away (or a bug): nothing to answer
+            server.log.info("tls_handshake_failed", peer=self.peer, result=result, error=str(exc)[:200])
+            server._tls_result(result)
+            self._closing = True
+            raw.abort()
+            server.guard.unauthenticated(self.peer)
+            self.connection_lost(None)
+            return
+        if self._closing or tls is None:
+            return
+        server._tls_result("ok")
+        self.transport = tls
+        self._start_session()
+        if self._buffer and self.session is not None:
+            early = bytes(self._buffer)
+            self._buffer.clear()
+            self.data_received(early)
+
+    def _start_session(self) -> None:
+        transport = self.transport
+        assert transport is not None
         try:
             self.session = self.server.session_factory(self.peer)
         except Exception:
@@ -122,6 +169,9 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self.session is None:
+            if self.tls and not self._closing and len(self._buffer) <= self.server.guard.limits.max_line_bytes:
+                # TLS: the first lines may come with the handshake's last flight, before _start_tls resumes
+                self._buffer += data
             return
         self.last_seen = time.monotonic()
         session = self.session
@@ -283,6 +333,9 @@ class StratumServer:
         sock: socket.socket | None = None,
         guard: Guard | None = None,
         on_disconnect: Callable[[Session], None] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+        on_tls: Callable[[str], None] | None = None,
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
@@ -290,7 +343,10 @@ class StratumServer:
         port and the kernel spreads new connections over them. ``sock``: serve an already listening socket
         (handed down by a supervisor) instead of binding ``host:port``. ``guard`` holds the limits
         (``guard.limits``, read at use time so a reload applies at once), connection counts and bans;
-        ``on_disconnect(session)`` is called once a session's connection is gone."""
+        ``on_disconnect(session)`` is called once a session's connection is gone. With ``tls_context``, a
+        second listener on ``host:tls_port`` serves the same sessions over TLS (its context is read per
+        connection: assign a renewed one to ``tls_context``); ``on_tls(result)`` hears of every handshake
+        ("ok", "timeout", "failed", "closed")."""
         self.host = host
         self.port = port
         self.session_factory = session_factory
@@ -303,6 +359,11 @@ class StratumServer:
         self.guard = guard if guard is not None else Guard()
         self.guard.bans.listeners.append(self._on_ban)
         self.on_disconnect = on_disconnect
+        self.tls_context = tls_context
+        self.tls_port = tls_port
+        self.on_tls = on_tls
+        self._tls_server: asyncio.Server | None = None
+        self._handshakes: dict[asyncio.Task[None], None] = {}  # TLS handshakes under way
         self._connections: dict[_Connection, None] = {}  # insertion-ordered set
         # a durability barrier -> the connections holding lines behind it (_Connection._hold_one)
         self._waiting: dict[asyncio.Future[Any], list[_Connection]] = {}
@@ -320,6 +381,14 @@ class StratumServer:
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])  # the real port when asked for port 0
+        if self.tls_context is not None:
+            # workers of one machine each bind it with SO_REUSEPORT (no socket handed down for it)
+            self._tls_server = await loop.create_server(lambda: _Connection(self, tls=True), self.host,
+                                                        self.tls_port, reuse_port=self.reuse_port or None,
+                                                        backlog=LISTEN_BACKLOG)
+            if self._tls_server.sockets:
+                self.tls_port = int(self._tls_server.sockets[0].getsockname()[1])
+            self.log.info("stratum_tls_listening", host=self.host, port=self.tls_port)
         self._ticker = asyncio.create_task(self._tick_loop())
         self.log.info("stratum_listening", host=self.host, port=self.port)
 
@@ -331,13 +400,27 @@ class StratumServer:
             self._ticker = None
         if self._server is not None:
             self._server.close()
+        if self._tls_server is not None:
+            self._tls_server.close()
         for conn in list(self._connections):
             conn.close("server shutting down")
+        for handshake in list(self._handshakes):
+            handshake.cancel()
         with contextlib.suppress(ValueError):
             self.guard.bans.listeners.remove(self._on_ban)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        if self._tls_server is not None:
+            await self._tls_server.wait_closed()
+            self._tls_server = None
+
+    def _tls_result(self, result: str) -> None:
+        if self.on_tls is not None:
+            try:
+                self.on_tls(result)
+            except Exception:
+                self.log.exception("on_tls_failed")
 
     @property
     def sessions(self) -> list[Session]:
