@@ -69,12 +69,12 @@ class ExtranonceAllocator:
 
 
 class _Connection(asyncio.Protocol):
-    """One socket and its session; on a TLS listener (``tls``) the session starts once the handshake is done."""
+    """One socket and its session. A TLS connection (``admitted``: its peer, already admitted and counted by
+    the TLS accept loop) is made once its handshake is done."""
 
-    def __init__(self, server: StratumServer, tls: bool = False) -> None:
+    def __init__(self, server: StratumServer, admitted: str | None = None) -> None:
         self.server = server
-        self.tls = tls
-        self._handshake: asyncio.Task[None] | None = None
+        self.admitted = admitted
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.peer = ""
@@ -92,6 +92,15 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check here
         self.transport = cast(asyncio.Transport, transport)
+        if self.admitted is not None:  # TLS: admitted and counted before the handshake
+            self.peer = self.admitted
+            self._counted = True
+            if self.server.guard.bans.banned(self.peer) is not None:  # banned during the handshake
+                self._closing = True
+                self.transport.abort()
+                return
+            self._start_session()
+            return
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         guard = self.server.guard
@@ -104,46 +113,7 @@ class _Connection(asyncio.Protocol):
             return
         guard.opened(self.peer)
         self._counted = True
-        if self.tls:
-            # counted against the address's connections from the first byte: a handshake flood hits the
-            # same per-address cap, and each handshake is bounded by limits.tls_handshake_timeout_seconds
-            self._handshake = asyncio.ensure_future(self._start_tls(self.transport))
-            self.server._handshakes[self._handshake] = None
-            self._handshake.add_done_callback(self.server._handshakes.pop)
-            return
         self._start_session()
-
-    async def _start_tls(self, raw: asyncio.Transport) -> None:
-        server = self.server
-        context = server.tls_context  # read now: a SIGHUP may have swapped in a renewed certificate
-        assert context is not None
-        loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(raw, self, context, server_side=True,
-                                       ssl_handshake_timeout=server.guard.limits.tls_handshake_timeout_seconds)
-        except Exception as exc:  # every failure costs this connection only, and is counted
-            if isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc):
-                result = "timeout"
-            elif isinstance(exc, ssl.SSLError):
-                result = "failed"
-            else:
-                result = "closed"  # the client went away (or a bug): nothing to answer
-            server.log.info("tls_handshake_failed", peer=self.peer, result=result, error=str(exc)[:200])
-            server._tls_result(result)
-            self._closing = True
-            raw.abort()
-            server.guard.unauthenticated(self.peer)
-            self.connection_lost(None)
-            return
-        if self._closing or tls is None:
-            return
-        server._tls_result("ok")
-        self.transport = tls
-        self._start_session()
-        if self._buffer and self.session is not None:
-            early = bytes(self._buffer)
-            self._buffer.clear()
-            self.data_received(early)
 
     def _start_session(self) -> None:
         transport = self.transport
@@ -169,9 +139,6 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self.session is None:
-            if self.tls and not self._closing and len(self._buffer) <= self.server.guard.limits.max_line_bytes:
-                # TLS: the first lines may come with the handshake's last flight, before _start_tls resumes
-                self._buffer += data
             return
         self.last_seen = time.monotonic()
         session = self.session
@@ -316,6 +283,23 @@ class _Connection(asyncio.Protocol):
         self.server._forget(self)
 
 
+def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (IPv6 when ``host`` is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class StratumServer:
     """Listens on ``host:port`` and runs one :class:`Session` per connection."""
 
@@ -362,7 +346,8 @@ class StratumServer:
         self.tls_context = tls_context
         self.tls_port = tls_port
         self.on_tls = on_tls
-        self._tls_server: asyncio.Server | None = None
+        self._tls_socket: socket.socket | None = None
+        self._tls_accept: asyncio.Task[None] | None = None
         self._handshakes: dict[asyncio.Task[None], None] = {}  # TLS handshakes under way
         self._connections: dict[_Connection, None] = {}  # insertion-ordered set
         # a durability barrier -> the connections holding lines behind it (_Connection._hold_one)
@@ -383,11 +368,9 @@ class StratumServer:
             self.port = int(sockets[0].getsockname()[1])  # the real port when asked for port 0
         if self.tls_context is not None:
             # workers of one machine each bind it with SO_REUSEPORT (no socket handed down for it)
-            self._tls_server = await loop.create_server(lambda: _Connection(self, tls=True), self.host,
-                                                        self.tls_port, reuse_port=self.reuse_port or None,
-                                                        backlog=LISTEN_BACKLOG)
-            if self._tls_server.sockets:
-                self.tls_port = int(self._tls_server.sockets[0].getsockname()[1])
+            self._tls_socket = _listen(self.host, self.tls_port, self.reuse_port)
+            self.tls_port = int(self._tls_socket.getsockname()[1])
+            self._tls_accept = asyncio.create_task(self._accept_tls(self._tls_socket))
             self.log.info("stratum_tls_listening", host=self.host, port=self.tls_port)
         self._ticker = asyncio.create_task(self._tick_loop())
         self.log.info("stratum_listening", host=self.host, port=self.port)
@@ -400,8 +383,14 @@ class StratumServer:
             self._ticker = None
         if self._server is not None:
             self._server.close()
-        if self._tls_server is not None:
-            self._tls_server.close()
+        if self._tls_accept is not None:
+            self._tls_accept.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tls_accept
+            self._tls_accept = None
+        if self._tls_socket is not None:
+            self._tls_socket.close()
+            self._tls_socket = None
         for conn in list(self._connections):
             conn.close("server shutting down")
         for handshake in list(self._handshakes):
@@ -411,9 +400,57 @@ class StratumServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        if self._tls_server is not None:
-            await self._tls_server.wait_closed()
-            self._tls_server = None
+
+    async def _accept_tls(self, listener: socket.socket) -> None:
+        """Accept TLS connections: admit each by its address first (a handshake flood meets the same
+        per-address cap and bans), then hand the socket to the loop's TLS with the handshake bounded in time.
+        The socket is not read before TLS owns it, so no byte of the handshake is lost."""
+        loop = asyncio.get_running_loop()
+        guard = self.guard
+        while True:
+            try:
+                sock, address = await loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors, say: keep serving the others
+                self.log.warning("tls_accept_failed", error=str(exc))
+                await asyncio.sleep(0.1)
+                continue
+            peer = str(address[0]) if isinstance(address, tuple) and address else ""
+            refusal = guard.admit(peer)
+            if refusal is not None:
+                self.log.debug("connection_refused", peer=peer, reason=refusal)
+                sock.close()
+                continue
+            guard.opened(peer)
+            task = asyncio.create_task(self._handshake(sock, peer))
+            self._handshakes[task] = None
+            task.add_done_callback(self._handshakes.pop)
+
+    async def _handshake(self, sock: socket.socket, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        context = self.tls_context  # read now: a SIGHUP may have swapped in a renewed certificate
+        assert context is not None
+        conn = _Connection(self, admitted=peer)
+        try:
+            await loop.connect_accepted_socket(lambda: conn, sock, ssl=context,
+                                               ssl_handshake_timeout=self.limits.tls_handshake_timeout_seconds)
+        except BaseException as exc:  # a failure costs this connection only, and is counted
+            if isinstance(exc, TimeoutError) or (isinstance(exc, ConnectionAbortedError)
+                                                 and "taking longer" in str(exc)):
+                result = "timeout"
+            elif isinstance(exc, ssl.SSLError):
+                result = "failed"
+            else:
+                result = "closed"  # the client went away, or the server is closing
+            sock.close()
+            if conn.transport is None:  # never made: the count taken at accept is given back here
+                self.guard.closed(peer)
+                self.guard.unauthenticated(peer)
+            if not isinstance(exc, Exception):
+                raise
+            self.log.info("tls_handshake_failed", peer=peer, result=result, error=str(exc)[:200])
+            self._tls_result(result)
+            return
+        self._tls_result("ok")
 
     def _tls_result(self, result: str) -> None:
         if self.on_tls is not None:
