@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from pathlib import Path
 
 # Long enough for any playground; a renewal is a new file and a SIGHUP.
@@ -45,9 +46,34 @@ def make_self_signed(cert_file: Path, key_file: Path, dns_names: list[str], ip_a
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    cert_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    _replace(key_file, key_pem, 0o600)
+    _replace(cert_file, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` whole or not at all (a reader never sees half a PEM)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(temp, path)
+
+
+def covers(cert_file: Path, dns_names: list[str], ip_addresses: list[str], days_left: int = 0) -> bool:
+    """Whether the certificate in ``cert_file`` names all of ``dns_names`` and ``ip_addresses`` (as IP and as
+    DNS names) and is valid for at least ``days_left`` more days."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    dns = set(sans.get_values_for_type(x509.DNSName))
+    ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    return (set(dns_names) | set(ip_addresses) <= dns and set(ip_addresses) <= ips
+            and left >= datetime.timedelta(days=days_left))
