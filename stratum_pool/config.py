@@ -107,6 +107,11 @@ class CoinSettings:
     tls_cert_file: str = field(default="", metadata=ANY)
     tls_key_file: str = field(default="", metadata=ANY)
     tls_port: int = field(default=3443, metadata=PORT)
+    # stratum_port sits behind a load balancer or TLS terminator (HAProxy send-proxy / send-proxy-v2, nginx
+    # proxy_protocol): each connection starts with a PROXY v1 or v2 header naming the client, whose address
+    # limits, bans, logs and metrics use; a connection without one is closed. Never on a port clients reach
+    # directly (they could name any address); off, a header is refused as a protocol error.
+    proxy_protocol: bool = field(default=False, metadata=ANY)
 
     @property
     def fee_ppm(self) -> int:

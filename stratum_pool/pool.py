@@ -165,7 +165,7 @@ class CoinPool:
             guard=self.guard, on_disconnect=self._session_closed,
             tls_context=(server_context(settings.tls_cert_file, settings.tls_key_file)
                          if settings.tls_cert_file else None),
-            tls_port=settings.tls_port, on_tls=self._tls_result,
+            tls_port=settings.tls_port, on_tls=self._tls_result, proxy_protocol=settings.proxy_protocol,
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []

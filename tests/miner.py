@@ -181,11 +181,14 @@ class Miner:
         version_mask: int = 0xFFFFFFFF,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        source: str | None = None,
     ) -> None:
         """``tls``: connect over stratum+tls with this client context (verifying the certificate against
-        ``server_hostname``, by default ``host``), as ESP-Miner does."""
+        ``server_hostname``, by default ``host``), as ESP-Miner does. ``source``: the local address to connect
+        from (127.0.0.x: several "clients" on one machine)."""
         self.host, self.port, self.coin = host, port, coin
         self.tls, self.server_hostname = tls, server_hostname
+        self.local_addr = (source, 0) if source is not None else None
         self.user = f"{address}.{worker}" if worker else address
         self.order: Order = order
         self.suggest = suggest_difficulty
@@ -209,9 +212,10 @@ class Miner:
     async def connect(self) -> Miner:
         if self.tls is not None:
             self._reader, self._writer = await asyncio.open_connection(
-                self.host, self.port, ssl=self.tls, server_hostname=self.server_hostname or self.host)
+                self.host, self.port, ssl=self.tls, server_hostname=self.server_hostname or self.host,
+                local_addr=self.local_addr)
         else:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=self.local_addr)
         self._task = asyncio.create_task(self._read_loop())
         return self
 

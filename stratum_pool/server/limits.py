@@ -58,6 +58,8 @@ class ServerLimits:
     # stratum+tls: connect -> finished TLS handshake, else closed (counted by stratum_pool_tls_handshakes_total);
     # a stalled handshake holds only a socket and a few kilobytes of TLS state until then
     tls_handshake_timeout_seconds: float = field(default=10.0, metadata=above(0))
+    # a port with proxy_protocol: connect -> the whole PROXY header, else closed (before any limit sees it)
+    proxy_header_timeout_seconds: float = field(default=5.0, metadata=above(0))
 
 
 @dataclass(frozen=True, slots=True)

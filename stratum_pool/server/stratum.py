@@ -23,6 +23,7 @@ from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
 from stratum_pool.protocol.session import Session
 from stratum_pool.protocol.work import WorkSource
+from stratum_pool.server import proxy
 from stratum_pool.server.limits import Ban, Guard, ServerLimits
 from stratum_pool.shares.verdicts import ERR_OTHER
 
@@ -84,6 +85,8 @@ class _Connection(asyncio.Protocol):
         self.opened_at = self.last_seen = time.monotonic()
         self._malformed_seen = 0
         self._admit_next: Callable[[str, str, str], str | None] | None = None
+        self._fresh = True  # nothing received yet
+        self._proxy_timer: asyncio.TimerHandle | None = None  # waiting for a PROXY header
         # lines waiting for a durability barrier: (barrier, lines and closes queued behind it), oldest first;
         # a list (a few entries at most: one per group commit in flight, and empty nearly always): an empty
         # deque costs 760 bytes a session
@@ -103,17 +106,59 @@ class _Connection(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if self.server.proxy_protocol:
+            # the client's address comes first, in the header: limits and bans wait for it
+            self._proxy_timer = asyncio.get_running_loop().call_later(
+                self.server.limits.proxy_header_timeout_seconds, self._proxy_failed, "no PROXY header in time")
+            return
+        self._admit_and_start()
+
+    def _admit_and_start(self) -> None:
+        transport = self.transport
+        assert transport is not None
         guard = self.server.guard
         refusal = guard.admit(self.peer)
         if refusal is not None:
             # refused before any session exists: no extranonce drawn, nothing written
             self.server.log.debug("connection_refused", peer=self.peer, reason=refusal)
             self._closing = True
-            self.transport.abort()
+            transport.abort()
             return
         guard.opened(self.peer)
         self._counted = True
         self._start_session()
+
+    def _proxy_header(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            header = proxy.parse(bytes(self._buffer))  # a v1 line or v2 header is bounded (proxy.V1_MAX, V2_MAX)
+        except proxy.ProxyError as exc:
+            self._proxy_failed(str(exc))
+            return
+        if header is None:
+            return
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+            self._proxy_timer = None
+        if header.source is not None:
+            self.peer = header.source  # LOCAL/UNKNOWN (the proxy's health checks) keep the socket's
+        rest = bytes(self._buffer[header.length:])
+        self._buffer.clear()
+        self._fresh = False
+        self._admit_and_start()
+        if rest and self.session is not None:
+            self.data_received(rest)
+
+    def _proxy_failed(self, reason: str) -> None:
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+            self._proxy_timer = None
+        if self._closing or self.session is not None:
+            return
+        self.server.log.info("proxy_header_refused", peer=self.peer, reason=reason)
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def _start_session(self) -> None:
         transport = self.transport
@@ -139,7 +184,17 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self.session is None:
+            if self._proxy_timer is not None and not self._closing:
+                self._proxy_header(data)
             return
+        if self._fresh:
+            self._fresh = False
+            if proxy.starts_like_header(data):
+                # a header here is a client claiming an address, not a proxy of ours: refused, not trusted
+                self.write(msg.encode_error(None, ERR_OTHER, "PROXY protocol header on a port not configured for it"))
+                self.close("unexpected PROXY header")
+                self.server.guard.malformed(self.peer)
+                return
         self.last_seen = time.monotonic()
         session = self.session
         max_line = self.server.guard.limits.max_line_bytes
@@ -274,6 +329,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+            self._proxy_timer = None
         if self._counted:
             self._counted = False
             guard = self.server.guard
@@ -320,6 +378,7 @@ class StratumServer:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 0,
         on_tls: Callable[[str], None] | None = None,
+        proxy_protocol: bool = False,
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
@@ -330,7 +389,9 @@ class StratumServer:
         ``on_disconnect(session)`` is called once a session's connection is gone. With ``tls_context``, a
         second listener on ``host:tls_port`` serves the same sessions over TLS (its context is read per
         connection: assign a renewed one to ``tls_context``); ``on_tls(result)`` hears of every handshake
-        ("ok", "timeout", "failed", "closed")."""
+        ("ok", "timeout", "failed", "closed"). ``proxy_protocol``: every connection on ``port`` starts with a
+        PROXY v1 or v2 header (a load balancer's), whose client address is the one limits, bans and logs see;
+        without one it is closed. On other ports a header is refused as a protocol error."""
         self.host = host
         self.port = port
         self.session_factory = session_factory
@@ -344,6 +405,7 @@ class StratumServer:
         self.guard.bans.listeners.append(self._on_ban)
         self.on_disconnect = on_disconnect
         self.tls_context = tls_context
+        self.proxy_protocol = proxy_protocol
         self.tls_port = tls_port
         self.on_tls = on_tls
         self._tls_socket: socket.socket | None = None
