@@ -189,6 +189,9 @@ class Miner:
         self.host, self.port, self.coin = host, port, coin
         self.tls, self.server_hostname = tls, server_hostname
         self.local_addr = (source, 0) if source is not None else None
+        # the session id to resume at subscribe (cgminer's second parameter), and the one the pool gave
+        self.resume_id: str | None = None
+        self.session_id = ""
         self.user = f"{address}.{worker}" if worker else address
         self.order: Order = order
         self.suggest = suggest_difficulty
@@ -269,9 +272,11 @@ class Miner:
         return await asyncio.wait_for(future, timeout)
 
     async def subscribe(self) -> dict[str, Any]:
-        reply = await self.request("mining.subscribe", ["test-miner/1.0"])
-        _, en1, size = reply["result"]
+        params = ["test-miner/1.0"] if self.resume_id is None else ["test-miner/1.0", self.resume_id]
+        reply = await self.request("mining.subscribe", params)
+        subscriptions, en1, size = reply["result"]
         self.extranonce1, self.extranonce2_size = bytes.fromhex(en1), size
+        self.session_id = str(subscriptions[0][1])
         return reply
 
     async def configure(self) -> dict[str, Any]:
@@ -349,6 +354,8 @@ class Miner:
             params = message.get("params") or []
             if method == "mining.set_difficulty":
                 self.difficulty = float(params[0])
+            elif method == "mining.set_extranonce":
+                self.extranonce1, self.extranonce2_size = bytes.fromhex(params[0]), int(params[1])
             elif method == "mining.notify":
                 self.job = NotifiedJob.from_params(params, self.difficulty)
                 self.jobs[self.job.job_id] = self.job

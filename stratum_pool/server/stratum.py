@@ -21,7 +21,7 @@ import structlog
 from stratum_pool.jobs.job import Job
 from stratum_pool.protocol import messages as msg
 from stratum_pool.protocol.actions import Action, Close, Send, ShareAccepted, ShareRejected
-from stratum_pool.protocol.session import Session
+from stratum_pool.protocol.session import Resumable, Session
 from stratum_pool.protocol.work import WorkSource
 from stratum_pool.server import proxy
 from stratum_pool.server.limits import Ban, Guard, ServerLimits
@@ -65,8 +65,67 @@ class ExtranonceAllocator:
     def release(self, extranonce1: bytes) -> None:
         self._in_use.discard(extranonce1)
 
+    def claim(self, extranonce1: bytes) -> bool:
+        """Take ``extranonce1`` (a resumed session's) if it is this allocator's and no live session holds it."""
+        if (len(extranonce1) != self.size or not extranonce1.startswith(self.prefix)
+                or extranonce1 in self._in_use):
+            return False
+        self._in_use.add(extranonce1)
+        return True
+
     def __len__(self) -> int:
         return len(self._in_use)
+
+
+# Disconnected sessions kept for resume at most (the oldest go first): a reconnect storm cannot grow memory
+# past this (a few hundred bytes each, plus the job difficulties: MAX_TRACKED_JOBS at most).
+MAX_RESUMABLE = 100_000
+
+
+class ResumeBook:
+    """Sessions whose connection is gone, for ``resume_seconds``: a miner that subscribes again with its
+    session id from the same address gets its extranonce1 back (if no live session holds it), with its
+    difficulty and its jobs' difficulties (their duplicate sets live in the JobBook under that extranonce1)."""
+
+    def __init__(self, allocator: ExtranonceAllocator, seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.allocator = allocator
+        self.seconds = seconds
+        self.clock = clock
+        self._kept: dict[str, tuple[float, str, Resumable]] = {}  # session id -> (gone at, peer, state)
+        self.resumed = 0
+
+    def keep(self, session: Session, peer: str) -> None:
+        if self.seconds <= 0 or not session.subscribed:
+            return
+        now = self.clock()
+        kept = self._kept
+        kept.pop(session.session_id, None)
+        kept[session.session_id] = (now, peer, session.resumable())
+        while kept:  # oldest first: drop the expired, and the oldest past the cap
+            first = next(iter(kept))
+            if len(kept) <= MAX_RESUMABLE and now - kept[first][0] <= self.seconds:
+                break
+            del kept[first]
+
+    def take(self, session: Session, session_id: str, peer: str) -> Resumable | None:
+        entry = self._kept.get(session_id)
+        if entry is None:
+            return None
+        gone_at, kept_peer, state = entry
+        if self.clock() - gone_at > self.seconds:
+            del self._kept[session_id]
+            return None
+        # another address naming an id (they are no secret) gets nothing: resuming is for the same device
+        if kept_peer != peer or not self.allocator.claim(state.extranonce1):
+            return None
+        del self._kept[session_id]
+        self.allocator.release(session.extranonce1)
+        self.resumed += 1
+        return state
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 class _Connection(asyncio.Protocol):
@@ -173,7 +232,13 @@ class _Connection(asyncio.Protocol):
         # a worker banned from this address (invalid shares) is refused at authorize, before the pool's own check
         self._admit_next = self.session.admit
         self.session.admit = self._admit
+        if self.server.resumes is not None:
+            self.session.resumer = self._resume
         self.server._register(self)
+
+    def _resume(self, session: Session, session_id: str) -> Resumable | None:
+        resumes = self.server.resumes
+        return resumes.take(session, session_id, self.peer) if resumes is not None else None
 
     def _admit(self, session_id: str, user: str, address: str) -> str | None:
         refusal = self.server.guard.worker_refusal(self.peer, user)
@@ -379,6 +444,7 @@ class StratumServer:
         tls_port: int = 0,
         on_tls: Callable[[str], None] | None = None,
         proxy_protocol: bool = False,
+        resume_seconds: float = 0.0,
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
@@ -391,7 +457,8 @@ class StratumServer:
         connection: assign a renewed one to ``tls_context``); ``on_tls(result)`` hears of every handshake
         ("ok", "timeout", "failed", "closed"). ``proxy_protocol``: every connection on ``port`` starts with a
         PROXY v1 or v2 header (a load balancer's), whose client address is the one limits, bans and logs see;
-        without one it is closed. On other ports a header is refused as a protocol error."""
+        without one it is closed. On other ports a header is refused as a protocol error. ``resume_seconds``
+        (with ``allocator``): how long a disconnected session may be resumed (:class:`ResumeBook`; 0: never)."""
         self.host = host
         self.port = port
         self.session_factory = session_factory
@@ -406,6 +473,7 @@ class StratumServer:
         self.on_disconnect = on_disconnect
         self.tls_context = tls_context
         self.proxy_protocol = proxy_protocol
+        self.resumes = ResumeBook(allocator, resume_seconds) if allocator is not None and resume_seconds > 0 else None
         self.tls_port = tls_port
         self.on_tls = on_tls
         self._tls_socket: socket.socket | None = None
@@ -647,6 +715,8 @@ class StratumServer:
         was_live = conn in self._connections
         self._connections.pop(conn, None)
         if was_live and conn.session is not None:
+            if self.resumes is not None:
+                self.resumes.keep(conn.session, conn.peer)
             if self.allocator is not None:
                 self.allocator.release(conn.session.extranonce1)
             if self.on_disconnect is not None:
