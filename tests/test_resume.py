@@ -152,3 +152,56 @@ async def test_without_extranonce_subscribe_a_live_session_keeps_its_extranonce(
         assert again["result"][1] == mine  # it cannot be told of a change: nothing changes
     finally:
         await c.close()
+
+
+@pytest.mark.integration
+async def test_resume_through_the_pool_on_bcoin(bcoin_node: Any) -> None:
+    """The same through CoinPool (resume_seconds from the config) on a real bcoin regtest node: a share of a
+    job sent before the disconnect is accepted after the resume, its duplicate refused, and a block found on
+    the resumed session is accepted by the node."""
+    from stratum_pool.chain.address import address_to_script
+    from stratum_pool.chain.target import bits_to_target
+    from stratum_pool.config import parse_settings
+    from stratum_pool.pool import CoinPool
+
+    btc = COIN
+    doc = {"coins": [{"coin": "bitcoin", "network": "regtest", "stratum_host": "127.0.0.1", "stratum_port": 0,
+                      "resume_seconds": 30, "poll_interval_seconds": 0.5,
+                      "vardiff": {"initial": 1e-12, "minimum": 1e-12, "suggestion_policy": "fixed"},
+                      "daemons": [bcoin_node.daemon_config()]}]}
+    coin = CoinPool(parse_settings(doc, address_check=address_to_script).coins[0])
+    await coin.start(ready_timeout=30)
+    try:
+        address = bcoin_node.new_address()
+        old = await Miner("127.0.0.1", coin.port, btc, address, "s9", order="cgminer").start()
+        assert old.job is not None
+        network = btc.diff1_target / bits_to_target(old.job.nbits)
+        sent = old.find(max_difficulty=network)
+        assert (await old.submit_share(sent))["result"] is True
+        in_flight = old.find(max_difficulty=network)
+        await old.close()
+        for _ in range(250):
+            if coin.server.resumes is not None and len(coin.server.resumes) == 1:
+                break
+            await asyncio.sleep(0.02)
+        back = Miner("127.0.0.1", coin.port, btc, address, "s9", order="cgminer")
+        back.resume_id = old.session_id
+        await back.start()
+        try:
+            assert back.extranonce1 == old.extranonce1
+            assert (await back.submit_share(in_flight))["result"] is True
+            assert error_code(await back.submit_share(sent)) == 22
+            back._en2 = itertools.count(1000)
+            height = bcoin_node.rpc("getblockcount")
+            assert back.job is not None
+            block = back.find(min_difficulty=btc.diff1_target / bits_to_target(back.job.nbits))
+            assert (await back.submit_share(block))["result"] is True
+            for _ in range(500):
+                if bcoin_node.rpc("getblockcount") == height + 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert bcoin_node.rpc("getblockcount") == height + 1
+        finally:
+            await back.close()
+    finally:
+        await coin.stop()
