@@ -112,6 +112,8 @@ class CoinSettings:
     # limits, bans, logs and metrics use; a connection without one is closed. Never on a port clients reach
     # directly (they could name any address); off, a header is refused as a protocol error.
     proxy_protocol: bool = field(default=False, metadata=ANY)
+    # the same for tls_port, behind a TCP proxy that passes TLS through (the header comes before the handshake)
+    tls_proxy_protocol: bool = field(default=False, metadata=ANY)
     # a miner that subscribes again with its session id within this long of its disconnect (from the same
     # address, on the same process) gets its extranonce1, difficulty and jobs back; 0 = never
     resume_seconds: float = field(default=120.0, metadata=at_least(0, "0 (never) or more seconds"))

@@ -166,7 +166,7 @@ class CoinPool:
             tls_context=(server_context(settings.tls_cert_file, settings.tls_key_file)
                          if settings.tls_cert_file else None),
             tls_port=settings.tls_port, on_tls=self._tls_result, proxy_protocol=settings.proxy_protocol,
-            resume_seconds=settings.resume_seconds,
+            resume_seconds=settings.resume_seconds, tls_proxy_protocol=settings.tls_proxy_protocol,
         )
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []

@@ -236,3 +236,44 @@ async def test_a_header_on_a_port_not_configured_for_it_is_refused() -> None:
         assert "203.0.113.7" not in pool.guard._windows and "127.0.0.8" in pool.guard._windows
     finally:
         await pool.server.close()
+
+
+async def test_tls_passed_through_haproxy_with_proxy_headers(tmp_path: Path) -> None:
+    """HAProxy passing TLS through (mode tcp) to the TLS port with send-proxy / send-proxy-v2: the header comes
+    in the clear before the handshake; the miners verify the pool's certificate through the proxy and are
+    counted under their own addresses."""
+    from test_tls import client_context, make_cert
+
+    from stratum_pool.server.tls import server_context
+
+    cert, key = make_cert(tmp_path)
+    pool = AbusePool(LIMITS, POLICY, SessionConfig(COIN, initial_difficulty=2e-7))
+    pool.server.tls_context = server_context(str(cert), str(key))
+    pool.server.tls_proxy_protocol = True
+    results: list[str] = []
+    pool.server.on_tls = results.append
+    await pool.server.start()
+    try:
+        with haproxy(pool.server.tls_port, tmp_path) as proxy:
+            miners = [Miner("127.0.0.1", port, COIN, ADDRESS, f"tls{i}", source=f"127.0.0.{10 + i}",
+                            tls=client_context(cert), server_hostname="localhost")
+                      for i, port in enumerate((proxy.v1_port, proxy.v2_port))]
+            try:
+                for m in miners:
+                    await m.start()
+                    assert (await m.mine_share())["result"] is True
+                assert pool.guard.per_ip == {"127.0.0.10": 1, "127.0.0.11": 1}
+                # (haproxy() probing the frontends made HAProxy open and drop connections: "closed")
+                assert results.count("ok") == 2 and set(results) <= {"ok", "closed"}
+            finally:
+                for m in miners:
+                    await m.close()
+        # straight to the TLS port without a header: closed before any handshake or count
+        c = await Client.open(pool.server.tls_port, "127.0.0.12")
+        await c.send(b"\x16\x03\x01\x00\x05hello")  # the start of a ClientHello, not a PROXY header
+        assert await c.closed()
+        await c.close()
+        assert results.count("ok") == 2 and "127.0.0.12" not in pool.guard.per_ip
+        assert "failed" not in results and "timeout" not in results  # no handshake was even tried
+    finally:
+        await pool.server.close()

@@ -406,6 +406,34 @@ class _Connection(asyncio.Protocol):
         self.server._forget(self)
 
 
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _read_proxy_header(sock: socket.socket) -> proxy.ProxyHeader:
+    """The PROXY header at the start of ``sock`` (non-blocking), consuming exactly its bytes."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            data = sock.recv(proxy.V2_MAX, socket.MSG_PEEK)
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock.fileno(), _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock.fileno())
+            continue
+        if not data:
+            raise proxy.ProxyError("closed before a PROXY header")
+        header = proxy.parse(data)
+        if header is not None:
+            sock.recv(header.length)  # already queued: the socket's first bytes, exactly the header
+            return header
+        await asyncio.sleep(0.01)  # half a header queued (rare): the socket stays readable, so poll gently
+
+
 def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
     """A listening, non-blocking TCP socket on ``host:port`` (IPv6 when ``host`` is an IPv6 address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -445,6 +473,7 @@ class StratumServer:
         on_tls: Callable[[str], None] | None = None,
         proxy_protocol: bool = False,
         resume_seconds: float = 0.0,
+        tls_proxy_protocol: bool = False,
     ) -> None:
         """``session_factory(peer_ip)`` makes a session; when it draws extranonce1 values from
         ``allocator``, pass the allocator here too so they are released on disconnect. ``reuse_port`` sets
@@ -473,6 +502,7 @@ class StratumServer:
         self.on_disconnect = on_disconnect
         self.tls_context = tls_context
         self.proxy_protocol = proxy_protocol
+        self.tls_proxy_protocol = tls_proxy_protocol  # the same for the TLS port (TLS passed through)
         self.resumes = ResumeBook(allocator, resume_seconds) if allocator is not None and resume_seconds > 0 else None
         self.tls_port = tls_port
         self.on_tls = on_tls
@@ -545,15 +575,40 @@ class StratumServer:
                 await asyncio.sleep(0.1)
                 continue
             peer = str(address[0]) if isinstance(address, tuple) and address else ""
-            refusal = guard.admit(peer)
-            if refusal is not None:
-                self.log.debug("connection_refused", peer=peer, reason=refusal)
-                sock.close()
-                continue
-            guard.opened(peer)
-            task = asyncio.create_task(self._handshake(sock, peer))
+            if self.tls_proxy_protocol:  # the client's address comes first, in the clear, before TLS
+                task = asyncio.create_task(self._proxied_tls(sock, peer))
+            else:
+                refusal = guard.admit(peer)
+                if refusal is not None:
+                    self.log.debug("connection_refused", peer=peer, reason=refusal)
+                    sock.close()
+                    continue
+                guard.opened(peer)
+                task = asyncio.create_task(self._handshake(sock, peer))
             self._handshakes[task] = None
             task.add_done_callback(self._handshakes.pop)
+
+    async def _proxied_tls(self, sock: socket.socket, peer: str) -> None:
+        """A TLS port behind a TCP proxy: read the PROXY header off the socket (exactly its bytes, the
+        ClientHello stays queued), admit the client's address, then the handshake."""
+        try:
+            header = await asyncio.wait_for(_read_proxy_header(sock), self.limits.proxy_header_timeout_seconds)
+        except (TimeoutError, proxy.ProxyError, OSError) as exc:
+            self.log.info("proxy_header_refused", peer=peer, reason=str(exc) or "no PROXY header in time")
+            sock.close()
+            return
+        except BaseException:
+            sock.close()
+            raise
+        if header.source is not None:
+            peer = header.source
+        refusal = self.guard.admit(peer)
+        if refusal is not None:
+            self.log.debug("connection_refused", peer=peer, reason=refusal)
+            sock.close()
+            return
+        self.guard.opened(peer)
+        await self._handshake(sock, peer)
 
     async def _handshake(self, sock: socket.socket, peer: str) -> None:
         loop = asyncio.get_running_loop()
