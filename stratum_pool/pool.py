@@ -306,7 +306,10 @@ class CoinPool:
         changed. Ports, daemons, coin and mode need a restart."""
         old = self.settings
         fixed = [k for k in ("coin", "mode", "stratum_host", "stratum_port", "daemons", "extranonce2_size",
-                             "pool_address", "tls_port") if getattr(old, k) != getattr(settings, k)]
+                             "pool_address", "tls_port", "proxy_protocol", "tls_proxy_protocol", "resume_seconds")
+                 if getattr(old, k) != getattr(settings, k)]
+        if bool(old.tls_cert_file) != bool(settings.tls_cert_file):  # a TLS port opened or closed
+            fixed.append("tls_cert_file")
         if fixed:
             log.warning("reload_needs_restart", coin=self.coin.key, settings=fixed)
         changed = []
@@ -321,8 +324,11 @@ class CoinPool:
             changed.append("vardiff")
         if self.reload_tls(settings):
             changed.append("tls")
-        self.settings = replace(old, vardiff=settings.vardiff, tls_cert_file=settings.tls_cert_file,
-                                tls_key_file=settings.tls_key_file)
+        if self.server.tls_context is not None and settings.tls_cert_file:
+            self.settings = replace(old, vardiff=settings.vardiff, tls_cert_file=settings.tls_cert_file,
+                                    tls_key_file=settings.tls_key_file)
+        else:
+            self.settings = replace(old, vardiff=settings.vardiff)
         return changed
 
     def apply_limits(self, limits: ServerLimits, policy: BanPolicy) -> list[str]:

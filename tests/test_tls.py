@@ -210,3 +210,28 @@ def test_tls_settings(tmp_path: Path) -> None:
             parse_settings(coin_doc(**keys))
         for word in words:
             assert word in str(info.value), (keys, str(info.value))
+
+
+async def test_coin_pool_reload_swaps_the_certificate(tmp_path: Path) -> None:
+    """CoinPool.reload (what SIGHUP runs): a renewed pair replaces the context; a broken one keeps the old;
+    switching TLS or the PROXY protocol on or off waits for a restart."""
+    from stratum_pool.pool import CoinPool
+
+    cert, key = make_cert(tmp_path)
+    settings = parse_settings(coin_doc(tls_cert_file=str(cert), tls_key_file=str(key), tls_port=0)).coins[0]
+    coin = CoinPool(settings)
+    try:
+        first = coin.server.tls_context
+        assert first is not None and coin.tls_port == 0
+        renewed, renewed_key = make_cert(tmp_path, "renewed")
+        fresh = parse_settings(coin_doc(tls_cert_file=str(renewed), tls_key_file=str(renewed_key), tls_port=0))
+        assert coin.reload(fresh.coins[0]) == ["tls"]
+        second = coin.server.tls_context
+        assert second is not None and second is not first and coin.settings.tls_cert_file == str(renewed)
+        renewed_key.write_text("not a key")  # a renewal half written: the pool keeps serving the last good pair
+        assert coin.reload(fresh.coins[0]) == [] and coin.server.tls_context is second
+        plain = parse_settings(coin_doc(proxy_protocol=True)).coins[0]
+        assert coin.reload(plain) == [] and coin.server.proxy_protocol is False
+        assert coin.server.tls_context is second and coin.settings.tls_cert_file == str(renewed)
+    finally:
+        await coin.daemon.close()
