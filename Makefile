@@ -40,6 +40,14 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+# HAProxy in front of the pool for the PROXY protocol test (Debian's package).
+.PHONY: haproxy
+test: haproxy
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; \
+	  else echo "haproxy is missing: sudo apt-get install haproxy" >&2; exit 1; fi; }
+
 # bcoin (Bitcoin regtest, sha256d) from the npm registry into a project-local folder.
 bcoin:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast, get_type_hints
 
 from stratum_pool.coins import COINS, Coin, coin_key
 from stratum_pool.server.limits import BanPolicy, ServerLimits
+from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
 from stratum_pool.shares.core import MAX_EXTRANONCE2_SIZE, MIN_EXTRANONCE2_SIZE
 from stratum_pool.shares.vardiff import SUGGESTION_POLICIES
@@ -104,6 +105,21 @@ class CoinSettings:
     # Stratum V2 (Noise-encrypted): its port (0 = off) and the authority key file (`stratum-pool sv2-keys`).
     sv2_port: int = field(default=0, metadata=PORT)
     sv2_authority_key_file: str = field(default="", metadata=ANY)
+    # stratum+tls: with a certificate (PEM, chain after the leaf) and its key, the same sessions on tls_port
+    # too (on stratum_host; TLS 1.2 and 1.3); both files are re-read on SIGHUP (renewals). "" = no TLS port.
+    tls_cert_file: str = field(default="", metadata=ANY)
+    tls_key_file: str = field(default="", metadata=ANY)
+    tls_port: int = field(default=3443, metadata=PORT)
+    # stratum_port sits behind a load balancer or TLS terminator (HAProxy send-proxy / send-proxy-v2, nginx
+    # proxy_protocol): each connection starts with a PROXY v1 or v2 header naming the client, whose address
+    # limits, bans, logs and metrics use; a connection without one is closed. Never on a port clients reach
+    # directly (they could name any address); off, a header is refused as a protocol error.
+    proxy_protocol: bool = field(default=False, metadata=ANY)
+    # the same for tls_port, behind a TCP proxy that passes TLS through (the header comes before the handshake)
+    tls_proxy_protocol: bool = field(default=False, metadata=ANY)
+    # a miner that subscribes again with its session id within this long of its disconnect (from the same
+    # address, on the same process) gets its extranonce1, difficulty and jobs back; 0 = never
+    resume_seconds: float = field(default=120.0, metadata=at_least(0, "0 (never) or more seconds"))
 
     @property
     def fee_ppm(self) -> int:
@@ -292,6 +308,7 @@ def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coi
     if cs.sv2_port and not cs.sv2_authority_key_file:
         raise ConfigError(f"{path}.sv2_authority_key_file: required when sv2_port is set "
                           "(make one with `stratum-pool sv2-keys --out FILE`)")
+    _check_tls(cs, path)
     if address_check is not None:
         for k in ("pool_address", "fee_address"):
             value = getattr(cs, k)
@@ -301,6 +318,21 @@ def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coi
                 except ValueError as exc:
                     raise ConfigError(f"{path}.{k}: {value!r} is not a {key} address: {exc}") from None
     return cs
+
+
+def _check_tls(cs: CoinSettings, path: str) -> None:
+    """Both TLS files or neither, and they load (the text names the key, the file and why not)."""
+    if bool(cs.tls_cert_file) != bool(cs.tls_key_file):
+        given, missing = ("tls_cert_file", "tls_key_file") if cs.tls_cert_file else ("tls_key_file", "tls_cert_file")
+        raise ConfigError(f"{path}.{missing}: required with {given} ({getattr(cs, given)!r}); give both or neither")
+    if cs.tls_cert_file:
+        if cs.tls_port == cs.stratum_port and cs.tls_port != 0:
+            raise ConfigError(f"{path}.tls_port: {cs.tls_port} is the stratum_port; give another port")
+        try:
+            server_context(cs.tls_cert_file, cs.tls_key_file)
+        except TlsError as exc:
+            raise ConfigError(f"{path}.tls_cert_file: {cs.tls_cert_file!r} is not allowed; a PEM certificate "
+                              f"matching tls_key_file: {exc}") from None
 
 
 def _section(data: Mapping[str, Any], key: str, cls: type[T]) -> T:
@@ -340,6 +372,10 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
                 raise ConfigError(f"coins[{i}].{key}: {port} is already used by {ports[port]}")
             if port:
                 ports[port] = f"coins[{i}]"
+        if cs.tls_cert_file and cs.tls_port:
+            if cs.tls_port in ports:
+                raise ConfigError(f"coins[{i}].tls_port: {cs.tls_port} is already used by {ports[cs.tls_port]}")
+            ports[cs.tls_port] = f"coins[{i}] (TLS)"
         coins.append(cs)
     if database.dsn == "" and any(cs.mode != "solo" for cs in coins):
         raise ConfigError("database.dsn: required when a coin's mode is pplns or prop (credits live there)")

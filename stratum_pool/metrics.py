@@ -92,6 +92,12 @@ class PoolMetrics:
         self.sv2_noise_failures = Counter("stratum_pool_sv2_noise_failures_total",
                                           "Stratum V2 connections the Noise layer refused, by stage",
                                           ["coin", "stage"], registry=r)
+        self.tls_handshakes = Counter("stratum_pool_tls_handshakes_total",
+                                      "TLS handshakes on stratum+tls ports by result (ok, timeout, failed, closed)",
+                                      ["coin", "result"], registry=r)
+        self.worker_bans = Counter("stratum_pool_worker_bans_total",
+                                   "Worker names banned from one IP address (the address's other workers mine on)",
+                                   ["coin", "reason"], registry=r)
         self._window: dict[str, deque[tuple[float, float]]] = {}
         self._accepted: dict[str, _Accepted] = {}
         self._rejected: dict[tuple[str, str], int] = {}  # counted since the last flush

@@ -46,6 +46,7 @@ from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
 from stratum_pool.server.sv2 import Sv2Server
+from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.loader import SpoolLoader
@@ -168,6 +169,10 @@ class CoinPool:
             settings.stratum_host, settings.stratum_port, self._new_session, self.on_action,
             allocator=self.allocator, sock=listen_socket, reuse_port=listen_socket is not None,
             guard=self.guard, on_disconnect=self._session_closed,
+            tls_context=(server_context(settings.tls_cert_file, settings.tls_key_file)
+                         if settings.tls_cert_file else None),
+            tls_port=settings.tls_port, on_tls=self._tls_result, proxy_protocol=settings.proxy_protocol,
+            resume_seconds=settings.resume_seconds, tls_proxy_protocol=settings.tls_proxy_protocol,
         )
         # Stratum V2 beside V1: the same sessions' rules, guard, allocator and accounting behind Noise
         self.sv2_server: Sv2Server | None = None
@@ -229,6 +234,11 @@ class CoinPool:
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def tls_port(self) -> int | None:
+        """The stratum+tls port (None: no TLS)."""
+        return self.server.tls_port if self.server.tls_context is not None else None
 
     async def stop(self) -> None:
         # stop accepting, let block submissions in flight finish, then the rest
@@ -318,7 +328,10 @@ class CoinPool:
         changed. Ports, daemons, coin and mode need a restart."""
         old = self.settings
         fixed = [k for k in ("coin", "mode", "stratum_host", "stratum_port", "daemons", "extranonce2_size",
-                             "pool_address") if getattr(old, k) != getattr(settings, k)]
+                             "pool_address", "tls_port", "proxy_protocol", "tls_proxy_protocol", "resume_seconds")
+                 if getattr(old, k) != getattr(settings, k)]
+        if bool(old.tls_cert_file) != bool(settings.tls_cert_file):  # a TLS port opened or closed
+            fixed.append("tls_cert_file")
         if fixed:
             log.warning("reload_needs_restart", coin=self.coin.key, settings=fixed)
         changed = []
@@ -334,7 +347,13 @@ class CoinPool:
                 vardiff.enabled = self.session_config.vardiff_enabled
                 vardiff.difficulty = vardiff.clamp(vardiff.difficulty)
             changed.append("vardiff")
-        self.settings = replace(old, vardiff=settings.vardiff)
+        if self.reload_tls(settings):
+            changed.append("tls")
+        if self.server.tls_context is not None and settings.tls_cert_file:
+            self.settings = replace(old, vardiff=settings.vardiff, tls_cert_file=settings.tls_cert_file,
+                                    tls_key_file=settings.tls_key_file)
+        else:
+            self.settings = replace(old, vardiff=settings.vardiff)
         return changed
 
     def apply_limits(self, limits: ServerLimits, policy: BanPolicy) -> list[str]:
@@ -386,9 +405,29 @@ class CoinPool:
     def _session_closed(self, session: Session | Sv2Session) -> None:
         self.worker_registry.release(session.session_id)
 
+    def _tls_result(self, result: str) -> None:
+        self.metrics.tls_handshakes.labels(self.coin.key, result).inc()
+
+    def reload_tls(self, settings: CoinSettings) -> bool:
+        """SIGHUP: re-read the certificate and key (a renewal): new TLS connections get them, open ones keep
+        theirs. A file that cannot be loaded keeps the old ones (logged). True when a new pair is in use."""
+        if not settings.tls_cert_file or self.server.tls_context is None:
+            return False
+        try:
+            self.server.tls_context = server_context(settings.tls_cert_file, settings.tls_key_file)
+        except TlsError as exc:
+            log.error("tls_reload_failed", coin=self.coin.key, error=str(exc))
+            return False
+        log.info("tls_certificate_loaded", coin=self.coin.key, cert=settings.tls_cert_file)
+        return True
+
     def _banned(self, ban: Ban) -> None:
-        log.warning("ip_banned", coin=self.coin.key, ip=ban.ip, reason=ban.reason, until=ban.until)
-        self.metrics.bans.labels(self.coin.key, ban.reason).inc()
+        if ban.worker:  # one worker name refused from that address; its neighbours mine on
+            log.warning("worker_banned", coin=self.coin.key, ip=ban.ip, worker=ban.worker, reason=ban.reason,
+                        until=ban.until)
+        else:
+            log.warning("ip_banned", coin=self.coin.key, ip=ban.ip, reason=ban.reason, until=ban.until)
+        (self.metrics.worker_bans if ban.worker else self.metrics.bans).labels(self.coin.key, ban.reason).inc()
 
     def on_action(self, action: Action) -> Awaitable[None] | None:
         """Account for a session's action. For an accepted share, returns what the miner's answer waits
@@ -563,8 +602,8 @@ class Pool:
         return changed
 
     def ban_rows(self) -> list[dict[str, object]]:
-        """The active bans for the API: ip, until (unix time), reason."""
-        return [{"ip": b.ip, "until": b.until, "reason": b.reason} for b in self.bans.active()]
+        """The active bans for the API: ip, until (unix time), reason, worker ("" for the whole address)."""
+        return [{"ip": b.ip, "until": b.until, "reason": b.reason, "worker": b.worker} for b in self.bans.active()]
 
     async def _confirmations_loop(self, coin: CoinPool, interval: float = CONFIRMATIONS_INTERVAL_SECONDS) -> None:
         """Follow found blocks on the daemon: orphaned ones void their credits, mature ones credit balances."""

@@ -89,6 +89,10 @@ async def serve(settings: Settings, config_path: str | None = None, worker: Work
                   f"({coin.coin.algorithm})", flush=True)
             if coin.sv2_url:
                 print(f"{coin.sv2_url}  Stratum V2 (Noise)", flush=True)
+            if coin.tls_port is not None:
+                print(f"stratum+tls://{coin.settings.stratum_host}:{coin.tls_port}  {coin.coin.name} "
+                      f"{coin.coin.network} ({coin.coin.algorithm})  certificate: {coin.settings.tls_cert_file}",
+                      flush=True)
     else:
         print(status_line(worker.index, os.getpid(), [(c.coin.key, c.port, c.notify_port) for c in pool.coins]),
               flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -178,8 +179,19 @@ class Miner:
         suggest_difficulty: float | None = None,
         password: str = "x",
         version_mask: int = 0xFFFFFFFF,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        source: str | None = None,
     ) -> None:
+        """``tls``: connect over stratum+tls with this client context (verifying the certificate against
+        ``server_hostname``, by default ``host``), as ESP-Miner does. ``source``: the local address to connect
+        from (127.0.0.x: several "clients" on one machine)."""
         self.host, self.port, self.coin = host, port, coin
+        self.tls, self.server_hostname = tls, server_hostname
+        self.local_addr = (source, 0) if source is not None else None
+        # the session id to resume at subscribe (cgminer's second parameter), and the one the pool gave
+        self.resume_id: str | None = None
+        self.session_id = ""
         self.user = f"{address}.{worker}" if worker else address
         self.order: Order = order
         self.suggest = suggest_difficulty
@@ -201,7 +213,12 @@ class Miner:
         self._task: asyncio.Task[None] | None = None
 
     async def connect(self) -> Miner:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        if self.tls is not None:
+            self._reader, self._writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.tls, server_hostname=self.server_hostname or self.host,
+                local_addr=self.local_addr)
+        else:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=self.local_addr)
         self._task = asyncio.create_task(self._read_loop())
         return self
 
@@ -255,9 +272,11 @@ class Miner:
         return await asyncio.wait_for(future, timeout)
 
     async def subscribe(self) -> dict[str, Any]:
-        reply = await self.request("mining.subscribe", ["test-miner/1.0"])
-        _, en1, size = reply["result"]
+        params = ["test-miner/1.0"] if self.resume_id is None else ["test-miner/1.0", self.resume_id]
+        reply = await self.request("mining.subscribe", params)
+        subscriptions, en1, size = reply["result"]
         self.extranonce1, self.extranonce2_size = bytes.fromhex(en1), size
+        self.session_id = str(subscriptions[0][1])
         return reply
 
     async def configure(self) -> dict[str, Any]:
@@ -335,6 +354,8 @@ class Miner:
             params = message.get("params") or []
             if method == "mining.set_difficulty":
                 self.difficulty = float(params[0])
+            elif method == "mining.set_extranonce":
+                self.extranonce1, self.extranonce2_size = bytes.fromhex(params[0]), int(params[1])
             elif method == "mining.notify":
                 self.job = NotifiedJob.from_params(params, self.difficulty)
                 self.jobs[self.job.job_id] = self.job

@@ -308,10 +308,11 @@ async def test_a_duplicate_after_reconnect_never_bans(pool: tuple[AbusePool, Min
 # ----- floods and bans
 
 
-async def test_ten_thousand_connections_from_one_ip(pool: tuple[AbusePool, Miner]) -> None:
+async def test_ten_thousand_connections_from_one_ip(make_pool: PoolFactory) -> None:
     """10,000 connects from 127.0.0.3 with max_connections_per_ip = 100: 100 stay, the rest are closed at
-    once (no session made, no extranonce drawn)."""
-    p, good = pool
+    once (no session made, no extranonce drawn). The flood ban is held off here (bans.max_refused_connections
+    above the refusals) to show the cap alone; test_nat_farm shows the ban."""
+    p, good = await make_pool(policy=replace(POLICY, max_refused_connections=20_000))
     loop = asyncio.get_running_loop()
     total, source = 10_000, "127.0.0.3"
     socks: list[socket.socket] = []
@@ -487,3 +488,71 @@ async def test_idle_timeout_closes(make_pool: PoolFactory) -> None:
     await c.handshake()  # then silence -> closed
     assert await c.closed()
     await c.close()
+
+
+# ----- many devices behind one address
+
+
+async def test_nat_farm(make_pool: PoolFactory) -> None:
+    """21 devices behind one address (127.0.0.1) besides the good miner: 20 honest, one ("broken") sending
+    shares below its difficulty. After min_shares of them the broken worker is banned from that address: its
+    connection is closed and its name refused there, while the 20 honest miners (and the address) mine on.
+    Then the same address floods connections past max_connections_per_ip: past max_refused_connections
+    refusals the whole address is banned and cut off."""
+    limits = replace(LIMITS, max_connections_per_ip=40)
+    p, good = await make_pool(limits=limits, policy=replace(POLICY, max_refused_connections=20))
+    honest = [await p.miner(f"rig{i:02}").start() for i in range(20)]
+    broken = await p.miner("broken").start()
+    flood: list[socket.socket] = []
+    try:
+        replies = []
+        for _ in range(POLICY.min_shares):
+            # each round: every honest device finds a share, and the broken one sends one far too easy
+            replies += await asyncio.gather(*(m.mine_share() for m in honest))
+            low = broken.find(min_difficulty=1e-12, max_difficulty=1e-7)
+            with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+                assert error_code(await broken.submit_share(low)) == 23  # low difficulty
+        assert all(r["result"] is True for r in replies) and len(replies) == 20 * POLICY.min_shares
+        assert [(b.ip, b.worker, b.reason) for b in p.banned] == [
+            ("127.0.0.1", f"{ADDRESS}.broken", "invalid-shares")]
+        assert p.bans.banned("127.0.0.1") is None  # the address is not banned
+        assert broken._task is not None
+        await asyncio.wait_for(broken._task, 5)  # the broken worker's connection was closed
+        # back with the same name from the same address: refused at authorize (24), the connection stays
+        again = Miner("127.0.0.1", p.server.port, COIN, ADDRESS, "broken")
+        await again.connect()
+        await again.subscribe()
+        reply = await again.authorize()
+        assert error_code(reply) == 24 and "broken is banned" in reply["error"][1]
+        await again.close()
+        # every honest device keeps mining
+        replies = await asyncio.gather(*(m.mine_share() for m in honest))
+        assert all(r["result"] is True for r in replies)
+        await good_miner_still_mines(good)
+
+        # the same address floods connections: 40 at most are let in, the rest refused, and past 20 refusals
+        # in the window the address is banned: every connection from it is dropped, honest ones too
+        loop = asyncio.get_running_loop()
+        for _ in range(80):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            flood.append(s)
+            await loop.sock_connect(s, ("127.0.0.1", p.server.port))
+        for _ in range(200):
+            if p.bans.banned("127.0.0.1") is not None and p.sessions_from("127.0.0.1") == 0:
+                break
+            await asyncio.sleep(0.05)
+        ban = p.bans.banned("127.0.0.1")
+        assert ban is not None and ban.reason == "connection-flood"
+        assert p.sessions_from("127.0.0.1") == 0
+        for m in honest:
+            assert m._task is not None
+            await asyncio.wait_for(m._task, 5)  # cut off
+        refused = await open_client(p, "127.0.0.1")
+        assert await refused.closed()
+        await refused.close()
+    finally:
+        for s in flood:
+            s.close()
+        for m in [*honest, broken]:
+            await m.close()

@@ -62,18 +62,51 @@ def test_guard_counts_and_bans() -> None:
     assert guard.admit("3.3.3.3") is None and guard.refused == 2
     # duplicates alone, under the minimum count: no ban; stale never counts
     for _ in range(3):
-        assert guard.share("4.4.4.4", "duplicate") is None
-    assert guard.share("4.4.4.4", "stale") is None
-    ban = guard.share("4.4.4.4", "low-difficulty")  # 4 invalid of 4 >= 0.75 at the minimum of 4
-    assert ban is not None and ban.reason == "invalid-shares" and guard.admit("4.4.4.4") == "banned"
+        assert guard.share("4.4.4.4", "duplicate", "a.bad") is None
+    assert guard.share("4.4.4.4", "stale", "a.bad") is None
+    # another worker's good shares from the same address do not dilute a.bad's ratio
+    for _ in range(10):
+        assert guard.share("4.4.4.4", None, "a.good") is None
+    ban = guard.share("4.4.4.4", "low-difficulty", "a.bad")  # 4 invalid of 4 >= 0.75 at the minimum of 4
+    assert ban is not None and ban.reason == "invalid-shares" and ban.worker == "a.bad"
+    # the worker is banned from that address, not the address, nor the worker from elsewhere
+    assert guard.admit("4.4.4.4") is None and bans.banned("4.4.4.4") is None
+    assert guard.worker_refusal("4.4.4.4", "a.bad") == "worker a.bad is banned for 5 s more (invalid-shares)"
+    assert guard.worker_refusal("4.4.4.4", "a.good") is None and guard.worker_refusal("6.6.6.6", "a.bad") is None
     # a window that ends forgets: 2 malformed, wait, 2 more: no ban; a third in one window bans
     guard.malformed("5.5.5.5", 2)
     now[0] = 11
     assert guard.malformed("5.5.5.5", 2) is None
     assert guard.malformed("5.5.5.5") is not None
     assert seen == ["invalid-shares", "malformed"]
+    assert guard.worker_refusal("5.5.5.5", "a.good") == "this address is banned for 5 s more (malformed)"
     now[0] = 20  # bans expire
-    assert bans.banned("4.4.4.4") is None and bans.active() == []
+    assert bans.banned("4.4.4.4", "a.bad") is None and bans.active() == []
+
+
+def test_whole_address_bans_only_for_floods_and_churn() -> None:
+    now = [0.0]
+    bans = BanList(clock=lambda: now[0])
+    guard = Guard(ServerLimits(max_connections_per_ip=2),
+                  BanPolicy(window_seconds=10, max_refused_connections=3, max_unauthenticated=4), bans,
+                  clock=lambda: now[0])
+    for _ in range(2):
+        guard.opened("7.7.7.7")
+    # refusals at the per-address cap: 3 in a window are tolerated (devices retrying), the 4th bans
+    for _ in range(3):
+        assert guard.admit("7.7.7.7") == "too many connections from this address"
+    assert bans.banned("7.7.7.7") is None
+    assert guard.admit("7.7.7.7") == "too many connections from this address"
+    flood = bans.banned("7.7.7.7")
+    assert flood is not None and flood.reason == "connection-flood" and guard.admit("7.7.7.7") == "banned"
+    # connections that close without authorizing: 4 in a window pass, the 5th bans; a new window forgets
+    for _ in range(4):
+        assert guard.unauthenticated("8.8.8.8") is None
+    now[0] = 10
+    for _ in range(4):
+        assert guard.unauthenticated("8.8.8.8") is None
+    churn = guard.unauthenticated("8.8.8.8")
+    assert churn is not None and churn.reason == "unauthenticated-churn" and churn.worker == ""
 
 
 def test_worker_registry() -> None:

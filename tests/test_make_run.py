@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -70,11 +71,12 @@ def port_open(port: int) -> bool:
 
 
 async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(tmp_path: Path) -> None:
-    port, api_port, sv2_port = free_port(), free_port(), free_port()
+    port, api_port, tls_port, sv2_port = free_port(), free_port(), free_port(), free_port()
     sv2_dir = tmp_path / "sv2"
     proc = subprocess.Popen(
-        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()} --api-port {api_port}"
-                              f" --sv2-port {sv2_port} --sv2-dir {sv2_dir}"],
+        ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()} --api-port {api_port} "
+                              f"--tls-port {tls_port} --tls-dir {tmp_path / 'tls'} "
+                              f"--sv2-port {sv2_port} --sv2-dir {sv2_dir}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         start_new_session=True,
     )
@@ -135,6 +137,16 @@ async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(tmp_pa
         account = miner_view["accounts"][0]
         assert [w["name"] for w in account["workers"]] == ["bitaxe"]
         assert account["accepted_24h"] == 3
+        # the TLS port, with the certificate make run printed, verified by name as ESP-Miner does
+        tls_line = out.wait_for(rf"stratum\+tls://127\.0\.0\.1:{tls_port}  bitcoin regtest .*paste into the "
+                                rf"miner: (\S+)\)", 5)
+        pem = Path(tls_line.group(1))
+        assert pem == tmp_path / "tls" / "cert.pem" and len(pem.read_text()) < 3000  # fits AxeOS's field
+        for name in ("localhost", "127.0.0.1"):
+            context = ssl.create_default_context(cafile=str(pem))
+            async with Miner("127.0.0.1", tls_port, BTC_REGTEST, address, "tls", tls=context,
+                             server_hostname=name) as tls_miner:
+                assert (await tls_miner.mine_share())["result"] is True
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

@@ -41,6 +41,16 @@ def test_a_ban_on_one_worker_is_held_by_the_others(tmp_path: Path) -> None:
     assert (tmp_path / "worker-0.prom").exists()  # the metrics snapshot goes the same way
 
 
+def test_a_worker_ban_travels_as_a_worker_ban(tmp_path: Path) -> None:
+    clock = Clock()
+    (a, bans_a, _), (b, bans_b, heard_b) = (_worker(tmp_path, i, clock) for i in range(2))
+    entry = bans_a.ban("127.0.0.9", 600, "invalid-shares", "addr.broken")
+    a.step()
+    assert b.step() == 1 and heard_b == [entry]
+    assert bans_b.banned("127.0.0.9", "addr.broken") == entry and bans_b.banned("127.0.0.9") is None
+    assert bans_b.refuses("127.0.0.9", "addr.broken") == entry and bans_b.refuses("127.0.0.9", "addr.ok") is None
+
+
 def test_expired_bans_are_not_adopted(tmp_path: Path) -> None:
     clock = Clock()
     (a, bans_a, _), (b, bans_b, _) = (_worker(tmp_path, i, clock) for i in range(2))

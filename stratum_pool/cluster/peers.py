@@ -179,7 +179,7 @@ class WorkerExchange:
             self._bans_changed = True
         if self._bans_changed:
             self._bans_changed = False
-            held = [[b.ip, b.until, b.reason, b.since] for b in self.bans.active()]
+            held = [[b.ip, b.until, b.reason, b.since, b.worker] for b in self.bans.active()]
             _replace(self.directory / f"bans-worker-{self.index}.json", orjson.dumps({"bans": held}))
         return self._adopt()
 
@@ -197,10 +197,11 @@ class WorkerExchange:
             except (OSError, orjson.JSONDecodeError):  # a worker between restarts
                 continue
             self._seen[path] = modified
-            for ip, until, reason, since in data.get("bans", []):
+            for ip, until, reason, since, *worker in data.get("bans", []):
                 # adopting notifies our own listener: the adopted ban goes into this worker's file as well,
                 # which the others then find already held (adopt returns False): it settles
-                if self.bans.adopt(Ban(str(ip), float(until), str(reason), float(since))):
+                ban = Ban(str(ip), float(until), str(reason), float(since), str(worker[0]) if worker else "")
+                if self.bans.adopt(ban):
                     adopted += 1
         if adopted:
             log.info("bans_adopted", worker=self.index, count=adopted)

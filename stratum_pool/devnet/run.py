@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -40,6 +41,9 @@ async def _serve(doc: dict[str, Any], hints: dict[str, str]) -> None:
                   f"user: {hints[c.key]}[.worker]  password: x", flush=True)
             if coin.sv2_url:
                 print(f"{coin.sv2_url}  Stratum V2 (Noise), the same user", flush=True)
+            if coin.tls_port is not None:
+                print(f"stratum+tls://127.0.0.1:{coin.tls_port}  {c.name} {c.network} (TLS; the certificate to "
+                      f"paste into the miner: {coin.settings.tls_cert_file})", flush=True)
         if pool.api_port is not None:
             print(f"dashboard and JSON API: http://127.0.0.1:{pool.api_port}/  (metrics: /metrics)", flush=True)
         print("Ctrl-C stops the pool and the regtest node(s).\n", flush=True)
@@ -66,6 +70,22 @@ def sv2_authority_key(directory: Path) -> Path:
 def _sv2(port: int, directory: Path) -> dict[str, Any]:
     """A coin table's Stratum V2 keys (none for port 0)."""
     return {"sv2_port": port, "sv2_authority_key_file": str(sv2_authority_key(directory))} if port else {}
+def default_tls_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "stratum-pool" / "regtest-tls"
+
+
+def regtest_certificate(directory: Path) -> tuple[Path, Path]:
+    """The self-signed certificate and key for the regtest stack's TLS ports, kept in ``directory`` so the
+    PEM pasted into a miner stays valid between runs; made anew when missing, expiring within 30 days, or not
+    naming this host."""
+    from stratum_pool.devnet.certs import covers, make_self_signed
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    dns, ips = ["localhost", socket.gethostname()], ["127.0.0.1"]
+    if not (cert.exists() and key.exists() and covers(cert, dns, ips, days_left=30)):
+        make_self_signed(cert, key, dns, ips)
+    return cert, key
 
 
 def _without_password(dsn: str) -> str:
@@ -88,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ltc-sv2-port", type=int, default=3337, help="Stratum V2 port of the Litecoin pool (0: off)")
     parser.add_argument("--sv2-dir", type=Path, default=SV2_DIR,
                         help=f"where the regtest pool's Stratum V2 authority key is kept (default {SV2_DIR})")
+    parser.add_argument("--tls-port", type=int, default=3443, help="stratum+tls port of the Bitcoin pool (0: none)")
+    parser.add_argument("--ltc-tls-port", type=int, default=3444,
+                        help="stratum+tls port of the Litecoin pool (0: none)")
+    parser.add_argument("--tls-dir", default=str(default_tls_dir()),
+                        help="where the self-signed certificate is kept between runs (paste it once)")
     parser.add_argument("--segwit", action=argparse.BooleanOptionalAction, default=True,
                         help="activate segwit on the bcoin chain first (as on every real network)")
     args = parser.parse_args(argv)
@@ -98,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stratum-pool-run-")))
         vardiff = {"initial": 1e-6, "minimum": 1e-12, "target_seconds": 10}
+        cert, key = regtest_certificate(Path(args.tls_dir))
+        tls = {"tls_cert_file": str(cert), "tls_key_file": str(key)}
         database: dict[str, str] = {}
         if not args.no_database:
             dsn = args.dsn
@@ -121,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             coins.append({"coin": "bitcoin", "network": "regtest", "stratum_host": "127.0.0.1",
                           "stratum_port": args.port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [node.daemon_config()], **_sv2(args.sv2_port, args.sv2_dir)})
+            if args.tls_port:
+                coins[-1].update(tls, tls_port=args.tls_port)
         if args.coin in ("litecoin", "both"):
             from stratum_pool.devnet.litecoind import LitecoinRegtest
 
@@ -133,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "stratum_port": args.ltc_port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [{"name": "litecoind", "url": ep.url, "user": ep.user,
                                        "password": ep.password}], **_sv2(args.ltc_sv2_port, args.sv2_dir)})
+            if args.ltc_tls_port:
+                coins[-1].update(tls, tls_port=args.ltc_tls_port)
         doc: dict[str, Any] = {"coins": coins, "api": {"port": args.api_port}}
         if database:
             doc["database"] = database

@@ -121,6 +121,19 @@ def password_difficulty(password: str) -> float | None:
 _SCAN_SUBMIT = V1Submit(Send)
 
 
+@dataclass(slots=True)
+class Resumable:
+    """What a disconnected session leaves for its miner to resume (``mining.subscribe`` with its id): the
+    extranonce1 (its jobs' duplicate sets in the JobBook are keyed by it, so they come back with it), the
+    difficulty controller, and the difficulty each job was sent with."""
+
+    session_id: str
+    extranonce1: bytes
+    vardiff: Vardiff
+    job_difficulty: dict[str, float]
+    best_difficulty: float
+
+
 class Session:
     """One miner connection's Stratum state machine; its share state is its :class:`ShareCore`'s."""
 
@@ -156,6 +169,10 @@ class Session:
         # the session id a resuming miner asked for (the adapter may use it)
         self.requested_session_id: str | None = None
         self.extranonce_subscribed = False
+        # the adapter's book of disconnected sessions: ``resumer(self, requested_id)`` hands back one to resume
+        # (its extranonce1 already this session's to take) or None
+        self.resumer: Callable[[Session, str], Resumable | None] | None = None
+        self.resumed = False
         self._sent_difficulty: float | None = None
 
     # ----- state the adapter and the pool read (the share state is the core's)
@@ -355,12 +372,53 @@ class Session:
             self.vardiff.enabled = False
         self.vardiff.restart(difficulty, now)
 
+    def resumable(self) -> Resumable:
+        """This session's state for a later resume (taken when its connection is gone)."""
+        core = self.core
+        return Resumable(core.session_id, core.extranonce1, core.vardiff, core.jobs_tracked, core.best_difficulty)
+
+    def resume(self, state: Resumable) -> None:
+        """Take over ``state``: its session id, extranonce1, difficulty and its jobs' difficulties. The share
+        state that belongs to this connection (negotiated version mask, authorized workers, rate tokens,
+        malformed count) stays."""
+        old = self.core
+        # an authorized session keeps its id: the pool's per-session books (workers per account) know it by it
+        session_id = old.session_id if old.workers else state.session_id
+        core = ShareCore(old.rules, old.book, session_id, state.extranonce1, old.extranonce2_size,
+                         state.vardiff, old.rate, old.burst, self.clock())
+        core.version_mask = old.version_mask
+        core.subscribed = old.subscribed
+        core.malformed = old.malformed
+        core.best_difficulty = state.best_difficulty
+        for worker, address in old.workers.items():
+            core.authorize(worker, address)
+        for job_id, difficulty in state.job_difficulty.items():  # oldest first, as they were sent
+            core.job_sent(job_id, difficulty)
+        self.core = core
+        self.resumed = True
+        self._sent_difficulty = None  # the miner hears the resumed difficulty with its next job
+
+    def _try_resume(self, requested: str) -> bool:
+        if self.resumer is None or requested == self.session_id:
+            return False
+        state = self.resumer(self, requested)
+        if state is None:
+            return False
+        self.resume(state)
+        return True
+
     def _subscribe(self, rid: msg.RequestId, params: tuple[object, ...]) -> list[Action]:
         if params and isinstance(params[0], str):
             self.user_agent = params[0][:128]
+        first = not self.subscribed
+        moved = False
         if len(params) > 1 and isinstance(params[1], str) and params[1]:
             self.requested_session_id = params[1][:64]
-        first = not self.subscribed
+            # a miner back after a short disconnect gets its extranonce1 back, with its jobs' difficulties and
+            # duplicate sets: work in flight stays valid. Once the miner holds an extranonce1, it may only
+            # change when the miner takes mining.set_extranonce.
+            if first or self.extranonce_subscribed:
+                moved = self._try_resume(self.requested_session_id) and not first
         self.core.subscribed = True
         result = [
             [["mining.set_difficulty", self.session_id], ["mining.notify", self.session_id]],
@@ -368,7 +426,10 @@ class Session:
             self.config.extranonce2_size,
         ]
         actions: list[Action] = [Send(msg.encode_result(rid, result))]
-        if first and self.authorized:  # authorized before subscribing: start work now
+        if moved:  # the extranonce changed under a subscribed miner: tell it, then work on the new one
+            actions.append(Send(msg.set_extranonce(self.extranonce1, self.config.extranonce2_size)))
+            actions += self._renotify()
+        elif first and self.authorized:  # authorized before subscribing: start work now
             actions += self._renotify()
         return actions
 

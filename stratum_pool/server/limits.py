@@ -5,8 +5,12 @@ builds them); the server and the pool read them at use time, so a SIGHUP reload 
 
 * :class:`BanList` holds banned IPs (shared by every coin of a process) and tells listeners (servers) to
   drop an IP's connections when it is banned. ``clear()`` lifts every ban (SIGHUP).
-* :class:`Guard` (one per stratum server) counts connections per IP, and per IP over a tumbling window
-  the invalid shares (ratio over a minimum count) and malformed messages; past a threshold it bans.
+* :class:`Guard` (one per stratum server) counts connections per IP and, over tumbling windows, what it
+  bans for. Many honest devices share one public address (a home, a farm behind NAT), so the penalty fits
+  the offender: invalid shares are counted per worker name and address, and past the ratio cost only that
+  worker (its connections closed, the name refused from that address for the ban period; other workers
+  behind the address mine on). A whole address is banned only for what no honest device does: malformed
+  lines, connection floods past the per-address cap, and churn of connections that never authorize.
 * :class:`WorkerRegistry` caps the distinct worker names authorized per payout address across sessions.
 
 Each setting's default and bounds are its field's (``setting.py``); config, server and pool all use it.
@@ -51,6 +55,11 @@ class ServerLimits:
     submit_burst: int = field(default=1000, metadata=at_least(1))  # bucket size
     # distinct ADDRESS.WORKER names live at once per address; 0 = unlimited
     max_workers_per_account: int = field(default=1000, metadata=at_least(0, UNLIMITED))
+    # stratum+tls: connect -> finished TLS handshake, else closed (counted by stratum_pool_tls_handshakes_total);
+    # a stalled handshake holds only a socket and a few kilobytes of TLS state until then
+    tls_handshake_timeout_seconds: float = field(default=10.0, metadata=above(0))
+    # a port with proxy_protocol: connect -> the whole PROXY header, else closed (before any limit sees it)
+    proxy_header_timeout_seconds: float = field(default=5.0, metadata=above(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,29 +74,50 @@ class BanPolicy:
     min_shares: int = field(default=50, metadata=at_least(1))
     # malformed messages (bad JSON, wrong types, rate-limited submits, overlong lines) in a window
     max_malformed: int = field(default=50, metadata=at_least(1))
+    # connections refused for limits.max_connections_per_ip in a window, then the address is banned; a device
+    # refused at the cap retries every few seconds, so this is far above what a few retrying devices make
+    # (a farm past the cap raises limits.max_connections_per_ip)
+    max_refused_connections: int = field(default=1000, metadata=at_least(1))
+    # connections closed without a successful mining.authorize in a window (scanners, connect-and-drop churn);
+    # a misconfigured device reconnecting once a second makes 300 in the default window
+    max_unauthenticated: int = field(default=1000, metadata=at_least(1))
+
+
+# Why a whole address is banned (and the word in logs, metrics and the API); a worker ban's is INVALID_SHARES.
+INVALID_SHARES = "invalid-shares"
+MALFORMED = "malformed"
+CONNECTION_FLOOD = "connection-flood"
+UNAUTHENTICATED_CHURN = "unauthenticated-churn"
 
 
 @dataclass(frozen=True, slots=True)
 class Ban:
     ip: str
     until: float  # clock time (wall clock by default)
-    reason: str  # "invalid-shares" | "malformed" | an operator's word
+    reason: str  # "invalid-shares" | "malformed" | "connection-flood" | "unauthenticated-churn" | an operator's
     since: float = 0.0  # when it was decided (clock time)
+    # "": the whole address; else the one worker name (``ADDRESS.WORKER`` as authorized) refused from ``ip``
+    worker: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.ip, self.worker)
 
 
 class BanList:
-    """Banned IPs with their expiry; listeners hear of every new ban (to drop that IP's connections)."""
+    """Banned IPs, and worker names banned from one IP, with their expiry; listeners hear of every new ban (to
+    drop the connections it covers)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._bans: dict[str, Ban] = {}
+        self._bans: dict[tuple[str, str], Ban] = {}  # (ip, worker): worker "" bans the whole address
         self.listeners: list[Callable[[Ban], None]] = []
         self.cleared_at = 0.0  # when clear() last lifted every ban (clock time)
 
-    def ban(self, ip: str, seconds: float, reason: str) -> Ban:
+    def ban(self, ip: str, seconds: float, reason: str, worker: str = "") -> Ban:
         now = self.clock()
-        entry = Ban(ip, now + seconds, reason, now)
-        self._bans[ip] = entry
+        entry = Ban(ip, now + seconds, reason, now, worker)
+        self._bans[entry.key] = entry
         for listener in list(self.listeners):
             listener(entry)
         return entry
@@ -98,31 +128,37 @@ class BanList:
         to it too), or a ban of that IP lasting as long is held already."""
         if entry.until <= self.clock() or entry.since < self.cleared_at:
             return False
-        held = self._bans.get(entry.ip)
+        held = self._bans.get(entry.key)
         if held is not None and held.until >= entry.until:
             return False
-        self._bans[entry.ip] = entry
+        self._bans[entry.key] = entry
         for listener in list(self.listeners):
             listener(entry)
         return True
 
-    def banned(self, ip: str) -> Ban | None:
-        entry = self._bans.get(ip)
+    def banned(self, ip: str, worker: str = "") -> Ban | None:
+        """The ban on the whole address ``ip`` (``worker`` ""), or on ``worker`` from ``ip``; None if none."""
+        key = (ip, worker)
+        entry = self._bans.get(key)
         if entry is None:
             return None
         if entry.until <= self.clock():
-            del self._bans[ip]
+            del self._bans[key]
             return None
         return entry
 
+    def refuses(self, ip: str, worker: str) -> Ban | None:
+        """What keeps ``worker`` from mining from ``ip``: a ban of the address or of that name there."""
+        return self.banned(ip) or self.banned(ip, worker)
+
     def active(self) -> list[Ban]:
         now = self.clock()
-        for ip in [ip for ip, b in self._bans.items() if b.until <= now]:
-            del self._bans[ip]
+        for key in [key for key, b in self._bans.items() if b.until <= now]:
+            del self._bans[key]
         return sorted(self._bans.values(), key=lambda b: b.until)
 
-    def lift(self, ip: str) -> bool:
-        return self._bans.pop(ip, None) is not None
+    def lift(self, ip: str, worker: str = "") -> bool:
+        return self._bans.pop((ip, worker), None) is not None
 
     def clear(self) -> int:
         count = len(self._bans)
@@ -135,13 +171,16 @@ class BanList:
 
 
 class _Window:
-    __slots__ = ("invalid", "malformed", "start", "valid")
+    # valid/invalid are counted in a window keyed (ip, worker), the rest in one keyed by the ip
+    __slots__ = ("invalid", "malformed", "refused", "start", "unauthenticated", "valid")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.valid = 0
         self.invalid = 0
         self.malformed = 0
+        self.refused = 0
+        self.unauthenticated = 0
 
 
 class Guard:
@@ -160,7 +199,8 @@ class Guard:
         self.total = 0
         self.per_ip: dict[str, int] = {}
         self.refused = 0
-        self._windows: dict[str, _Window] = {}
+        # per ip (address-wide counts) and per (ip, worker) (share counts); MAX_TRACKED_IPS of them at most
+        self._windows: dict[str | tuple[str, str], _Window] = {}
 
     # ----- connections
 
@@ -172,6 +212,10 @@ class Guard:
             reason = "too many connections"
         elif self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
             reason = "too many connections from this address"
+            window = self._window(ip)
+            window.refused += 1
+            if self.policy.enabled and window.refused > self.policy.max_refused_connections:
+                self.ban(ip, CONNECTION_FLOOD)  # drops the connections it has open too
         else:
             return None
         self.refused += 1
@@ -191,39 +235,44 @@ class Guard:
 
     # ----- misbehaviour
 
-    def _window(self, ip: str) -> _Window:
+    def _window(self, key: str | tuple[str, str]) -> _Window:
         now = self.clock()
-        window = self._windows.get(ip)
+        window = self._windows.get(key)
         if window is None or now - window.start >= self.policy.window_seconds:
             if window is None and len(self._windows) >= MAX_TRACKED_IPS:
                 self.prune()
                 if len(self._windows) >= MAX_TRACKED_IPS:
                     del self._windows[next(iter(self._windows))]
-            window = self._windows[ip] = _Window(now)
+            window = self._windows[key] = _Window(now)
         return window
 
-    def valid(self, ip: str) -> None:
-        """One accepted share from ``ip``: ``share(ip, None)``, made for the share path (one call, no ban)."""
-        window = self._windows.get(ip)
+    def valid(self, ip: str, worker: str = "") -> None:
+        """One accepted share of ``worker`` from ``ip``: ``share(ip, None, worker)``, made for the share path
+        (one call, no ban)."""
+        key = (ip, worker)
+        window = self._windows.get(key)
         if window is not None and self.clock() - window.start < self.policy.window_seconds:
             window.valid += 1
         else:
-            self._window(ip).valid += 1
+            self._window(key).valid += 1
 
-    def share(self, ip: str, reason: str | None) -> Ban | None:
-        """One judged share from ``ip``: ``reason`` None when accepted, else the rejection's reason word.
-        Returns the ban when this share tipped the IP over the invalid-share ratio."""
+    def share(self, ip: str, reason: str | None, worker: str = "") -> Ban | None:
+        """One judged share of ``worker`` from ``ip``: ``reason`` None when accepted, else the rejection's
+        reason word. Returns the worker's ban when this share tipped that worker (on that address) over the
+        invalid-share ratio: the address's other workers are not touched."""
         if reason is None:
-            self.valid(ip)
+            self.valid(ip, worker)
             return None
         if reason in NOT_INVALID_REASONS:
             return None
-        window = self._window(ip)
+        # never "" here: that key is the whole address's (a nameless share is refused as bad-params anyway)
+        worker = worker or "?"
+        window = self._window((ip, worker))
         window.invalid += 1
         policy = self.policy
         judged = window.valid + window.invalid
         if policy.enabled and judged >= policy.min_shares and window.invalid / judged >= policy.invalid_ratio:
-            return self.ban(ip, "invalid-shares")
+            return self.ban(ip, INVALID_SHARES, worker)
         return None
 
     def malformed(self, ip: str, count: int = 1) -> Ban | None:
@@ -231,12 +280,31 @@ class Guard:
         window = self._window(ip)
         window.malformed += count
         if self.policy.enabled and window.malformed > self.policy.max_malformed:
-            return self.ban(ip, "malformed")
+            return self.ban(ip, MALFORMED)
         return None
 
-    def ban(self, ip: str, reason: str) -> Ban:
-        self._windows.pop(ip, None)
-        entry = self.bans.ban(ip, self.policy.duration_seconds, reason)
+    def unauthenticated(self, ip: str) -> Ban | None:
+        """A connection from ``ip`` closed without ever authorizing; returns the ban when such connections
+        passed the threshold (churn)."""
+        window = self._window(ip)
+        window.unauthenticated += 1
+        if self.policy.enabled and window.unauthenticated > self.policy.max_unauthenticated:
+            return self.ban(ip, UNAUTHENTICATED_CHURN)
+        return None
+
+    def worker_refusal(self, ip: str, worker: str) -> str | None:
+        """Why ``worker`` may not authorize from ``ip`` now (the miner reads it), or None."""
+        entry = self.bans.refuses(ip, worker)
+        if entry is None:
+            return None
+        left = max(0, int(entry.until - self.bans.clock()))
+        what = f"worker {worker[:100]}" if entry.worker else "this address"
+        return f"{what} is banned for {left} s more ({entry.reason})"
+
+    def ban(self, ip: str, reason: str, worker: str = "") -> Ban:
+        """Ban the address ``ip`` (``worker`` ""), or only ``worker`` from it."""
+        self._windows.pop((ip, worker) if worker else ip, None)
+        entry = self.bans.ban(ip, self.policy.duration_seconds, reason, worker)
         if self.on_ban is not None:
             self.on_ban(entry)
         return entry
