@@ -14,7 +14,8 @@ from stratum_pool.shares.records import BlockCandidate, ShareAccepted, ShareReje
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs 5x, and these are made per share
 class Send:
-    """Bytes to write to the miner: one or more complete lines, each ending in ``b"\\n"``."""
+    """Bytes to write to the miner: one or more complete lines, each ending in ``b"\\n"`` (from a Stratum V2
+    session: one whole plaintext frame, which the transport encrypts)."""
 
     data: bytes
 
