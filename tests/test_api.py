@@ -340,6 +340,7 @@ def test_coin_pool_view_reads_a_running_pool() -> None:
         coin=COINS["litecoin-regtest"], settings=SimpleNamespace(mode="prop", fee_percent=0.5), port=3334,
         jobs=SimpleNamespace(template=SimpleNamespace(height=250, target=DIFF1_TARGET // 4)),
         server=SimpleNamespace(sessions=[SimpleNamespace(authorized=True), SimpleNamespace(authorized=False)]),
+        sv2_server=None,
         metrics=metrics)
     view = CoinPoolView(CoinLive(coin_pool))  # type: ignore[arg-type]
     assert (view.coin_key, view.algorithm, view.scheme, view.fee_percent, view.stratum_port) == (
