@@ -35,6 +35,8 @@ class Coin:
     block_time_seconds: int
     segwit: bool
     mweb: bool
+    # CashAddr prefix ("bitcoincash"), "" for coins without cashaddr addresses
+    cashaddr_prefix: str = ""
     # Derived from the fields above, once (read on the share path and in every log line):
     key: str = field(init=False, repr=False, compare=False)  # "bitcoin-mainnet", the COINS key
     diff1_target: int = field(init=False, repr=False, compare=False)  # the target of a share of difficulty 1
@@ -72,6 +74,13 @@ COINS: dict[str, Coin] = {
              _BIP310_MASK, 65536, 150, True, True),
         Coin("litecoin", "regtest", "rLTC", "scrypt", 0x6F, 0x3A, "rltc", ("mweb", "segwit"), 100, 19443, 3334,
              _BIP310_MASK, 65536, 150, True, True),
+        # Bitcoin Cash (BCHN src/chainparams.cpp): Bitcoin's base58 version bytes, no segwit, cashaddr
+        Coin("bitcoincash", "mainnet", "BCH", "sha256d", 0x00, 0x05, "", (), 100, 8332, 3335,
+             _BIP310_MASK, 1, 600, False, False, "bitcoincash"),
+        Coin("bitcoincash", "testnet", "tBCH", "sha256d", 0x6F, 0xC4, "", (), 100, 18332, 3335,
+             _BIP310_MASK, 1, 600, False, False, "bchtest"),
+        Coin("bitcoincash", "regtest", "rBCH", "sha256d", 0x6F, 0xC4, "", (), 100, 18443, 3335,
+             _BIP310_MASK, 1, 600, False, False, "bchreg"),
     )
 }
 
