@@ -1,7 +1,8 @@
 """End to end against real regtest daemons: a Bitaxe-like miner mines blocks through the pool.
 
-Each case runs on bcoin (Bitcoin, sha256d; before and after segwit activation) and on litecoind (Litecoin,
-scrypt; before and after MWEB activation). The daemon, the pool, the sockets and the hashing are all real.
+Each case runs on bcoin (Bitcoin, sha256d; before and after segwit activation), on litecoind (Litecoin,
+scrypt; before and after MWEB activation) and on bcash (Bitcoin Cash: cashaddr, no segwit, 100-byte minimum).
+The daemon, the pool, the sockets and the hashing are all real.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def _bcoin_chain(name: str, node: Any) -> Chain:
                  node.rpc, node.new_address, generate)
 
 
+def _bcash_chain(name: str, node: Any) -> Chain:
+    def generate() -> str:
+        return str(node.generate(1)[0])
+
+    return Chain(name, get_coin("bitcoincash", "regtest"),
+                 {"url": node.url, "user": node.rpc_user, "password": node.rpc_password},
+                 node.rpc, node.new_address, generate)
+
+
 def _litecoin_chain(name: str, pair: Any) -> Chain:
     def generate() -> str:
         block = str(pair.generate(1, on="b")[0])
@@ -63,9 +73,11 @@ def _litecoin_chain(name: str, pair: Any) -> Chain:
                  a.rpc, pair.new_address, generate)
 
 
-@pytest.fixture(params=["bcoin", "bcoin-segwit", "litecoind", "litecoind-mweb"])
+@pytest.fixture(params=["bcoin", "bcoin-segwit", "litecoind", "litecoind-mweb", "bcash"])
 def chain(request: pytest.FixtureRequest) -> Chain:
     name = request.param
+    if name == "bcash":
+        return _bcash_chain(name, request.getfixturevalue("bcash_node"))
     if name == "bcoin":
         return _bcoin_chain(name, request.getfixturevalue("bcoin_node"))
     if name == "bcoin-segwit":
@@ -81,6 +93,8 @@ def pool_settings(chain: Chain) -> Any:
         "stratum_host": "127.0.0.1", "stratum_port": 0, "poll_interval_seconds": 0.5,
         "vardiff": {"initial": SHARE_DIFFICULTY, "minimum": SHARE_DIFFICULTY, "suggestion_policy": "fixed"},
         "daemons": [chain.daemon],
+        # No pool tag on Bitcoin Cash: the coinbase is then below its 100-byte minimum and must be padded
+        **({"pool_tag": ""} if chain.coin.min_tx_size else {}),
     }]}
     return parse_settings(doc, address_check=address_to_script).coins[0]
 
@@ -111,11 +125,17 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None
         await asyncio.sleep(0.02)
 
 
-def coinbase_scripts(raw_block: bytes) -> list[bytes]:
-    """The scriptPubKeys of a block's coinbase outputs."""
+def coinbase_tx(raw_block: bytes) -> tuple[bytes, bytes]:
+    """The coinbase of a block as serialized there and in its txid form."""
     # Only the coinbase is read: the rest may hold Litecoin MWEB transactions this parser does not take.
     _, start = read_varint(raw_block, 80)
-    coinbase = read_tx(raw_block, start)[0].raw_nowitness
+    tx = read_tx(raw_block, start)[0]
+    return tx.raw, tx.raw_nowitness
+
+
+def coinbase_scripts(raw_block: bytes) -> list[bytes]:
+    """The scriptPubKeys of a block's coinbase outputs."""
+    coinbase = coinbase_tx(raw_block)[1]
     offset = 4
     n_in, offset = read_varint(coinbase, offset)
     assert n_in == 1
@@ -152,12 +172,18 @@ async def test_bitaxe_like_miner_mines_three_blocks_paying_its_address(chain: Ch
     blocks = pool.stats.blocks
     assert [b.accepted for b in blocks] == [True, True, True], blocks
     script = address_to_script(address, chain.coin)
+    if chain.coin.cashaddr_prefix:
+        assert address.startswith(chain.coin.cashaddr_prefix + ":")  # the node's wallet prints bchreg: cashaddr
     for found in blocks:
         assert found.in_best_chain
         assert chain.rpc("getblockhash", found.height) == found.block_hash
         raw = bytes.fromhex(chain.rpc("getblock", found.block_hash, False))
         assert sha256d(raw[:80])[::-1].hex() == found.block_hash
         assert script in coinbase_scripts(raw)
+        if not chain.coin.segwit:
+            as_serialized, txid_form = coinbase_tx(raw)
+            assert as_serialized == txid_form  # no witness
+            assert len(txid_form) >= chain.coin.min_tx_size
     assert chain.rpc("getbestblockhash") == blocks[-1].block_hash
 
 

@@ -110,9 +110,10 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
 
     commitment_hex = gbt.get("default_witness_commitment")
     witness_commitment: bytes | None
-    if not segwit_active(gbt):
-        # bcoin offers a commitment before segwit activates, but a coinbase witness is then refused
-        # ("unexpected-witness"): only a template whose rules say segwit gets one.
+    if not coin.segwit or not segwit_active(gbt):
+        # A coin without segwit has no witness anywhere (Bitcoin Cash). And bcoin offers a commitment before
+        # segwit activates, but a coinbase witness is then refused ("unexpected-witness"): only a template
+        # whose rules say segwit gets one.
         witness_commitment = None
     elif commitment_hex:
         witness_commitment = _hex_field(commitment_hex, "default_witness_commitment")
@@ -192,6 +193,7 @@ def make_job(
         extranonce_size,
         pool_tag=pool_tag,
         witness_commitment=template.witness_commitment,
+        min_size=template.coin.min_tx_size,  # Bitcoin Cash: bad-txns-undersize below 100 bytes
     )
     return Job(
         job_id=job_id,
