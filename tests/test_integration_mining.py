@@ -217,3 +217,40 @@ async def test_stale_duplicate_and_low_difficulty_shares_get_21_22_23(chain: Cha
     assert pool.stats.shares_rejected["duplicate"] == 1
     assert pool.stats.shares_rejected["stale"] == 1
     assert pool.stats.shares_rejected["low-difficulty"] == 1
+
+
+async def test_a_coin_defined_in_the_config_serves_work(bcoin_node: Any) -> None:
+    """An operator's own coin (no code): Bitcoin regtest's parameters under another name, served by bcoin;
+    a miner gets its work and mines a block through it."""
+    doc = {
+        "coin_definitions": {"hobbycoin": {
+            "title": "Hobbycoin", "algorithm": "sha256d", "block_time_seconds": 600, "stratum_port": 3390,
+            "p2pkh_prefix": 0x6F, "p2sh_prefix": 0xC4, "bech32_hrp": "bcrt", "segwit": True, "gbt_rules": ["segwit"],
+            "regtest": {"symbol": "rHOB", "rpc_port": 48332},
+        }},
+        "coins": [{
+            "coin": "hobbycoin", "network": "regtest", "mode": "solo", "stratum_host": "127.0.0.1",
+            "stratum_port": 0, "poll_interval_seconds": 0.5,
+            "vardiff": {"initial": SHARE_DIFFICULTY, "minimum": SHARE_DIFFICULTY, "suggestion_policy": "fixed"},
+            "daemons": [bcoin_node.daemon_config()],
+        }],
+    }
+    settings = parse_settings(doc, address_check=address_to_script)
+    coin = settings.coins[0].coin
+    assert coin.key == "hobbycoin-regtest"
+    coin_pool = CoinPool(settings.coins[0])
+    await coin_pool.start(ready_timeout=30)
+    try:
+        address = bcoin_node.new_address("legacy")
+        async with Miner("127.0.0.1", coin_pool.port, coin, address, "bitaxe") as miner:
+            assert miner.job is not None
+            share = miner.find(min_difficulty=network_difficulty(miner))
+            reply = await miner.submit_share(share)
+            assert reply["result"] is True, reply
+        await wait_for(lambda: len(coin_pool.stats.blocks) >= 1)
+        found = coin_pool.stats.blocks[0]
+        assert found.accepted and found.in_best_chain
+        raw = bytes.fromhex(bcoin_node.rpc("getblock", found.block_hash, False))
+        assert address_to_script(address, coin) in coinbase_scripts(raw)
+    finally:
+        await coin_pool.stop()
