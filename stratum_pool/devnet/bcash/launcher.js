@@ -14,7 +14,10 @@
  *  3. --template-refresh-on-tx: a new mempool transaction makes the next template at once (bcash waits
  *     10 s or the next block), and wakes long polls.
  *  4. The wallet: sendmany / sendtoaddress answer once the transaction is in the node's mempool (bcash
- *     does not wait for its own relay); getnewaddress without an argument uses the default account.
+ *     does not wait for its own relay); getnewaddress without an argument uses the default account;
+ *     gettransaction works on a send (bcash: "Invalid integer value.", it reads a fee that is never set)
+ *     and says its confirmations; listsinceblock without a block hash lists every transaction (bcash
+ *     crashes); coinbases are categorised as Core does (immature, generate, orphan; bcash: receive).
  *  5. Defaults for a private devnet: network regtest, no worker processes, no DNS seeds, the wallet
  *     database next to the chain (not in ~/.bcash), no external-IP discovery over DNS. Flags still win.
  *  6. One extra wallet RPC method, getwalletheight: the chain height the wallet has processed.
@@ -86,6 +89,80 @@ if (refreshOnTx) {
 const NodeClient = req('lib/wallet/nodeclient');
 NodeClient.prototype.send = async function send(tx) {
   await this.node.relay(tx);
+};
+
+/* 4. The wallet's transaction details carry the fee and the confirmations its RPC reads. */
+const Wallet = req('lib/wallet/wallet');
+const toDetails = Wallet.prototype.toDetails;
+Wallet.prototype.toDetails = async function (wtxs) {
+  const out = await toDetails.call(this, wtxs);
+  const height = this.wdb.state.height;
+  for (const details of Array.isArray(out) ? out : [out]) {
+    if (!details)
+      continue;
+    details.fee = details.getFee();
+    details.confirmations = details.getDepth(height);
+  }
+  return out;
+};
+
+/* 4. Coinbases in Core's categories: orphan (not in the chain), immature (not spendable yet), generate. */
+const consensus = req('lib/protocol/consensus');
+
+function coinbaseCategory(json, wtx, height) {
+  if (!wtx.tx.isCoinbase())
+    return json;
+  const depth = wtx.getDepth(height);
+  const category = depth < 1 ? 'orphan'
+    : depth < consensus.COINBASE_MATURITY + 1 ? 'immature' : 'generate';
+  for (const entry of [json, ...(json.details || [])]) {
+    if (entry.category === 'receive')
+      entry.category = category;
+  }
+  return json;
+}
+
+const WalletRPC = req('lib/wallet/rpc');
+const toListTX = WalletRPC.prototype._toListTX;
+WalletRPC.prototype._toListTX = async function (wtx) {
+  return coinbaseCategory(await toListTX.call(this, wtx), wtx, this.wdb.state.height);
+};
+const toWalletTX = WalletRPC.prototype._toWalletTX;
+WalletRPC.prototype._toWalletTX = async function (wtx, watchOnly) {
+  return coinbaseCategory(await toWalletTX.call(this, wtx, watchOnly), wtx, this.wdb.state.height);
+};
+
+/* 4. listsinceblock ( "blockhash" target_confirmations include_watchonly ): without a block hash,
+ * every transaction (Core); bcash 1.1.1 reads a chain the wallet does not have. */
+WalletRPC.prototype.listSinceBlock = async function (args, help) {
+  if (help || args.length > 3)
+    throw new Error('listsinceblock ( "blockhash" target_confirmations include_watchonly )');
+  const hex = args.length > 0 && args[0] ? String(args[0]) : null;
+  const target = args.length > 1 ? Number(args[1]) : 1;
+  let since = -1;
+  if (hex) {
+    if (!/^[0-9a-f]{64}$/i.test(hex))
+      throw new Error('Invalid block hash.');
+    const entry = await this.client.getEntry(util.fromRev(hex));
+    if (!entry)
+      throw new Error('Block not found.');
+    since = entry.height;
+  }
+  const height = this.wdb.state.height;
+  const transactions = [];
+  for (const wtx of await this.wallet.getHistory()) {
+    // a transaction in a block after `since`, or not in a block yet
+    if (since !== -1 && wtx.height !== -1 && wtx.height <= since)
+      continue;
+    transactions.push(await this._toListTX(wtx));
+  }
+  // the block `target` - 1 below the tip: a caller passing it next time misses nothing
+  const lastHeight = Math.max(0, height - Math.max(1, target) + 1);
+  const last = await this.client.getEntry(lastHeight);
+  return {
+    transactions,
+    lastblock: last ? util.revHex(last.hash) : util.revHex(consensus.ZERO_HASH)
+  };
 };
 
 const Network = req('lib/protocol/network');
