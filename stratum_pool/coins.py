@@ -39,7 +39,8 @@ DIFF1_TARGET = 0xFFFF * 2**208
 
 _BECH32_HRP = re.compile(r"[a-z0-9]{1,83}")  # BIP173 allows any of 33..126; every coin uses these
 _CASHADDR_PREFIX = re.compile(r"[a-z0-9]{1,40}")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")  # coin and network names: part of the key "bitcoin-mainnet"
+# coin and network names: the key "bitcoin-mainnet" they make is how the API and the store name the coin
+_NAME = re.compile(r"[a-z0-9]{1,19}")
 
 
 def _is_hrp(v: str) -> bool:
@@ -175,7 +176,7 @@ def parse_coin_definitions(data: Mapping[str, Any], source: str) -> dict[str, Co
     for name, table in data.items():
         where = f"{source}: {name}" if source else name
         if not _NAME.fullmatch(name):
-            raise CoinDefinitionError(f"{where}: a coin name is 1..32 lower-case letters, digits or _")
+            raise CoinDefinitionError(f"{where}: a coin name is 1..19 lower-case letters or digits")
         if not isinstance(table, dict):
             raise CoinDefinitionError(f"{where}: expected a table")
         shared: dict[str, Any] = {}
@@ -185,6 +186,8 @@ def parse_coin_definitions(data: Mapping[str, Any], source: str) -> dict[str, Co
                 shared[key] = _check_value(where, key, value)
             elif isinstance(value, dict) and _NAME.fullmatch(key):
                 networks[key] = value
+            elif isinstance(value, dict):
+                raise CoinDefinitionError(f"{where}.{key}: a network name is 1..19 lower-case letters or digits")
             else:
                 raise CoinDefinitionError(f"{where}.{key}: unknown key; known: {', '.join(sorted(_RULES))}, "
                                           "or a table per network")

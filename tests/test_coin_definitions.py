@@ -136,7 +136,8 @@ def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
     (("digibyte", "min_tx_size"), 5000, r"digibyte\.min_tx_size: 5000 is not allowed; allowed: 0\.\.1000 bytes"),
     (("bitcoinsv", "regtest", "rpc_port"), 70000, r"bitcoinsv\.regtest\.rpc_port: 70000 is not allowed"),
     (("bitcoinsv", "mainnet", "p2sh_prefix"), 0, r"bitcoinsv\.mainnet\.p2sh_prefix: 0 equals p2pkh_prefix"),
-    (("Bitcoin",), {"mainnet": {}}, r"Bitcoin: a coin name is 1\.\.32 lower-case"),
+    (("Bitcoin",), {"mainnet": {}}, r"Bitcoin: a coin name is 1\.\.19 lower-case letters or digits"),
+    (("bitcoin", "test_net"), {}, r"bitcoin\.test_net: a network name is 1\.\.19 lower-case"),
 ])
 def test_bad_definitions_name_coin_network_key_and_allowed(path: tuple[str, ...], value: Any, message: str) -> None:
     with pytest.raises(CoinDefinitionError, match=message):
