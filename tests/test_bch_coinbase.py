@@ -63,3 +63,17 @@ def test_a_template_gives_no_witness_and_keeps_the_canonical_order() -> None:
     assert [t.raw for t in parsed.txs[1:]] == txs  # the template's order, untouched
     assert all(t.raw == t.raw_nowitness for t in parsed.txs)  # no witness anywhere
     assert len(parsed.txs[0].raw) >= 100
+
+
+def test_a_template_asking_for_coinbase_outputs_is_refused_not_mined() -> None:
+    # the shape of Bitcoin ABC's (eCash) template: outputs the coinbase must pay, not added by this pool yet
+    gbt = _gbt([])
+    gbt["coinbasetxn"] = {"minerfund": {"addresses": ["ecregtest:prfhcnyqnl5cgrnmlfmms675w93ld7mvvq9jcw0zsn"],
+                                        "minimumvalue": 200_000_000},
+                          "stakingrewards": {"payoutscript": {"hex": "76a914" + "00" * 20 + "88ac"},
+                                             "minimumvalue": 500_000_000}}
+    with pytest.raises(ValueError, match="pay minerfund, stakingrewards, which this pool does not add yet: "
+                                         "ecash-regtest blocks would be refused"):
+        template_from_gbt(gbt, get_coin("ecash", "regtest"))
+    gbt["coinbasetxn"] = {"data": "00"}  # BIP22's coinbasetxn (a transaction), no outputs asked for
+    assert template_from_gbt(gbt, get_coin("ecash", "regtest")).witness_commitment is None

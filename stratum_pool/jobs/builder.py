@@ -104,6 +104,14 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
     nbits = int(nbits_raw, 16)
     target = int(gbt["target"], 16) if gbt.get("target") else bits_to_target(nbits)
 
+    required = gbt.get("coinbasetxn")
+    if isinstance(required, Mapping):
+        # eCash (Bitcoin ABC) lists outputs its coinbase must pay (miner fund, staking rewards) here; a block
+        # without them is refused, so serving such work would waste every hash until the builder adds them
+        asked = sorted(k for k, v in required.items() if isinstance(v, Mapping) and v.get("minimumvalue"))
+        if asked:
+            raise ValueError(f"getblocktemplate asks the coinbase to pay {', '.join(asked)}, which this pool does "
+                             f"not add yet: {coin.key} blocks would be refused")
     entries = _field(gbt, "transactions")
     transactions = _transaction_data(entries)
     txids = _txids(entries, transactions)
