@@ -37,8 +37,8 @@ async def test_make_run_serves_bitcoin_cash(bcash_installed: bool) -> None:
             if not line:
                 break
             lines.append(line)
-            url = re.search(rf"stratum\+tcp://127\.0\.0\.1:{port}  Bitcoin Cash regtest \(sha256d\)  "
-                            r"user: (bchreg:[a-z0-9]+)\[\.worker\]", line)
+            url = re.search(rf"stratum\+tcp://127\.0\.0\.1:{port}  bitcoincash regtest \(sha256d\)  "
+                            r"user: (bchreg:[a-z0-9]+)\[\.worker\]  password: x  \(Bitcoin Cash regtest\)", line)
         assert url is not None, "".join(lines)
         address = url.group(1)
         async with Miner("127.0.0.1", port, get_coin("bitcoincash", "regtest"), address, "bitaxe") as miner:

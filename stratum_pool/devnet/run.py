@@ -37,8 +37,8 @@ async def _serve(doc: dict[str, Any], hints: dict[str, str]) -> None:
         print("", flush=True)
         for coin in pool.coins:
             c = coin.coin
-            print(f"stratum+tcp://127.0.0.1:{coin.port}  {c.display_name} ({c.algorithm})  "
-                  f"user: {hints[c.key]}[.worker]  password: x", flush=True)
+            print(f"stratum+tcp://127.0.0.1:{coin.port}  {c.name} {c.network} ({c.algorithm})  "
+                  f"user: {hints[c.key]}[.worker]  password: x  ({c.display_name})", flush=True)
         if pool.api_port is not None:
             print(f"dashboard and JSON API: http://127.0.0.1:{pool.api_port}/  (metrics: /metrics)", flush=True)
         print("Ctrl-C stops the pool and the regtest node(s).\n", flush=True)
