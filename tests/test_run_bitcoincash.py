@@ -33,7 +33,10 @@ async def test_make_run_serves_bitcoin_cash(bcash_installed: bool) -> None:
         deadline = time.monotonic() + 120
         url = None
         while url is None and time.monotonic() < deadline:
-            line = await asyncio.to_thread(proc.stdout.readline)
+            try:
+                line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), deadline - time.monotonic())
+            except TimeoutError:
+                break  # the SIGINT below ends the child, and with it the read
             if not line:
                 break
             lines.append(line)
