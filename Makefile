@@ -55,6 +55,13 @@ bcoin:
 	  else echo "node and npm are missing: sudo apt-get install nodejs npm" >&2; exit 1; fi; }
 	$(PY) -m stratum_pool.devnet.bcoin install
 
+# bcash (Bitcoin Cash regtest, the bcoin team's node) from the npm registry into a project-local folder,
+# its native add-ons built and its fixes applied (stratum_pool/devnet/bcash.py); node and npm as for bcoin.
+.PHONY: bcash
+daemons: bcash
+bcash: bcoin
+	$(PY) -m stratum_pool.devnet.bcash install
+
 bench: venv
 	$(PY) bench/run.py
 

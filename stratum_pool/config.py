@@ -9,7 +9,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
 
-from stratum_pool.coins import COINS, Coin, coin_key
+from stratum_pool.coins import (
+    BUILTIN_KEYS,
+    COINS,
+    Coin,
+    CoinDefinitionError,
+    coin_key,
+    parse_coin_definitions,
+    register,
+)
 from stratum_pool.server.limits import BanPolicy, ServerLimits
 from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
@@ -160,6 +168,8 @@ class Settings:
     workers: int = field(default=1, metadata=between(1, 64))
     log_level: str = field(default="info", metadata=one_of(LOG_LEVELS, _OR_LEVELS))
     log_format: str = field(default="auto", metadata=one_of(LOG_FORMATS))
+    # [coin_definitions.NAME]: coins the operator adds, in the format of the built-in coins.toml
+    coin_definitions: tuple[Coin, ...] = field(default=(), metadata=rule(kind=dict, table=True))
     source: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -280,13 +290,30 @@ def _vardiff(table: Mapping[str, Any], path: str) -> VardiffSettings:
     return vs
 
 
-def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coin], object] | None) -> CoinSettings:
+def _coin_definitions(data: Mapping[str, Any]) -> dict[str, Coin]:
+    """The coins ``[coin_definitions.NAME]`` adds (coins.toml's format), by key; none may be a built-in one."""
+    table = _table(data, "coin_definitions", "") or {}
+    try:
+        defined = parse_coin_definitions(table, "")
+    except CoinDefinitionError as exc:
+        raise ConfigError(f"coin_definitions.{exc}") from None
+    for key, coin in defined.items():
+        if key in BUILTIN_KEYS:
+            raise ConfigError(f"coin_definitions.{coin.name}.{coin.network}: {key!r} is a built-in coin; "
+                              "give the coin another name")
+    return defined
+
+
+def _coin(table: Mapping[str, Any], path: str, address_check: Callable[[str, Coin], object] | None,
+          defined: Mapping[str, Coin] | None = None) -> CoinSettings:
     _check_unknown(table, _keys(CoinSettings).keys() | {"network"}, path)
     name = _value(CoinSettings, "coin", table, path)
     key = coin_key(name, _get(table, "network", path, str, "mainnet"))
-    if key not in COINS:
-        raise ConfigError(f"{path}.coin/network: {key!r} is not a known coin; known: {', '.join(sorted(COINS))}")
-    coin = COINS[key]
+    known = {**{k: c for k, c in COINS.items() if k in BUILTIN_KEYS}, **(defined or {})}
+    if key not in known:
+        raise ConfigError(f"{path}.coin/network: {key!r} is not a known coin; known: {', '.join(sorted(known))} "
+                          "(or define it under [coin_definitions])")
+    coin = known[key]
     daemons = []
     for i, d in enumerate(_value(CoinSettings, "daemons", table, path)):
         if not isinstance(d, dict):
@@ -360,12 +387,13 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
     database = DatabaseSettings(**_values(DatabaseSettings, db, "database", {"dsn": _dsn(db)}))
     pool = _table(data, "pool", "") or {}
     _check_unknown(pool, _names(Settings, tables=False), "pool")
+    defined = _coin_definitions(data)
     coins = []
     ports: dict[int, str] = {}
     for i, c in enumerate(_value(Settings, "coins", data, "")):
         if not isinstance(c, dict):
             raise ConfigError(f"coins[{i}]: expected a table")
-        cs = _coin(c, f"coins[{i}]", address_check)
+        cs = _coin(c, f"coins[{i}]", address_check, defined)
         for key in ("stratum_port", "sv2_port"):
             port = getattr(cs, key)
             if port and port in ports:
@@ -379,8 +407,12 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         coins.append(cs)
     if database.dsn == "" and any(cs.mode != "solo" for cs in coins):
         raise ConfigError("database.dsn: required when a coin's mode is pplns or prop (credits live there)")
-    return Settings(coins=tuple(coins), database=database, api=api, limits=_limits(data),
-                    bans=_section(data, "bans", BanPolicy), source=source, **_values(Settings, pool, "pool"))
+    settings = Settings(coins=tuple(coins), database=database, api=api, limits=_limits(data),
+                        bans=_section(data, "bans", BanPolicy), coin_definitions=tuple(defined.values()),
+                        source=source, **_values(Settings, pool, "pool"))
+    for coin in defined.values():
+        register(coin)  # the API and the store look coins up by key
+    return settings
 
 
 def load_settings(path: str | Path, address_check: Callable[[str, Coin], object] | None = None) -> Settings:

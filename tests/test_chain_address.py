@@ -340,6 +340,8 @@ def test_script_round_trip(hash160: bytes, coin_key: str) -> None:
         b"\x00\x14" + hash160,
         b"\x51\x20" + hash160 + hash160[:12],
     ):
+        if script[0] in (0, 0x51) and not coin.bech32_hrp:
+            continue  # a coin without segwit has no witness addresses (tests/test_cashaddr.py)
         assert address_to_script(script_to_address(script, coin), coin) == script
 
 

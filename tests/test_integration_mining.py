@@ -1,7 +1,8 @@
 """End to end against real regtest daemons: a Bitaxe-like miner mines blocks through the pool.
 
-Each case runs on bcoin (Bitcoin, sha256d; before and after segwit activation) and on litecoind (Litecoin,
-scrypt; before and after MWEB activation). The daemon, the pool, the sockets and the hashing are all real.
+Each case runs on bcoin (Bitcoin, sha256d; before and after segwit activation), on litecoind (Litecoin,
+scrypt; before and after MWEB activation) and on bcash (Bitcoin Cash: cashaddr, no segwit, 100-byte minimum).
+The daemon, the pool, the sockets and the hashing are all real.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def _bcoin_chain(name: str, node: Any) -> Chain:
                  node.rpc, node.new_address, generate)
 
 
+def _bcash_chain(name: str, node: Any) -> Chain:
+    def generate() -> str:
+        return str(node.generate(1)[0])
+
+    return Chain(name, get_coin("bitcoincash", "regtest"),
+                 {"url": node.url, "user": node.rpc_user, "password": node.rpc_password},
+                 node.rpc, node.new_address, generate)
+
+
 def _litecoin_chain(name: str, pair: Any) -> Chain:
     def generate() -> str:
         block = str(pair.generate(1, on="b")[0])
@@ -63,9 +73,11 @@ def _litecoin_chain(name: str, pair: Any) -> Chain:
                  a.rpc, pair.new_address, generate)
 
 
-@pytest.fixture(params=["bcoin", "bcoin-segwit", "litecoind", "litecoind-mweb"])
+@pytest.fixture(params=["bcoin", "bcoin-segwit", "litecoind", "litecoind-mweb", "bcash"])
 def chain(request: pytest.FixtureRequest) -> Chain:
     name = request.param
+    if name == "bcash":
+        return _bcash_chain(name, request.getfixturevalue("bcash_node"))
     if name == "bcoin":
         return _bcoin_chain(name, request.getfixturevalue("bcoin_node"))
     if name == "bcoin-segwit":
@@ -81,6 +93,8 @@ def pool_settings(chain: Chain) -> Any:
         "stratum_host": "127.0.0.1", "stratum_port": 0, "poll_interval_seconds": 0.5,
         "vardiff": {"initial": SHARE_DIFFICULTY, "minimum": SHARE_DIFFICULTY, "suggestion_policy": "fixed"},
         "daemons": [chain.daemon],
+        # No pool tag on Bitcoin Cash: the coinbase is then below its 100-byte minimum and must be padded
+        **({"pool_tag": ""} if chain.coin.min_tx_size else {}),
     }]}
     return parse_settings(doc, address_check=address_to_script).coins[0]
 
@@ -111,11 +125,17 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None
         await asyncio.sleep(0.02)
 
 
-def coinbase_scripts(raw_block: bytes) -> list[bytes]:
-    """The scriptPubKeys of a block's coinbase outputs."""
+def coinbase_tx(raw_block: bytes) -> tuple[bytes, bytes]:
+    """The coinbase of a block as serialized there and in its txid form."""
     # Only the coinbase is read: the rest may hold Litecoin MWEB transactions this parser does not take.
     _, start = read_varint(raw_block, 80)
-    coinbase = read_tx(raw_block, start)[0].raw_nowitness
+    tx = read_tx(raw_block, start)[0]
+    return tx.raw, tx.raw_nowitness
+
+
+def coinbase_scripts(raw_block: bytes) -> list[bytes]:
+    """The scriptPubKeys of a block's coinbase outputs."""
+    coinbase = coinbase_tx(raw_block)[1]
     offset = 4
     n_in, offset = read_varint(coinbase, offset)
     assert n_in == 1
@@ -152,12 +172,18 @@ async def test_bitaxe_like_miner_mines_three_blocks_paying_its_address(chain: Ch
     blocks = pool.stats.blocks
     assert [b.accepted for b in blocks] == [True, True, True], blocks
     script = address_to_script(address, chain.coin)
+    if chain.coin.cashaddr_prefix:
+        assert address.startswith(chain.coin.cashaddr_prefix + ":")  # the node's wallet prints bchreg: cashaddr
     for found in blocks:
         assert found.in_best_chain
         assert chain.rpc("getblockhash", found.height) == found.block_hash
         raw = bytes.fromhex(chain.rpc("getblock", found.block_hash, False))
         assert sha256d(raw[:80])[::-1].hex() == found.block_hash
         assert script in coinbase_scripts(raw)
+        if not chain.coin.segwit:
+            as_serialized, txid_form = coinbase_tx(raw)
+            assert as_serialized == txid_form  # no witness
+            assert len(txid_form) >= chain.coin.min_tx_size
     assert chain.rpc("getbestblockhash") == blocks[-1].block_hash
 
 
@@ -191,3 +217,40 @@ async def test_stale_duplicate_and_low_difficulty_shares_get_21_22_23(chain: Cha
     assert pool.stats.shares_rejected["duplicate"] == 1
     assert pool.stats.shares_rejected["stale"] == 1
     assert pool.stats.shares_rejected["low-difficulty"] == 1
+
+
+async def test_a_coin_defined_in_the_config_serves_work(bcoin_node: Any) -> None:
+    """An operator's own coin (no code): Bitcoin regtest's parameters under another name, served by bcoin;
+    a miner gets its work and mines a block through it."""
+    doc = {
+        "coin_definitions": {"hobbycoin": {
+            "title": "Hobbycoin", "algorithm": "sha256d", "block_time_seconds": 600, "stratum_port": 3390,
+            "p2pkh_prefix": 0x6F, "p2sh_prefix": 0xC4, "bech32_hrp": "bcrt", "segwit": True, "gbt_rules": ["segwit"],
+            "regtest": {"symbol": "rHOB", "rpc_port": 48332},
+        }},
+        "coins": [{
+            "coin": "hobbycoin", "network": "regtest", "mode": "solo", "stratum_host": "127.0.0.1",
+            "stratum_port": 0, "poll_interval_seconds": 0.5,
+            "vardiff": {"initial": SHARE_DIFFICULTY, "minimum": SHARE_DIFFICULTY, "suggestion_policy": "fixed"},
+            "daemons": [bcoin_node.daemon_config()],
+        }],
+    }
+    settings = parse_settings(doc, address_check=address_to_script)
+    coin = settings.coins[0].coin
+    assert coin.key == "hobbycoin-regtest"
+    coin_pool = CoinPool(settings.coins[0])
+    await coin_pool.start(ready_timeout=30)
+    try:
+        address = bcoin_node.new_address("legacy")
+        async with Miner("127.0.0.1", coin_pool.port, coin, address, "bitaxe") as miner:
+            assert miner.job is not None
+            share = miner.find(min_difficulty=network_difficulty(miner))
+            reply = await miner.submit_share(share)
+            assert reply["result"] is True, reply
+        await wait_for(lambda: len(coin_pool.stats.blocks) >= 1)
+        found = coin_pool.stats.blocks[0]
+        assert found.accepted and found.in_best_chain
+        raw = bytes.fromhex(bcoin_node.rpc("getblock", found.block_hash, False))
+        assert address_to_script(address, coin) in coinbase_scripts(raw)
+    finally:
+        await coin_pool.stop()

@@ -1,6 +1,7 @@
 """End to end in PPLNS mode: three miners mine through the pool, the block matures, the payout worker pays
 each miner exactly his credit (checked in the paying transaction on the chain, to the satoshi), and a second
-run pays nothing. Runs on litecoind (Litecoin Core wallet) and on bcoin (bcoin's wallet).
+run pays nothing. Runs on litecoind (Litecoin Core wallet), on bcoin (bcoin's wallet) and on bcash (Bitcoin Cash:
+bcash's wallet, cashaddr addresses).
 
 Everything is real: the daemons, the pool and its sockets, the share spool, the loader, PostgreSQL, the
 confirmation tracking and the wallet RPC.
@@ -81,10 +82,31 @@ def bcoin_node(node: Any) -> Node:
                 node.rpc, node.new_address, outside_address, generate, lambda: generate(1))
 
 
-@pytest.fixture(params=["litecoind", "bcoin"])
+def bcash_node(node: Any) -> Node:
+    from stratum_pool.chain import cashaddr
+
+    def generate(n: int) -> None:
+        node.generate(n, node.mining_address)
+
+    outside = iter(range(1, 10_000))
+
+    def outside_address() -> str:
+        return cashaddr.encode("bchreg", cashaddr.TYPE_P2PKH, next(outside).to_bytes(20, "big"))
+
+    return Node(get_coin("bitcoincash", "regtest"), node.daemon_config(),
+                {"name": "bcash-wallet", "url": node.wallet_url, "user": node.rpc_user, "password": node.rpc_password},
+                node.rpc, node.new_address, outside_address, generate, lambda: generate(1))
+
+
+@pytest.fixture(params=["litecoind", "bcoin", "bcash"])
 def node(request: pytest.FixtureRequest) -> Node:
     if request.param == "litecoind":
         return litecoind_node(request.getfixturevalue("litecoin_pair"))
+    if request.param == "bcash":
+        bcash = request.getfixturevalue("bcash_node")
+        bcash.generate(101)  # the wallet holds mature coins for the fees (as bcoin_segwit_node's does)
+        bcash.wait_for_wallet()
+        return bcash_node(bcash)
     return bcoin_node(request.getfixturevalue("bcoin_segwit_node"))
 
 

@@ -1,4 +1,4 @@
-"""The payout worker against real wallets: litecoind 0.21 (Core wallet RPC) and bcoin 1.0.2 (wallet port).
+"""The payout worker against real wallets: litecoind 0.21 (Core wallet RPC), bcoin 1.0.2 and bcash 1.1.1 (wallet port).
 
 Each test has a fresh database (``pg_dsn``); the daemons are module-scoped and shared, so the wallet
 already holds earlier tests' payouts - which is what reconciliation has to cope with in production too.
@@ -21,6 +21,7 @@ from stratum_pool.chain.address import encode_segwit
 from stratum_pool.coins import Coin, get_coin
 from stratum_pool.config import CoinSettings, DaemonSettings, VardiffSettings
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, to_satoshis
+from stratum_pool.devnet.bcash import BcashNode
 from stratum_pool.devnet.bcoin import BcoinNode
 from stratum_pool.payout.wallet import BCOIN, CORE, RpcWallet, batch_marker, wallet_client, wallet_endpoint
 from stratum_pool.payout.worker import run_payout
@@ -333,3 +334,67 @@ def test_wallet_endpoint_for_bcoin_is_the_wallet_port(bcoin_segwit_node: BcoinNo
     s = coin_settings(BTC, bcoin_wallet_settings(bcoin_segwit_node))
     ep: DaemonEndpoint = wallet_endpoint(s)
     assert ep.url == bcoin_segwit_node.wallet_url
+
+
+# --- bcash (Bitcoin Cash) ----------------------------------------------------------------------------------
+BCH = get_coin("bitcoincash", "regtest")
+
+
+def foreign_cashaddr() -> str:
+    """A bchreg: P2PKH address nobody owns."""
+    from stratum_pool.chain import cashaddr
+
+    return cashaddr.encode("bchreg", cashaddr.TYPE_P2PKH, os.urandom(20))
+
+
+@pytest.fixture(scope="module")
+def funded_bcash(bcash_node: BcashNode) -> BcashNode:
+    bcash_node.generate(103)  # three mature coinbases in the wallet
+    bcash_node.wait_for_wallet()
+    return bcash_node
+
+
+@pytest.fixture
+async def bcash_wallet(funded_bcash: BcashNode) -> AsyncIterator[DaemonClient]:
+    client = wallet_client(coin_settings(BCH, bcoin_wallet_settings(funded_bcash)))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_bcash_pays_exact_amounts_once(pg_dsn: str, funded_bcash: BcashNode, bcash_wallet: DaemonClient) -> None:
+    node = funded_bcash
+    amounts = [123_456_789, 50_000_000, 777_777]
+    addresses = [foreign_cashaddr() for _ in amounts]
+    for addr, amount in zip(addresses, amounts, strict=True):
+        seed_balance(pg_dsn, seed_account(pg_dsn, addr, coin=BCH), amount)
+    settings = coin_settings(BCH, bcoin_wallet_settings(node))
+    assert await RpcWallet(bcash_wallet).detect() == BCOIN  # bcash's wallet is bcoin's
+    report = await run_payout(pg_dsn, settings, bcash_wallet)
+    assert sorted((o.address, o.amount) for o, _ in report.paid) == sorted(zip(addresses, amounts, strict=True))
+    txid = report.paid[0][1]
+    assert txid in node.rpc("getrawmempool")  # the launcher's send waits for the mempool
+    outputs = bcoin_outputs(node, txid)
+    assert {a: outputs[a] for a in addresses} == dict(zip(addresses, amounts, strict=True))
+    bcoin_mine(node, txid)
+    again = await run_payout(pg_dsn, settings, bcash_wallet)
+    assert again.paid == [] and again.reconciled == []
+    assert await verify_ledger(pg_dsn) == []
+
+
+async def test_bcash_crash_after_sendmany_is_reconciled_as_sent(pg_dsn: str, funded_bcash: BcashNode,
+                                                                bcash_wallet: DaemonClient) -> None:
+    node = funded_bcash
+    addresses = [foreign_cashaddr() for _ in range(2)]
+    accounts = [seed_account(pg_dsn, a, coin=BCH) for a in addresses]
+    for acc in accounts:
+        seed_balance(pg_dsn, acc, 2_500_000)
+    batch = await record_batch(pg_dsn, BCH, [(acc, a, 2_500_000) for acc, a in zip(accounts, addresses, strict=True)])
+    txid = await RpcWallet(bcash_wallet).send_many(batch.by_address,
+                                                   batch_marker(BCH.key, batch.id, batch.created_at.timestamp()))
+    report = await run_payout(pg_dsn, coin_settings(BCH, bcoin_wallet_settings(node)), bcash_wallet)
+    assert [(r.status, r.txid) for r in report.reconciled] == [("sent", txid)]
+    assert report.paid == []
+    bcoin_mine(node, txid)
+    assert await verify_ledger(pg_dsn) == []

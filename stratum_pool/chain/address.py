@@ -1,4 +1,5 @@
-"""Payout addresses <-> scriptPubKeys: base58check (P2PKH, P2SH), bech32 (BIP173) and bech32m (BIP350).
+"""Payout addresses <-> scriptPubKeys: base58check (P2PKH, P2SH), bech32 (BIP173), bech32m (BIP350) and
+cashaddr (Bitcoin Cash, eCash: ``chain/cashaddr.py``).
 
 An address is only accepted for the network of the coin it is given with: a mainnet address on regtest
 is refused with a message that says which prefix was expected, because paying a coinbase to a script
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 
+from stratum_pool.chain import cashaddr
 from stratum_pool.chain.encoding import push_data
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.coins import Coin
@@ -194,55 +196,108 @@ def _witness_script(version: int, program: bytes) -> bytes:
     return bytes((0 if version == 0 else 0x50 + version,)) + push_data(program)
 
 
+_P2PKH_TYPES = (cashaddr.TYPE_P2PKH, cashaddr.TYPE_TOKEN_P2PKH)
+_P2SH_TYPES = (cashaddr.TYPE_P2SH, cashaddr.TYPE_TOKEN_P2SH)
+
+
+def _p2pkh(hash160: bytes) -> bytes:
+    # OP_DUP OP_HASH160 <20> OP_EQUALVERIFY OP_CHECKSIG
+    return b"\x76\xa9\x14" + hash160 + b"\x88\xac"
+
+
+def _p2sh(hash160: bytes) -> bytes:
+    # OP_HASH160 <20> OP_EQUAL
+    return b"\xa9\x14" + hash160 + b"\x87"
+
+
+def _cashaddr_script(address: str, coin: Coin) -> bytes:
+    try:
+        prefix, kind, hash_bytes = cashaddr.decode(address, coin.cashaddr_prefix)
+    except cashaddr.CashAddrError as exc:
+        raise AddressError(str(exc)) from None
+    if prefix != coin.cashaddr_prefix:
+        expected = (f"expected cashaddr prefix {coin.cashaddr_prefix!r}" if coin.cashaddr_prefix
+                    else "it takes no cashaddr addresses")
+        raise AddressError(f"address is for another network (cashaddr prefix {prefix!r}): {expected} for {coin.key}")
+    if len(hash_bytes) != 20 or kind not in _P2PKH_TYPES + _P2SH_TYPES:
+        # 32-byte P2SH and other types exist in the format but pay scripts a coinbase has no use for
+        raise AddressError(f"cashaddr type {kind} with a {len(hash_bytes)}-byte hash is not a P2PKH or P2SH address")
+    return _p2pkh(hash_bytes) if kind in _P2PKH_TYPES else _p2sh(hash_bytes)
+
+
+def _is_cashaddr(address: str, coin: Coin) -> bool:
+    """Whether ``address`` is meant as a cashaddr: it has a ``prefix:``, or the coin has cashaddr and the
+    string decodes under the coin's prefix (a base58 string never passes the 40-bit checksum by chance)."""
+    if ":" in address:
+        return True
+    if not coin.cashaddr_prefix:
+        return False
+    try:
+        cashaddr.decode_raw(address, coin.cashaddr_prefix)
+    except cashaddr.CashAddrError:
+        return False
+    return True
+
+
 def address_to_script(address: str, coin: Coin) -> bytes:
     """The scriptPubKey that pays ``address`` on ``coin``; AddressError says why when it cannot.
 
-    Accepts base58check P2PKH and P2SH with the coin's version bytes, and bech32/bech32m segwit addresses
-    (any witness version) with the coin's human-readable prefix.
+    Accepts base58check P2PKH and P2SH with the coin's version bytes (every coin), bech32/bech32m segwit
+    addresses (any witness version) with the coin's human-readable prefix (coins with one), and cashaddr
+    P2PKH and P2SH with the coin's prefix, written with or without it (coins with one).
     """
     if not address:
         raise AddressError("address is empty")
     if address != address.strip():
         raise AddressError("address has spaces around it")
-    sep = address.rfind("1")
-    hrp_guess = address[:sep].lower() if sep > 0 else ""
-    if hrp_guess == coin.bech32_hrp:
-        _, version, program = decode_segwit(address)
-        return _witness_script(version, program)
+    if _is_cashaddr(address, coin):
+        return _cashaddr_script(address, coin)
+    # Only a coin with a bech32 prefix reads bech32: on a coin without one, a base58 address whose only '1'
+    # is its first character would otherwise look like bech32 with an empty prefix and be refused.
+    if coin.bech32_hrp:
+        sep = address.rfind("1")
+        hrp_guess = address[:sep].lower() if sep > 0 else ""
+        if hrp_guess == coin.bech32_hrp:
+            _, version, program = decode_segwit(address)
+            return _witness_script(version, program)
     try:
         other_hrp, _, _ = decode_segwit(address)
     except AddressError:
         pass
     else:
-        raise AddressError(
-            f"address is for another network (bech32 prefix {other_hrp!r}): "
-            f"expected bech32 prefix {coin.bech32_hrp!r} for {coin.key}"
-        )
+        expected = f"expected bech32 prefix {coin.bech32_hrp!r}" if coin.bech32_hrp else "it has no segwit addresses"
+        raise AddressError(f"address is for another network (bech32 prefix {other_hrp!r}): {expected} for {coin.key}")
     payload = base58check_decode(address)
     if len(payload) != 21:
         raise AddressError(f"base58 address holds {len(payload) - 1} bytes, expected a 20-byte hash")
     prefix, hash160 = payload[0], payload[1:]
     if prefix == coin.p2pkh_prefix:
-        # OP_DUP OP_HASH160 <20> OP_EQUALVERIFY OP_CHECKSIG
-        return b"\x76\xa9\x14" + hash160 + b"\x88\xac"
+        return _p2pkh(hash160)
     if prefix == coin.p2sh_prefix:
-        # OP_HASH160 <20> OP_EQUAL
-        return b"\xa9\x14" + hash160 + b"\x87"
+        return _p2sh(hash160)
+    others = "".join((f", or bech32 prefix {coin.bech32_hrp!r}" if coin.bech32_hrp else "",
+                      f", or cashaddr prefix {coin.cashaddr_prefix!r}" if coin.cashaddr_prefix else ""))
     raise AddressError(
         f"address is for another network (base58 version byte {prefix}): expected version byte "
-        f"{coin.p2pkh_prefix} (P2PKH) or {coin.p2sh_prefix} (P2SH) for {coin.key}, "
-        f"or bech32 prefix {coin.bech32_hrp!r}"
+        f"{coin.p2pkh_prefix} (P2PKH) or {coin.p2sh_prefix} (P2SH) for {coin.key}{others}"
     )
 
 
 def script_to_address(script: bytes, coin: Coin) -> str:
-    """The address of a standard scriptPubKey on ``coin`` (P2PKH, P2SH, segwit); ValueError otherwise."""
+    """The address of a standard scriptPubKey on ``coin`` (P2PKH, P2SH, segwit); ValueError otherwise.
+
+    P2PKH and P2SH are written as cashaddr on a coin that has it (what its wallets print), base58 otherwise.
+    """
     if len(script) == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
+        if coin.cashaddr_prefix:
+            return cashaddr.encode(coin.cashaddr_prefix, cashaddr.TYPE_P2PKH, script[3:23])
         return base58check_encode(bytes((coin.p2pkh_prefix,)) + script[3:23])
     if len(script) == 23 and script[:2] == b"\xa9\x14" and script[22:] == b"\x87":
+        if coin.cashaddr_prefix:
+            return cashaddr.encode(coin.cashaddr_prefix, cashaddr.TYPE_P2SH, script[2:22])
         return base58check_encode(bytes((coin.p2sh_prefix,)) + script[2:22])
     is_witness_version = script[:1] == b"\x00" or b"\x51" <= script[:1] <= b"\x60"
-    if 4 <= len(script) <= 42 and is_witness_version and script[1] == len(script) - 2:
+    if coin.bech32_hrp and 4 <= len(script) <= 42 and is_witness_version and script[1] == len(script) - 2:
         version = 0 if script[0] == 0 else script[0] - 0x50
         try:
             return encode_segwit(coin.bech32_hrp, version, script[2:])

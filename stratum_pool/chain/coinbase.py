@@ -11,7 +11,8 @@ scriptSig layout::
 
 The extranonce sits right after the height so that its offset does not depend on the tag's length, and
 it is a proper data push so the scriptSig stays a well-formed script (push-only, as explorers expect).
-The pool tag is pushed after it and omitted entirely when empty.
+The pool tag is pushed after it and omitted entirely when empty. A coin with a minimum transaction size
+(Bitcoin Cash: 100 bytes) gets one more push of zero bytes after the tag when the coinbase would be smaller.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ def build_coinbase(
     witness_commitment: bytes | None = None,
     lock_time: int = 0,
     tx_version: int = 1,
+    min_size: int = 0,
 ) -> tuple[bytes, bytes]:
     """``(coinb1, coinb2)`` of the coinbase paying ``outputs`` (value in base units, scriptPubKey).
 
     ``extranonce_size`` is ``len(extranonce1) + extranonce2_size``. ``witness_commitment`` is the
     commitment output's scriptPubKey (getblocktemplate's ``default_witness_commitment``); it is appended
-    as a zero-value output after ``outputs``. ValueError when the scriptSig falls outside 2..100 bytes.
+    as a zero-value output after ``outputs``. ``min_size`` is the coin's minimum transaction size: a
+    smaller coinbase is padded in its scriptSig. ValueError when the scriptSig falls outside 2..100 bytes.
     """
     if extranonce_size < 1:
         raise ValueError("extranonce_size must be at least 1 byte")
@@ -56,15 +59,23 @@ def build_coinbase(
     height_push = bip34_height_push(height)
     extranonce_push = push_header(extranonce_size)
     tag_push = push_data(pool_tag) if pool_tag else b""
+    all_outputs = list(outputs)
+    if witness_commitment is not None:
+        all_outputs.append((0, witness_commitment))
     script_sig_len = len(height_push) + len(extranonce_push) + extranonce_size + len(tag_push)
+    # the size without padding: version, 1 input (outpoint, scriptSig length, scriptSig, sequence), outputs,
+    # lock time; a padding of n bytes is pushed with 1 + (n - 1) bytes (an OP_0 when n = 1)
+    size = 4 + 1 + 36 + len(varint(script_sig_len)) + script_sig_len + 4 + len(varint(len(all_outputs))) + sum(
+        8 + len(varint(len(script))) + len(script) for _, script in all_outputs) + 4
+    if size < min_size:
+        pad = min_size - size
+        tag_push += push_data(bytes(pad - 1))  # small enough for a one-byte push opcode and a 1-byte varint
+        script_sig_len += pad
     if not _SCRIPT_SIG_MIN <= script_sig_len <= _SCRIPT_SIG_MAX:
         raise ValueError(
             f"coinbase scriptSig would be {script_sig_len} bytes; consensus allows "
             f"{_SCRIPT_SIG_MIN}..{_SCRIPT_SIG_MAX} (shorten the pool tag or the extranonce)"
         )
-    all_outputs = list(outputs)
-    if witness_commitment is not None:
-        all_outputs.append((0, witness_commitment))
     coinb1 = b"".join(
         (
             u32le(tx_version),

@@ -549,10 +549,15 @@ class DaemonClient:
         raise DaemonUnavailableError(method, errors)
 
     # --- typed helpers -------------------------------------------------------------------------------
+    def template_request(self) -> dict[str, Any]:
+        """The ``getblocktemplate`` request object of this coin (its rules, then its extra parameters)."""
+        return {"rules": list(self.coin.gbt_rules), **self.coin.gbt_params}
+
     async def getblocktemplate(self, longpollid: str | None = None, *, timeout: float | None = None,
                                long: bool = False, retries: int | None = None) -> dict[str, Any]:
-        """``getblocktemplate`` with the coin's rules (``coin.gbt_rules``; Litecoin: mweb + segwit)."""
-        request: dict[str, Any] = {"rules": list(self.coin.gbt_rules)}
+        """``getblocktemplate`` with the coin's rules (``coin.gbt_rules``; Litecoin: mweb + segwit) and any
+        further keys its definition asks for (``coin.gbt_params``)."""
+        request: dict[str, Any] = self.template_request()
         if longpollid is not None:
             request["longpollid"] = longpollid
         result = await self.call("getblocktemplate", request, timeout=timeout, long=long, retries=retries)
@@ -621,7 +626,7 @@ class DaemonClient:
     async def probe(self, endpoint: DaemonEndpoint) -> str | None:
         """None when ``endpoint`` serves templates, else a readable reason it does not (yet)."""
         try:
-            await self.call_endpoint(endpoint, "getblocktemplate", {"rules": list(self.coin.gbt_rules)},
+            await self.call_endpoint(endpoint, "getblocktemplate", self.template_request(),
                                      timeout=min(endpoint.timeout, 10.0))
         except RpcAuthError as exc:
             return f"wrong credentials: {exc}"

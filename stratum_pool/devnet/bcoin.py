@@ -183,6 +183,17 @@ class BcoinNode:
         self.process: ManagedProcess | None = None
         self._mining_address: str | None = None
 
+    # ---- what a node of the bcoin family runs (bcash.BcashNode overrides these) ----
+
+    launcher: Path = LAUNCHER
+    package_dir: Path = PACKAGE_DIR
+    env: dict[str, str] = {"BCOIN_NETWORK": "regtest"}
+    kind = "bcoin"
+
+    def ensure_installed(self) -> None:
+        if not is_installed():
+            install()
+
     # ---- addresses of the node, for the pool's config ----
 
     @property
@@ -218,7 +229,7 @@ class BcoinNode:
 
     def daemon_config(self) -> dict[str, str]:
         """The ``[[coins.daemons]]`` table for this node."""
-        return {"name": f"bcoin-{self.http_port}", "url": self.url, "user": self.rpc_user,
+        return {"name": f"{self.kind}-{self.http_port}", "url": self.url, "user": self.rpc_user,
                 "password": self.rpc_password}
 
     @property
@@ -234,7 +245,7 @@ class BcoinNode:
 
     def argv(self) -> list[str]:
         args = [
-            _tool("node"), str(LAUNCHER),
+            _tool("node"), str(self.launcher),
             "--network=regtest",
             f"--prefix={self.datadir}",
             f"--wallet-prefix={self.chain_dir}",
@@ -258,13 +269,11 @@ class BcoinNode:
         """Launch bcoin and wait until both node and wallet RPC answer."""
         if self.running:
             return
-        if not is_installed():
-            install()
+        self.ensure_installed()
         self.datadir.mkdir(parents=True, exist_ok=True)
         if self.memory:
             self._mining_address = None  # a memory node's wallet starts empty every time
-        self.process = ManagedProcess(self.argv(), self.log_path, env={"BCOIN_NETWORK": "regtest"},
-                                      cwd=PACKAGE_DIR)
+        self.process = ManagedProcess(self.argv(), self.log_path, env=dict(self.env), cwd=self.package_dir)
         self.process.start()
         process = self.process
 
@@ -276,7 +285,7 @@ class BcoinNode:
             return True
 
         try:
-            up = wait_until(probe, timeout, f"bcoin RPC on {self.url}")
+            up = wait_until(probe, timeout, f"{self.kind} RPC on {self.url}")
         except TimeoutError as exc:
             self.stop()
             raise BcoinError(f"{exc}\n--- {self.log_path} ---\n{process.log_tail()}") from exc

@@ -1,4 +1,5 @@
-"""``make run``: a regtest daemon (bcoin for Bitcoin, litecoind for Litecoin) and the pool, in the foreground.
+"""``make run``: a regtest daemon (bcoin for Bitcoin, litecoind for Litecoin, bcash for Bitcoin Cash) and the pool,
+in the foreground.
 
 Everything started here is stopped on Ctrl-C or SIGTERM. The chain lives in a temporary folder and is gone
 afterwards: this is a playground for pointing a miner at, not a node to keep.
@@ -38,7 +39,7 @@ async def _serve(doc: dict[str, Any], hints: dict[str, str]) -> None:
         for coin in pool.coins:
             c = coin.coin
             print(f"stratum+tcp://127.0.0.1:{coin.port}  {c.name} {c.network} ({c.algorithm})  "
-                  f"user: {hints[c.key]}[.worker]  password: x", flush=True)
+                  f"user: {hints[c.key]}[.worker]  password: x  ({c.display_name})", flush=True)
             if coin.sv2_url:
                 print(f"{coin.sv2_url}  Stratum V2 (Noise), the same user", flush=True)
             if coin.tls_port is not None:
@@ -97,9 +98,10 @@ def _without_password(dsn: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
-    parser.add_argument("--coin", choices=("bitcoin", "litecoin", "both"), default="bitcoin")
+    parser.add_argument("--coin", choices=("bitcoin", "litecoin", "both", "bitcoincash"), default="bitcoin")
     parser.add_argument("--port", type=int, default=3333, help="stratum port of the Bitcoin pool")
     parser.add_argument("--ltc-port", type=int, default=3334, help="stratum port of the Litecoin pool")
+    parser.add_argument("--bch-port", type=int, default=3335, help="stratum port of the Bitcoin Cash pool")
     parser.add_argument("--dsn", default=os.environ.get("STRATUM_POOL_DSN", ""),
                         help="PostgreSQL to keep shares in (default $STRATUM_POOL_DSN; none: a private one is started)")
     parser.add_argument("--no-database", action="store_true", help="count shares in memory only")
@@ -164,6 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        "password": ep.password}], **_sv2(args.ltc_sv2_port, args.sv2_dir)})
             if args.ltc_tls_port:
                 coins[-1].update(tls, tls_port=args.ltc_tls_port)
+        if args.coin == "bitcoincash":
+            from stratum_pool.devnet.bcash import BcashNode
+
+            bch = stack.enter_context(BcashNode(root / "bcash"))
+            print(f"bcash regtest node: {bch.url}", flush=True)
+            hints["bitcoincash-regtest"] = bch.new_address()  # a bchreg: cashaddr
+            coins.append({"coin": "bitcoincash", "network": "regtest", "stratum_host": "127.0.0.1",
+                          "stratum_port": args.bch_port, "vardiff": vardiff, "poll_interval_seconds": 1,
+                          "daemons": [bch.daemon_config()]})
         doc: dict[str, Any] = {"coins": coins, "api": {"port": args.api_port}}
         if database:
             doc["database"] = database

@@ -104,15 +104,24 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
     nbits = int(nbits_raw, 16)
     target = int(gbt["target"], 16) if gbt.get("target") else bits_to_target(nbits)
 
+    required = gbt.get("coinbasetxn")
+    if isinstance(required, Mapping):
+        # eCash (Bitcoin ABC) lists outputs its coinbase must pay (miner fund, staking rewards) here; a block
+        # without them is refused, so serving such work would waste every hash until the builder adds them
+        asked = sorted(k for k, v in required.items() if isinstance(v, Mapping) and v.get("minimumvalue"))
+        if asked:
+            raise ValueError(f"getblocktemplate asks the coinbase to pay {', '.join(asked)}, which this pool does "
+                             f"not add yet: {coin.key} blocks would be refused")
     entries = _field(gbt, "transactions")
     transactions = _transaction_data(entries)
     txids = _txids(entries, transactions)
 
     commitment_hex = gbt.get("default_witness_commitment")
     witness_commitment: bytes | None
-    if not segwit_active(gbt):
-        # bcoin offers a commitment before segwit activates, but a coinbase witness is then refused
-        # ("unexpected-witness"): only a template whose rules say segwit gets one.
+    if not coin.segwit or not segwit_active(gbt):
+        # A coin without segwit has no witness anywhere (Bitcoin Cash). And bcoin offers a commitment before
+        # segwit activates, but a coinbase witness is then refused ("unexpected-witness"): only a template
+        # whose rules say segwit gets one.
         witness_commitment = None
     elif commitment_hex:
         witness_commitment = _hex_field(commitment_hex, "default_witness_commitment")
@@ -192,6 +201,7 @@ def make_job(
         extranonce_size,
         pool_tag=pool_tag,
         witness_commitment=template.witness_commitment,
+        min_size=template.coin.min_tx_size,  # Bitcoin Cash: bad-txns-undersize below 100 bytes
     )
     return Job(
         job_id=job_id,

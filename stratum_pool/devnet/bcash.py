@@ -1,0 +1,198 @@
+"""bcash (npm ``bcash`` 1.1.1, the bcoin team's Bitcoin Cash full node) as a real Bitcoin Cash regtest daemon
+for ``make run --coin=bitcoincash`` and the tests.
+
+``install()`` puts bcash into ``stratum_pool/devnet/bcash/node_modules`` (``python -m stratum_pool.devnet.bcash
+install``), builds its native add-ons and applies :data:`PATCHES`; ``BcashNode`` runs ``bcash/launcher.js``
+(a FullNode with the wallet plugin and the in-process fixes its header lists) and talks JSON-RPC to it, the
+same way as a bcoin node (``devnet/bcoin.py``: node RPC and wallet RPC on two ports, the API key as password).
+
+Regtest facts (bcash 1.1.1, consensus rules of Nov 2018): every transaction, the coinbase included, at least
+100 bytes (``bad-txns-undersize``); non-coinbase transactions in canonical (ascending txid) order; no segwit;
+getblocktemplate takes no rules and gives no witness commitment; submitblock answers null on success (and for
+a block that lands on a side chain: compare getbestblockhash), ``rejected: <reason>`` otherwise; the reward
+halves every 150 blocks; addresses print as ``bchreg:`` cashaddr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from stratum_pool.chain.address import address_to_script, script_to_address
+from stratum_pool.coins import get_coin
+from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, _tool
+
+__all__ = ["BCASH_VERSION", "PACKAGE_DIR", "PATCHES", "BcashInstallError", "BcashNode", "install", "is_installed",
+           "main"]
+
+BCASH_VERSION = "1.1.1"
+PACKAGE_DIR = Path(__file__).resolve().with_name("bcash")
+LAUNCHER = PACKAGE_DIR / "launcher.js"
+NODE_MODULES = PACKAGE_DIR / "node_modules"
+_STAMP = NODE_MODULES / ".stratum-pool-install.json"
+_LOCK = NODE_MODULES / ".stratum-pool-install.lock"
+# Native add-ons npm must build itself (npm 11 runs no install scripts by itself): bdb is the on-disk
+# database; mrmr and bsip speed up parsing and hashing (the rest have JavaScript fallbacks).
+_REBUILD = ("bdb", "mrmr", "bsip")
+
+# Fixes applied to bcash's own files at install (file, text, replacement), each checked to apply once:
+PATCHES: tuple[tuple[str, str, str], ...] = (
+    # getblocktemplate's "depends" asserts that each parent comes before its child, which canonical (txid)
+    # order breaks whenever a child's txid sorts before its parent's: list only the earlier parents, as
+    # Bitcoin ABC and BCHN do (a later parent is in the same block anyway).
+    ("bcash/lib/node/rpc.js",
+     "        if (deps.indexOf(dep) === -1) {\n          assert(dep < i + 1);\n          deps.push(dep);",
+     "        if (dep < i + 1 && deps.indexOf(dep) === -1) {\n          deps.push(dep);"),
+)
+
+
+class BcashInstallError(BcoinError):
+    """node/npm are missing, ``npm install`` failed, or a patch no longer applies."""
+
+
+def _stamp_value(node: str) -> dict[str, str]:
+    done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    digest = hashlib.sha256((PACKAGE_DIR / "package.json").read_bytes()
+                            + repr(PATCHES).encode()).hexdigest()
+    return {"package_json_sha256": digest, "node_version": done.stdout.strip()}
+
+
+def is_installed() -> bool:
+    """True when node_modules holds bcash installed (and patched) from the current package.json with this node."""
+    if not (NODE_MODULES / "bcash" / "package.json").is_file() or not _STAMP.is_file():
+        return False
+    try:
+        return bool(json.loads(_STAMP.read_text()) == _stamp_value(_tool("node")))
+    except (OSError, ValueError, subprocess.CalledProcessError, BcoinError):
+        return False
+
+
+def _run(argv: list[str], what: str, timeout: float) -> None:
+    try:
+        done = subprocess.run(argv, cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise BcashInstallError(f"{what} timed out after {timeout:.0f}s") from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+        raise BcashInstallError(f"{what} failed (exit {done.returncode}) in {PACKAGE_DIR}:\n{tail}")
+
+
+def _apply_patches() -> None:
+    for rel, old, new in PATCHES:
+        path = NODE_MODULES / rel
+        text = path.read_text()
+        if new in text and old not in text:
+            continue  # applied by an earlier install
+        if text.count(old) != 1:
+            raise BcashInstallError(f"patch for {path} does not apply: the text to replace is not there once")
+        path.write_text(text.replace(old, new))
+
+
+def install(force: bool = False, timeout: float = 900.0) -> bool:
+    """Install bcash into ``PACKAGE_DIR/node_modules`` unless it is there already (npm install, the native
+    add-ons, the patches). Safe to call from several processes at once (a file lock). True when npm ran."""
+    node = _tool("node")
+    npm = _tool("npm")
+    NODE_MODULES.mkdir(exist_ok=True)
+    with open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not force and is_installed():
+                return False
+            _STAMP.unlink(missing_ok=True)
+            _run([npm, "install", "--no-audit", "--no-fund"], "npm install", timeout)
+            _run([npm, "rebuild", *_REBUILD], f"npm rebuild {' '.join(_REBUILD)}", timeout)
+            if not (NODE_MODULES / "bcash" / "package.json").is_file():
+                raise BcashInstallError(f"npm install finished but {NODE_MODULES / 'bcash'} is missing")
+            _apply_patches()
+            _run([node, "-e", "require('bcash/lib/node/fullnode')"], "loading bcash after install", 60)
+            _STAMP.write_text(json.dumps(_stamp_value(node), indent=1) + "\n")
+            return True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class BcashNode(BcoinNode):
+    """One bcash regtest node (with wallet) on 127.0.0.1; see :class:`BcoinNode` for the arguments.
+
+    Started with ``--template-refresh-on-tx`` (a new mempool transaction is in the next template at once).
+    Its addresses are ``bchreg:`` cashaddr; the base58 regtest prefixes are Core's (m/n, 2).
+    """
+
+    launcher = LAUNCHER
+    package_dir = PACKAGE_DIR
+    env = {"BCASH_NETWORK": "regtest"}
+    kind = "bcash"
+
+    def ensure_installed(self) -> None:
+        if not is_installed():
+            install()
+
+    def argv(self) -> list[str]:
+        return [*super().argv(), "--template-refresh-on-tx"]
+
+    def new_address(self, kind: str = "cashaddr") -> str:
+        """A fresh ``bchreg:`` address of the ``primary`` wallet's default account (``legacy``: its base58 form)."""
+        address = str(self.wallet_rpc("getnewaddress"))
+        if kind == "cashaddr":
+            return address
+        if kind == "legacy":
+            # the same key's P2PKH script written in base58 (what a coin without cashaddr prints)
+            coin = get_coin("bitcoincash", "regtest")
+            base58 = dataclasses.replace(coin, cashaddr_prefix="")
+            return script_to_address(address_to_script(address, coin), base58)
+        raise ValueError(f"address kind must be 'cashaddr' or 'legacy', not {kind!r}")
+
+    @property
+    def mining_address(self) -> str:
+        if self._mining_address is None:
+            self._mining_address = self.new_address()
+        return self._mining_address
+
+    def activate_segwit(self, address: str | None = None) -> int:
+        raise BcoinError("Bitcoin Cash has no segwit")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: python -m stratum_pool.devnet.bcash install [--force] | run DATADIR"
+    if not args or args[0] in ("-h", "--help"):
+        print(usage)
+        return 0 if args else 2
+    if args[0] == "install":
+        started = time.monotonic()
+        try:
+            ran = install(force="--force" in args[1:])
+        except BcashInstallError as exc:
+            print(f"bcash install: {exc}", file=sys.stderr)
+            return 1
+        took = f" ({time.monotonic() - started:.0f}s)" if ran else ""
+        print(f"bcash {BCASH_VERSION} {'installed' if ran else 'already installed'} in {NODE_MODULES}{took}")
+        return 0
+    if args[0] == "run" and len(args) == 2:
+        node = BcashNode(Path(args[1]))
+        with node:
+            print(f"bcash regtest: rpc {node.url} wallet {node.wallet_url} p2p {node.p2p_address}"
+                  f" user {node.rpc_user!r} password {node.rpc_password!r}; Ctrl-C stops", flush=True)
+            try:
+                while node.running:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    print(usage, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
