@@ -30,6 +30,7 @@ from stratum_pool.daemon.notify import (
     ZmqBlockSubscriber,
 )
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
+from stratum_pool.hashrate import HASHES_PER_DIFF1, Rate, WorkerBook, WorkerFigures, address_history, figures
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.metrics import PoolMetrics
 from stratum_pool.protocol.actions import (
@@ -102,6 +103,31 @@ class CoinLive:
     def hashrate(self) -> float:
         return self._pool.metrics.hashrate_of(self.coin_key)
 
+    def rates(self) -> dict[str, Rate]:
+        """The coin's hashrate over each window (``hashrate.WINDOWS``), with the share count behind it."""
+        return self._pool.metrics.meter(self.coin_key).rates(self._pool.clock())
+
+    def best_share(self) -> dict[str, float]:
+        """The best share (achieved difficulty, share units) of any worker: since the last network block, in
+        this session of the pool (since it started) and of all time (as far as this process knows)."""
+        book = self._pool.worker_book
+        workers = list(book.workers.values())
+        session = max((w.best_ever for w in workers), default=0.0)
+        return {"since_block": max((book.best_round(w) for w in workers), default=0.0),
+                "session": session, "all_time": session}
+
+    def workers_of(self, address: str) -> list[WorkerFigures]:
+        """The live workers of ``address`` on this coin (those that authorized in this process)."""
+        return figures(self._pool.worker_book, address, self._pool.clock())
+
+    def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]:
+        """Hashes per ``step`` bucket of ``address``'s workers in [start, end), from memory."""
+        return address_history(self._pool.worker_book, address, start, end, step)
+
+    def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
+        """Hashes per ``step`` bucket of the whole coin in [start, end), from memory."""
+        return self._pool.metrics.meter(self.coin_key).history(start, end, step)
+
 
 class CoinPool:
     """One coin served on one stratum port."""
@@ -124,6 +150,8 @@ class CoinPool:
         self.clock = clock
         self.stats = PoolStats()
         self.metrics = metrics if metrics is not None else PoolMetrics(clock=clock)
+        # each worker's hashrate and best shares, in memory (the API's live figures, with or without a database)
+        self.worker_book = WorkerBook()
         self.daemon = DaemonClient(
             [DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
                             cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
@@ -245,6 +273,8 @@ class CoinPool:
             new_block = self.jobs.update(gbt)
             self.server.broadcast(new_block, self.jobs)
         self.stats.templates += 1
+        if new_block:
+            self.worker_book.new_block()
         self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
         if new_block and since is not None:
             self.metrics.new_block_to_notify.labels(self.coin.key).observe(time.monotonic() - since)
@@ -353,6 +383,8 @@ class CoinPool:
             stats.shares_accepted += 1
             stats.difficulty_accepted += action.difficulty
             self.metrics.share_accepted(coin.key, action.difficulty, coin.share_multiplier)
+            self.worker_book.accepted(action.worker, action.address, action.time,
+                                      action.difficulty * HASHES_PER_DIFF1 / coin.share_multiplier, action.achieved)
             if self.recorder is not None:
                 return self.recorder.share(coin.key, action)[1]
         elif isinstance(action, ShareRejected):
@@ -367,6 +399,7 @@ class CoinPool:
         elif isinstance(action, Authorized):
             self._authorized[action.address] = None
             self._authorized.move_to_end(action.address)
+            self.worker_book.authorized(action.worker, action.address, self.clock())
             if len(self._authorized) > MAX_AUTHORIZED_REMEMBERED:
                 self._authorized.popitem(last=False)
             log.info("authorized", coin=self.coin.key, worker=action.worker, session=action.session_id)

@@ -23,7 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from stratum_pool.api.live import CoinFigures
 from stratum_pool.api.ratelimit import RateLimiter, RateLimitSettings
 from stratum_pool.coins import COINS
+from stratum_pool.hashrate import WINDOWS, Rate, WorkerFigures
 from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS
+from stratum_pool.odds import TERAHASH, blocks_per_year, network_hashrate, odds
 from stratum_pool.store import queries as q
 from stratum_pool.store.queries import DatabaseUnavailable, ReadPool
 
@@ -63,6 +65,55 @@ def hashrate(difficulty: float, seconds: float, coin_key: str) -> float:
     coin = COINS.get(coin_key)
     multiplier = coin.share_multiplier if coin is not None else 1
     return difficulty * HASHES_PER_DIFF1 / seconds / multiplier
+
+
+def rates_json(rates: dict[str, Rate]) -> dict[str, dict[str, float | int]]:
+    """Each window's hashrate (H/s) with the share count and the seconds behind it (a figure from 20 shares
+    is a rough one)."""
+    return {name: {"hashrate": r.hashrate, "shares": r.shares, "seconds": r.seconds}
+            for name, r in rates.items() if name in WINDOWS}
+
+
+def of_network(best: float, coin_key: str, network_difficulty: float | None) -> float | None:
+    """A share's achieved difficulty (the coin's share units) as a fraction of the network difficulty."""
+    coin = COINS.get(coin_key)
+    if network_difficulty is None or network_difficulty <= 0:
+        return None
+    return best / (network_difficulty * (coin.share_multiplier if coin is not None else 1))
+
+
+BEST_SHARES = ("since_block", "session", "all_time")
+
+
+def best_json(best: dict[str, float], coin_key: str, network_difficulty: float | None) -> dict[str, Any]:
+    """The best shares (since the last network block, this session, all time; None: not known here), each
+    also as a fraction of the network difficulty."""
+    out: dict[str, Any] = {}
+    for name in BEST_SHARES:
+        value = best.get(name)
+        out[name] = None if value is None else {
+            "difficulty": value, "of_network": of_network(value, coin_key, network_difficulty)}
+    return out
+
+
+def _block_time(coin_key: str) -> float:
+    coin = COINS.get(coin_key)
+    return coin.block_time_seconds if coin is not None else 0.0
+
+
+def _live_worker(worker: dict[str, Any], live: WorkerFigures, coin_key: str, nd: float | None) -> None:
+    """A worker's JSON with this process's figures of it."""
+    worker["hashrate"] = live.rates["10m"].hashrate
+    worker["rates"] = rates_json(live.rates)
+    if live.last_share is not None and (worker["last_share"] is None or live.last_share > worker["last_share"]):
+        worker["last_share"] = int(live.last_share)
+    worker["last_seen"] = worker["last_share"] if worker["last_seen"] is None else worker["last_seen"]
+    worker["best_difficulty"] = max(worker["best_difficulty"], live.best_ever)
+    if worker["rejected_24h"] is None:  # no database: accepted shares counted in memory
+        worker["accepted_24h"] = live.rates["24h"].shares
+    worker["best_share"] = best_json({"since_block": live.best_round, "session": live.best_session,
+                                      "all_time": worker["best_difficulty"]}, coin_key, nd)
+    worker["started"] = int(live.started)
 
 
 def epoch(t: datetime | None) -> int | None:
@@ -157,6 +208,17 @@ class _Api:
             t += timedelta(seconds=step)
         return {"coin": coin_key, "symbol": _symbol(coin_key), "points": points}
 
+    def live_series(self, pool: PoolView, start: datetime, end: datetime, step: int,
+                    history: Callable[[float, float, float], dict[float, float]]) -> dict[str, Any]:
+        """A history series from a live pool's memory (hashes per bucket) in the database series' shape."""
+        key = pool.coin_key
+        coin = COINS.get(key)
+        # back to share difficulty, which ``series`` turns into H/s like the database's buckets
+        per_hash = (coin.share_multiplier if coin is not None else 1) / HASHES_PER_DIFF1
+        hashes = history(start.timestamp(), end.timestamp(), step)
+        return self.series(key, start, end, step, {datetime.fromtimestamp(t, UTC): h * per_hash
+                                                   for t, h in hashes.items()})
+
     async def cached(self, request: web.Request, build: Callable[[], Awaitable[web.Response]]) -> web.Response:
         if self.cache_seconds <= 0:
             return await build()
@@ -234,14 +296,25 @@ class _Api:
             key = p.coin_key
             act = activity.get(key)
             blk = blocks.get(key)
+            rates = p.rates()
+            nd = p.network_difficulty
+            live_10m = rates["10m"].hashrate if "10m" in rates else p.hashrate
             coins.append({
                 "coin": key, "symbol": _symbol(key), "algorithm": p.algorithm, "scheme": p.scheme,
                 "fee_percent": p.fee_percent, "stratum_port": p.stratum_port,
                 "height": p.height, "network_difficulty": p.network_difficulty,
                 "connections": p.connections, "workers_online": p.workers_online,
                 "hashrate": p.hashrate,
-                "hashrate_10m": None if self.db is None or database != "ok" else
+                # from the database's shares when there is one; else from this process's memory
+                "hashrate_10m": live_10m if self.db is None else None if database != "ok" else
                 hashrate(act.difficulty if act else 0.0, HASHRATE_WINDOW_SECONDS, key),
+                "hashrate_1h": rates["1h"].hashrate if "1h" in rates else None,
+                "hashrate_24h": rates["24h"].hashrate if "24h" in rates else None,
+                "rates": rates_json(rates),
+                "network_hashrate": network_hashrate(nd, _block_time(key)),
+                **odds(nd, p.hashrate),
+                "blocks_per_year_per_ths": blocks_per_year(nd, TERAHASH),
+                "best_share": best_json(p.best_share(), key, nd),
                 "miners": None if database != "ok" else (act.miners if act else 0),
                 "workers": None if database != "ok" else (act.workers if act else 0),
                 "blocks_found": None if database != "ok" else (blk.total if blk else 0),
@@ -260,6 +333,10 @@ class _Api:
 
         async def build() -> web.Response:
             start, end, step = self.history_window(r)
+            if self.db is None:  # from memory
+                series = [self.live_series(p, start, end, step, p.pool_history) for p in self.pools
+                          if coin is None or p.coin_key == coin]
+                return _json({"range": r, "step_seconds": step, "series": series})
             rows = await self.need_db().run(q.pool_difficulty_history, start=start, end=end, step_seconds=step,
                                             coin_key=coin)
             keys = [p.coin_key for p in self.pools if coin is None or p.coin_key == coin]
@@ -289,13 +366,75 @@ class _Api:
                 balance = await q.account_balance(conn, account.id)
                 credits = await q.account_credits(conn, account.id)
                 payouts = await q.account_payouts(conn, account.id)
-                out.append(self.account_json(account, workers, balance, credits, payouts))
+                account_json = self.account_json(account, workers, balance, credits, payouts)
+                out.append(self.with_live(account_json, self.pool_of(account.coin_key), address))
             return out
 
-        accounts = await self.need_db().run(load)
+        if self.db is not None:
+            accounts = await self.db.run(load)
+        else:  # no database: the workers this process has seen, from memory; the same shape
+            accounts = [self.with_live(self.live_account(p.coin_key), p, address) for p in self.pools
+                        if (coin is None or p.coin_key == coin) and p.workers_of(address)] or None
         if accounts is None:
             return _error(404, "unknown miner")
-        return _json({"address": address, "accounts": accounts})
+        first = accounts[0]
+        return _json({"address": address,
+                      **{k: first[k] for k in ("coin", "hashrate", "network_difficulty", "expected_seconds_to_block",
+                                               "chance_of_block")},
+                      "accounts": accounts})
+
+    def pool_of(self, coin_key: str) -> PoolView | None:
+        return next((p for p in self.pools if p.coin_key == coin_key), None)
+
+    @staticmethod
+    def live_account(coin_key: str) -> dict[str, Any]:
+        """An account of a pool without a database: solo pays in the coinbase, so there is no balance."""
+        return {"coin": coin_key, "symbol": _symbol(coin_key), "hashrate": 0.0, "workers_online": 0,
+                "best_difficulty": 0.0, "accepted_24h": 0, "rejected_24h": None,
+                "balance": 0, "pending": 0, "paid": 0, "workers": [], "credits": [], "payouts": []}
+
+    @staticmethod
+    def with_live(account: dict[str, Any], pool: PoolView | None, address: str) -> dict[str, Any]:
+        """``account`` with this process's live figures of its workers (honest hashrate over 10 min, 1 h,
+        24 h with their share counts; best shares) and the odds at the account's hashrate. A worker the
+        database has and this process has not seen keeps the database's figures."""
+        key = account["coin"]
+        nd = pool.network_difficulty if pool is not None else None
+        live = {w.name: w for w in pool.workers_of(address)} if pool is not None else {}
+        by_name = {w["name"]: w for w in account["workers"]}
+        for name, figures in live.items():
+            worker = by_name.get(name)
+            if worker is None:
+                worker = by_name[name] = {"name": name, "hashrate": 0.0, "last_share": None, "last_seen": None,
+                                          "best_difficulty": 0.0, "accepted_24h": 0, "rejected_24h": None}
+                account["workers"].append(worker)
+            _live_worker(worker, figures, key, nd)
+        account["workers"].sort(key=lambda w: w["name"])
+        for worker in account["workers"]:  # one shape, whether this process has seen the worker or not
+            if "rates" not in worker:
+                worker.update(rates=None, started=None,
+                              best_share=best_json({"all_time": worker["best_difficulty"]}, key, nd))
+        if live:
+            workers = account["workers"]
+            account["hashrate"] = sum(w["hashrate"] for w in workers)
+            account["workers_online"] = sum(1 for w in workers if w["hashrate"] > 0)
+            account["best_difficulty"] = max((w["best_difficulty"] for w in workers), default=0.0)
+            if account["rejected_24h"] is None:  # no database: accepted shares counted in memory
+                account["accepted_24h"] = sum(w["accepted_24h"] for w in workers)
+            account["rates"] = {
+                name: {"hashrate": sum(f.rates[name].hashrate for f in live.values()),
+                       "shares": sum(f.rates[name].shares for f in live.values()),
+                       "seconds": max(f.rates[name].seconds for f in live.values())} for name in WINDOWS}
+            account["best_share"] = best_json(
+                {"since_block": max(f.best_round for f in live.values()),
+                 "session": max(f.best_session for f in live.values()),
+                 "all_time": account["best_difficulty"]}, key, nd)
+        else:
+            account["rates"] = None
+            account["best_share"] = best_json({"all_time": account["best_difficulty"]}, key, nd)
+        account["network_difficulty"] = nd
+        account.update(odds(nd, account["hashrate"]))
+        return account
 
     @staticmethod
     def account_json(account: q.Account, workers: list[q.WorkerStats], balance: q.Balance,
@@ -339,7 +478,12 @@ class _Api:
                 out.append(self.series(account.coin_key, start, end, step, {b.start: b.difficulty for b in rows}))
             return out
 
-        series = await self.need_db().run(load)
+        if self.db is not None:
+            series = await self.db.run(load)
+        else:  # from memory: the pools that have seen a worker of this address
+            series = [self.live_series(p, start, end, step,
+                                       lambda a, b, c, p=p: p.address_history(address, a, b, c))  # type: ignore[misc]
+                      for p in self.pools if (coin is None or p.coin_key == coin) and p.workers_of(address)] or None
         if series is None:
             return _error(404, "unknown miner")
         return _json({"address": address, "range": r, "step_seconds": step, "series": series})
