@@ -112,6 +112,8 @@ class DatabaseSettings:
     # "" = no database: shares are counted in memory only (solo mining without accounting)
     dsn: str = field(default="", metadata=ANY)
     spool_dir: str = field(default="/var/lib/stratum-pool/spool", metadata=rule(bool, "a directory path"))
+    # Found blocks without a database (kept across restarts): "" = found-blocks.jsonl in spool_dir.
+    found_blocks_file: str = field(default="", metadata=ANY)
 
 
 @dataclass(frozen=True, slots=True)

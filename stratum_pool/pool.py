@@ -30,7 +30,15 @@ from stratum_pool.daemon.notify import (
     ZmqBlockSubscriber,
 )
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
-from stratum_pool.hashrate import HASHES_PER_DIFF1, Rate, WorkerBook, WorkerFigures, address_history, figures
+from stratum_pool.hashrate import (
+    HASHES_PER_DIFF1,
+    WINDOWS,
+    Rate,
+    WorkerBook,
+    WorkerFigures,
+    address_history,
+    figures,
+)
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.metrics import PoolMetrics
 from stratum_pool.protocol.actions import (
@@ -46,6 +54,8 @@ from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLim
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
+from stratum_pool.store.found import FILE_NAME as FOUND_BLOCKS_FILE
+from stratum_pool.store.found import FoundBlockLog, FoundRecord
 from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import ShareSpool
@@ -128,6 +138,18 @@ class CoinLive:
         """Hashes per ``step`` bucket of the whole coin in [start, end), from memory."""
         return self._pool.metrics.meter(self.coin_key).history(start, end, step)
 
+    def miners(self) -> list[tuple[str, float, float]]:
+        """Every address this process has seen: (address, hashrate over 10 minutes, best share ever)."""
+        now, out = self._pool.clock(), []
+        for address, workers in self._pool.worker_book.by_address.items():
+            out.append((address, sum(w.meter.rate(now, WINDOWS["10m"]).hashrate for w in workers.values()),
+                        max((w.best_ever for w in workers.values()), default=0.0)))
+        return out
+
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
+        """This coin's found blocks kept without a database (memory and the local file), the newest first."""
+        return self._pool.found_blocks.recent(self.coin_key, limit, finder)
+
 
 class CoinPool:
     """One coin served on one stratum port."""
@@ -136,11 +158,13 @@ class CoinPool:
                  clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None,
                  recorder: ShareRecorder | None = None, extranonce_prefix: bytes | None = None,
                  listen_socket: socket.socket | None = None, limits: ServerLimits | None = None,
-                 ban_policy: BanPolicy | None = None, bans: BanList | None = None) -> None:
+                 ban_policy: BanPolicy | None = None, bans: BanList | None = None,
+                 found_blocks: FoundBlockLog | None = None) -> None:
         """``extranonce_prefix`` (default: the node id) keeps extranonce1 values of several processes and
         machines apart; ``listen_socket`` is an already listening SO_REUSEPORT socket (worker processes).
         ``limits``/``ban_policy`` are the ``[limits]``/``[bans]`` settings; ``bans`` the process's ban list
-        (shared by every coin)."""
+        (shared by every coin). ``found_blocks``: where found blocks are kept without a database (default: in
+        memory only)."""
         self.settings = settings
         # Where accepted shares and found blocks go to be durable (the share spool); None: in memory only.
         self.recorder = recorder
@@ -152,6 +176,7 @@ class CoinPool:
         self.metrics = metrics if metrics is not None else PoolMetrics(clock=clock)
         # each worker's hashrate and best shares, in memory (the API's live figures, with or without a database)
         self.worker_book = WorkerBook()
+        self.found_blocks = found_blocks if found_blocks is not None else FoundBlockLog(None)
         self.daemon = DaemonClient(
             [DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
                             cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
@@ -198,7 +223,8 @@ class CoinPool:
         # a block a daemon took is the new block: fetch work on top of it at once
         self.blocks = BlockSubmitter(settings, self.daemon, self.jobs.reward_for, metrics=self.metrics,
                                      recorder=recorder, clock=clock, log=log,
-                                     on_accepted=lambda: self._new_block("found", None), found=self.stats.blocks)
+                                     on_accepted=lambda: self._new_block("found", None), found=self.stats.blocks,
+                                     on_found=self._found)
         self.notify_port: int | None = None
         # what the API reads of this coin, and the gauges of the same figures
         self.live = CoinLive(self)
@@ -207,6 +233,11 @@ class CoinPool:
         self.metrics.sessions_authorized.labels(key).set_function(lambda: self.live.workers_online)
         self.metrics.template_age.labels(key).set_function(self._template_age)
         self.metrics.watch_coin(key)
+
+    async def _found(self, candidate: BlockCandidate, found: FoundBlock) -> None:
+        await self.found_blocks.add(FoundRecord(
+            self.coin.key, found.height, found.block_hash, found.address, split_user(found.worker)[1],
+            self.jobs.reward_for(candidate.job), self.settings.mode, found.accepted, found.reason, found.time))
 
     def _template_age(self) -> float:
         template = self.jobs.template
@@ -471,11 +502,20 @@ class Pool:
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)
             self.metrics.spool_bytes.set_function(lambda: loader.stats().spool_bytes)
+        found_blocks = FoundBlockLog(None)
+        if not db.dsn and (self.workers_dir is None or self.worker_index == 0):
+            # without a database, found blocks are kept in a small local file (the API's worker writes it)
+            found_blocks = FoundBlockLog(Path(db.found_blocks_file or Path(db.spool_dir) / FOUND_BLOCKS_FILE))
+            try:
+                found_blocks.load()
+            except OSError as exc:
+                log.warning("found_blocks_unreadable", path=str(found_blocks.path), error=str(exc))
         sockets = self.listen_sockets + [None] * (len(settings.coins) - len(self.listen_sockets))
         self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
                                recorder=self.recorder, extranonce_prefix=self.extranonce_prefix,
                                listen_socket=sock, limits=settings.limits, ban_policy=settings.bans,
-                               bans=self.bans) for cs, sock in zip(settings.coins, sockets, strict=True)]
+                               bans=self.bans, found_blocks=found_blocks)
+                      for cs, sock in zip(settings.coins, sockets, strict=True)]
         for coin in self.coins:
             await coin.start()
         if db.dsn:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from stratum_pool.hashrate import Rate, WorkerFigures
+from stratum_pool.store.found import FoundRecord
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 NOW_EPOCH = int(NOW.timestamp())
@@ -42,6 +43,14 @@ class FakePool:
     best: dict[str, float] = field(default_factory=dict)
     live_workers: dict[str, list[WorkerFigures]] = field(default_factory=dict)
     history: dict[str, dict[float, float]] = field(default_factory=dict)
+    found: list[FoundRecord] = field(default_factory=list)  # the newest last, as store.found keeps them
+
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
+        return [r for r in reversed(self.found) if finder is None or r.finder == finder][:limit]
+
+    def miners(self) -> list[tuple[str, float, float]]:
+        return [(a, sum(w.rates["10m"].hashrate for w in ws), max(w.best_ever for w in ws))
+                for a, ws in self.live_workers.items()]
 
     def rates(self) -> dict[str, Rate]:
         return self.live_rates

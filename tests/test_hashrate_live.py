@@ -23,6 +23,7 @@ from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import get_coin
 from stratum_pool.config import parse_settings
 from stratum_pool.pool import CoinPool
+from stratum_pool.server.limits import ServerLimits
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,8 @@ async def started() -> AsyncIterator[list[float]]:
 @pytest.fixture
 async def pool(bcoin_node: Any, started: list[float]) -> AsyncIterator[CoinPool]:
     started[0] = time.time()  # the pool is judged from when it was made
-    coin_pool = CoinPool(settings(bcoin_node))
+    # a test miner submits faster than any limit meant for real ones
+    coin_pool = CoinPool(settings(bcoin_node), limits=ServerLimits(submits_per_second=0))
     await coin_pool.start(ready_timeout=30)
     try:
         yield coin_pool

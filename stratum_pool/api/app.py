@@ -27,6 +27,7 @@ from stratum_pool.hashrate import WINDOWS, Rate, WorkerFigures
 from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS
 from stratum_pool.odds import TERAHASH, blocks_per_year, network_hashrate, odds
 from stratum_pool.store import queries as q
+from stratum_pool.store.found import FoundRecord
 from stratum_pool.store.queries import DatabaseUnavailable, ReadPool
 
 log = structlog.get_logger("stratum_pool.api")
@@ -50,6 +51,8 @@ LEADERBOARD_SIZE = 10
 # crowd of dashboards (or a scraper) can cause, whatever the rate limit.
 DEFAULT_CACHE_SECONDS = 5.0
 MAX_CACHE_ENTRIES = 256
+# Without a database, found blocks are counted over those kept (store/found.py keeps the last 1,000).
+MAX_FOUND = 1000
 
 
 class PoolView(CoinFigures, Protocol):
@@ -114,6 +117,13 @@ def _live_worker(worker: dict[str, Any], live: WorkerFigures, coin_key: str, nd:
     worker["best_share"] = best_json({"since_block": live.best_round, "session": live.best_session,
                                       "all_time": worker["best_difficulty"]}, coin_key, nd)
     worker["started"] = int(live.started)
+
+
+def found_json(r: FoundRecord) -> dict[str, Any]:
+    """A found block kept without a database, in the shape of /api/blocks' rows."""
+    return {"coin": r.coin, "symbol": _symbol(r.coin), "height": r.height, "hash": r.hash, "status": r.status,
+            "confirmations": None, "reward": r.reward, "scheme": r.scheme, "finder": r.finder, "worker": r.worker,
+            "found_at": int(r.found_at)}
 
 
 def epoch(t: datetime | None) -> int | None:
@@ -298,6 +308,7 @@ class _Api:
             blk = blocks.get(key)
             rates = p.rates()
             nd = p.network_difficulty
+            found = p.found_blocks(MAX_FOUND) if self.db is None else []
             live_10m = rates["10m"].hashrate if "10m" in rates else p.hashrate
             coins.append({
                 "coin": key, "symbol": _symbol(key), "algorithm": p.algorithm, "scheme": p.scheme,
@@ -317,11 +328,15 @@ class _Api:
                 "best_share": best_json(p.best_share(), key, nd),
                 "miners": None if database != "ok" else (act.miners if act else 0),
                 "workers": None if database != "ok" else (act.workers if act else 0),
-                "blocks_found": None if database != "ok" else (blk.total if blk else 0),
-                "blocks": None if database != "ok" else {
+                "blocks_found": len(found) if self.db is None else None if database != "ok" else
+                (blk.total if blk else 0),
+                "blocks": {"pending": sum(1 for r in found if r.accepted), "confirmed": 0,
+                           "orphaned": 0} if self.db is None else None if database != "ok" else {
                     "pending": blk.pending if blk else 0, "confirmed": blk.confirmed if blk else 0,
                     "orphaned": blk.orphaned if blk else 0},
-                "last_block": None if blk is None else {
+                "last_block": ({"height": found[0].height, "hash": found[0].hash, "status": found[0].status,
+                                "found_at": int(found[0].found_at)} if found else None) if self.db is None else
+                None if blk is None else {
                     "height": blk.last_height, "hash": blk.last_hash, "status": blk.last_status,
                     "found_at": epoch(blk.last_found_at)},
             })
@@ -373,8 +388,9 @@ class _Api:
         if self.db is not None:
             accounts = await self.db.run(load)
         else:  # no database: the workers this process has seen, from memory; the same shape
-            accounts = [self.with_live(self.live_account(p.coin_key), p, address) for p in self.pools
-                        if (coin is None or p.coin_key == coin) and p.workers_of(address)] or None
+            accounts = [self.with_live(self.live_account(p, address), p, address) for p in self.pools
+                        if (coin is None or p.coin_key == coin)
+                        and (p.workers_of(address) or p.found_blocks(1, address))] or None
         if accounts is None:
             return _error(404, "unknown miner")
         first = accounts[0]
@@ -383,15 +399,44 @@ class _Api:
                                                "chance_of_block")},
                       "accounts": accounts})
 
+    def live_leaders(self) -> tuple[list[q.Ranked], list[q.Ranked], list[q.Ranked]]:
+        """The leaderboard's three lists from memory; ``hashrate`` in the database's unit (difficulty over the
+        10-minute window), so one conversion serves both."""
+        by_rate: list[q.Ranked] = []
+        by_blocks: list[q.Ranked] = []
+        by_best: list[q.Ranked] = []
+        for p in self.pools:
+            key = p.coin_key
+            coin = COINS.get(key)
+            per_hash = (coin.share_multiplier if coin is not None else 1) / HASHES_PER_DIFF1
+            miners = p.miners()
+            rate = sorted(((-h, a) for a, h, _ in miners if h > 0))[:LEADERBOARD_SIZE]
+            by_rate += [q.Ranked(key, a, -h * per_hash * HASHRATE_WINDOW_SECONDS) for h, a in rate]
+            best = sorted(((-b, a) for a, _, b in miners if b > 0))[:LEADERBOARD_SIZE]
+            by_best += [q.Ranked(key, a, -b) for b, a in best]
+            found: dict[str, int] = {}
+            for r in p.found_blocks(MAX_FOUND):
+                if r.accepted:
+                    found[r.finder] = found.get(r.finder, 0) + 1
+            blocks = sorted((-n, a) for a, n in found.items())[:LEADERBOARD_SIZE]
+            by_blocks += [q.Ranked(key, a, float(-n)) for n, a in blocks]
+        return by_rate, by_blocks, by_best
+
     def pool_of(self, coin_key: str) -> PoolView | None:
         return next((p for p in self.pools if p.coin_key == coin_key), None)
 
     @staticmethod
-    def live_account(coin_key: str) -> dict[str, Any]:
-        """An account of a pool without a database: solo pays in the coinbase, so there is no balance."""
-        return {"coin": coin_key, "symbol": _symbol(coin_key), "hashrate": 0.0, "workers_online": 0,
+    def live_account(pool: PoolView, address: str) -> dict[str, Any]:
+        """An account of a pool without a database: solo pays in the coinbase, so there is no balance; its
+        credits are the blocks it found (kept in memory and the local file)."""
+        key = pool.coin_key
+        return {"coin": key, "symbol": _symbol(key), "hashrate": 0.0, "workers_online": 0,
                 "best_difficulty": 0.0, "accepted_24h": 0, "rejected_24h": None,
-                "balance": 0, "pending": 0, "paid": 0, "workers": [], "credits": [], "payouts": []}
+                "balance": 0, "pending": 0, "paid": 0, "workers": [],
+                "credits": [{"block_height": r.height, "block_hash": r.hash, "amount": r.reward, "scheme": r.scheme,
+                             "status": r.status, "found_at": int(r.found_at)}
+                            for r in pool.found_blocks(DEFAULT_LIMIT, address) if r.accepted],
+                "payouts": []}
 
     @staticmethod
     def with_live(account: dict[str, Any], pool: PoolView | None, address: str) -> dict[str, Any]:
@@ -493,6 +538,10 @@ class _Api:
         limit = self.limit_param(request)
 
         async def build() -> web.Response:
+            if self.db is None:  # the found blocks kept without a database (memory and the local file)
+                found = sorted((r for p in self.pools if coin is None or p.coin_key == coin
+                                for r in p.found_blocks(limit)), key=lambda r: -r.found_at)[:limit]
+                return _json({"blocks": [found_json(r) for r in found]})
             rows = await self.need_db().run(q.recent_blocks, coin_key=coin, limit=limit)
             return _json({"blocks": [{
                 "coin": b.coin_key, "symbol": b.symbol, "height": b.height, "hash": b.hash, "status": b.status,
@@ -506,6 +555,8 @@ class _Api:
         limit = self.limit_param(request)
 
         async def build() -> web.Response:
+            if self.db is None:  # without a database the pool pays only in coinbases (solo): no batches
+                return _json({"payouts": []})
             rows = await self.need_db().run(q.recent_payout_batches, coin_key=coin, limit=limit)
             return _json({"payouts": [{
                 "id": b.id, "coin": b.coin_key, "symbol": b.symbol, "status": b.status, "txid": b.txid,
@@ -526,7 +577,10 @@ class _Api:
                         await q.top_blocks_found(conn, limit=LEADERBOARD_SIZE),
                         await q.top_best_difficulty(conn, limit=LEADERBOARD_SIZE))
 
-            by_rate, by_blocks, by_best = await self.need_db().run(load)
+            if self.db is None:  # from this process's memory and its found blocks
+                by_rate, by_blocks, by_best = self.live_leaders()
+            else:
+                by_rate, by_blocks, by_best = await self.db.run(load)
             keys = [p.coin_key for p in self.pools]
             for row in (*by_rate, *by_blocks, *by_best):
                 if row.coin_key not in keys:

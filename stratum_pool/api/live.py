@@ -10,6 +10,7 @@ from stratum_pool.coins import DIFF1_TARGET
 if TYPE_CHECKING:
     from stratum_pool.cluster.peers import PeerGauges
     from stratum_pool.hashrate import Rate, WorkerFigures
+    from stratum_pool.store.found import FoundRecord
 
 
 class CoinFigures(Protocol):
@@ -41,6 +42,8 @@ class CoinFigures(Protocol):
     def workers_of(self, address: str) -> list[WorkerFigures]: ...
     def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]: ...
     def pool_history(self, start: float, end: float, step: float) -> dict[float, float]: ...  # hashes per bucket
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]: ...  # without a database
+    def miners(self) -> list[tuple[str, float, float]]: ...  # (address, hashrate 10 min, best share ever)
 
 
 class LiveView(CoinFigures, Protocol):
@@ -120,3 +123,9 @@ class CoinPoolView:
 
     def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
         return self._live.pool_history(start, end, step)
+
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
+        return self._live.found_blocks(limit, finder)
+
+    def miners(self) -> list[tuple[str, float, float]]:
+        return self._live.miners()
