@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_seed import ALICE, NOW_EPOCH, POOLS, seed
+from test_api_memory import MEMORY
 
 from stratum_pool.api import RateLimitSettings, create_app, start_api_server
 
@@ -41,8 +44,8 @@ async def browse(url: str, profile: Path, *action: str) -> str:
     return out.decode()
 
 
-async def serve(dsn: str) -> tuple[object, str]:
-    app = create_app(dsn, POOLS, None, clock=lambda: NOW_EPOCH, rate_limit=RateLimitSettings(enabled=False))
+async def serve(dsn: str | None, pools: Sequence[Any] = POOLS) -> tuple[object, str]:
+    app = create_app(dsn, pools, None, clock=lambda: NOW_EPOCH, rate_limit=RateLimitSettings(enabled=False))
     runner, port = await start_api_server(app, "127.0.0.1", 0)
     return runner, f"http://127.0.0.1:{port}"
 
@@ -73,8 +76,37 @@ async def test_miner_page_shows_workers_and_balance(pg_dsn: str, tmp_path: Path)
     assert "1.23456789 rBTC" in dom  # balance: 123456789 base units
     assert "20.00000000 rBTC" in dom  # the sent payout
     assert ">429 MH/s<" in dom  # rig1: 60 difficulty in 600 s
+    # the odds at 429 MH/s against regtest's difficulty (2 x 2**32 / 2**32 hashes): a block every 4.7 ns
+    assert "Expected time to a block" in dom
+    assert ">4.7e-9 s<" in dom and "day ≈ 100%" in dom, dom[dom.find("Expected time"):][:300]
     assert "Could not load" not in dom
     keep(png, "miner.png")
+
+
+async def test_pages_without_a_database(tmp_path: Path) -> None:
+    """No database: the miner page and the pool page from the pool's memory, no 503 anywhere."""
+    runner, base = await serve(None, MEMORY)
+    try:
+        url = f"{base}/#/miner/{ALICE}"
+        dom = await browse(url, tmp_path / "profile-dom", "--dump-dom")
+        png = tmp_path / "miner-memory.png"
+        await browse(url, tmp_path / "profile-shot", f"--screenshot={png}")
+        pool_dom = await browse(f"{base}/", tmp_path / "profile-pool", "--dump-dom")
+        pool_png = tmp_path / "pool-memory.png"
+        await browse(f"{base}/", tmp_path / "profile-pool-shot", f"--screenshot={pool_png}")
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]
+    assert 'class="worker-name">rig1<' in dom and 'class="worker-name">rig2<' in dom
+    assert ">4.00 MH/s<" in dom  # rig1's ten minutes, from memory
+    assert "4.00 MH/s from 450 shares" in dom  # with the share count behind it
+    assert "Expected time to a block" in dom
+    assert ">5.0e-7 s<" in dom, dom[dom.find("Expected time"):][:300]  # ND x 2**32 / 4 MH/s
+    assert "Could not load" not in dom and "unavailable" not in dom
+    assert "bitcoin-regtest" in pool_dom and "Blocks a year per TH/s" in pool_dom
+    assert "rejected" in pool_dom and "pending" in pool_dom  # the found blocks kept without a database
+    assert "Could not load" not in pool_dom
+    keep(png, "miner-memory.png")
+    keep(pool_png, "pool-memory.png")
 
 
 async def test_pool_page_shows_coins_and_blocks(pg_dsn: str, tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ function formatHashrate(h) {
   const units = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"];
   let i = 0;
   while (h >= 1000 && i < units.length - 1) { h /= 1000; i += 1; }
+  // below 10 H/s (regtest, an axis between 0 and 1 H/s) two significant digits, not "1, 1, 1, 0"
+  if (i === 0 && h > 0 && h < 10) return `${Number(h.toPrecision(2))} H/s`;
   return `${h.toFixed(h >= 100 || i === 0 ? 0 : 2)} ${units[i]}`;
 }
 
@@ -52,6 +54,55 @@ function formatDifficulty(d) {
   if (d === 0) return "0";
   if (d >= 1e6 || d < 0.001) return d.toExponential(3);
   return d.toLocaleString("en-US", { maximumFractionDigits: 3 });
+}
+
+// A span of seconds in the largest unit that keeps it readable ("3.2 days", "11,349 years").
+function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined) return "never (no hashrate)";
+  const units = [["years", 31536000], ["days", 86400], ["hours", 3600], ["min", 60], ["s", 1]];
+  for (const [name, size] of units) {
+    if (seconds >= size) {
+      const v = seconds / size;
+      return `${v.toLocaleString("en-US", { maximumFractionDigits: v >= 100 ? 0 : 1 })} ${name}`;
+    }
+  }
+  return seconds < 0.001 ? seconds.toExponential(1) + " s" : `${seconds.toFixed(3)} s`;
+}
+
+function formatChance(p) {
+  if (p === null || p === undefined) return "–";
+  if (p >= 0.9995) return "≈ 100%";
+  if (p >= 0.001) return `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
+  return p === 0 ? "0%" : `${(p * 100).toExponential(2)}%`;
+}
+
+function formatFraction(f) {
+  if (f >= 10) return `${Number(f.toPrecision(3)).toExponential()} times`;  // regtest: far past the network's
+  if (f >= 0.001) return `${(f * 100).toLocaleString("en-US", { maximumFractionDigits: f >= 0.1 ? 1 : 3 })}%`;
+  return `${(f * 100).toExponential(2)}%`;
+}
+
+// A hashrate with the share count behind it: a figure from few shares is a rough one, and says so.
+function rateText(rate) {
+  if (!rate) return "–";
+  const rough = rate.shares < 100 ? " (rough)" : "";
+  return `${formatHashrate(rate.hashrate)} from ${formatNumber(rate.shares)} shares${rough}`;
+}
+
+function bestText(best) {
+  if (!best) return "–";
+  const share = best.of_network === null ? "" : ` (${formatFraction(best.of_network)} of the network's)`;
+  return `${formatDifficulty(best.difficulty)}${share}`;
+}
+
+// The odds of a block: expected time and the chance within a day, a week, a month, a year.
+function oddsStats(o) {
+  const c = o.chance_of_block || {};
+  return [
+    stat("Expected time to a block", formatDuration(o.expected_seconds_to_block), "odds"),
+    stat("Chance of a block", `day ${formatChance(c.day)} · week ${formatChance(c.week)} · ` +
+      `month ${formatChance(c.month)} · year ${formatChance(c.year)}`, "odds"),
+  ];
 }
 
 function formatNumber(n) {
@@ -191,7 +242,14 @@ async function renderPool() {
         stat("Network difficulty", formatDifficulty(c.network_difficulty)),
         stat("Blocks found", formatNumber(c.blocks_found)),
         stat("Last block", c.last_block ? `${c.last_block.height} (${formatAgo(c.last_block.found_at)})` : "–"),
-        stat("Stratum port", String(c.stratum_port))))));
+        stat("Stratum port", String(c.stratum_port)),
+        stat("Hashrate 10 min / 1 h / 24 h", c.rates && c.rates["10m"] ? ["10m", "1h", "24h"].map((k) => rateText(c.rates[k]))
+          .join(" · ") : "–", "odds"),
+        stat("Network hashrate", formatHashrate(c.network_hashrate)),
+        ...oddsStats(c),
+        stat("Blocks a year per TH/s", formatDifficulty(c.blocks_per_year_per_ths)),
+        stat("Best share since the last block", bestText(c.best_share && c.best_share.since_block)),
+        stat("Best share this session", bestText(c.best_share && c.best_share.session))))));
 
   const charts = document.getElementById("pool-charts");
   charts.replaceChildren(...(history.status === 200 ? history.body.series : []).map((s) =>
@@ -251,7 +309,8 @@ async function renderMiner(address) {
 function minerAccount(a, series) {
   const workers = a.workers.map((w) => el("tr", { class: w.hashrate > 0 ? "" : "idle" },
     el("td", { class: "worker-name" }, w.name || "(default)"),
-    el("td", { class: "num" }, formatHashrate(w.hashrate)),
+    el("td", { class: "num", title: w.rates ? rateText(w.rates["10m"]) : "" }, formatHashrate(w.hashrate)),
+    el("td", { class: "num" }, w.rates ? rateText(w.rates["1h"]) : "–"),
     timeCell(w.last_share),
     el("td", { class: "num" }, formatDifficulty(w.best_difficulty)),
     el("td", { class: "num" }, formatNumber(w.accepted_24h)),
@@ -272,10 +331,17 @@ function minerAccount(a, series) {
       stat("Balance", formatAmount(a.balance, a.symbol), "balance"),
       stat("Pending", formatAmount(a.pending, a.symbol)),
       stat("Paid", formatAmount(a.paid, a.symbol)),
-      stat("Shares 24 h", `${formatNumber(a.accepted_24h)} accepted, ${formatNumber(a.rejected_24h)} rejected`)),
+      stat("Shares 24 h", `${formatNumber(a.accepted_24h)} accepted, ${formatNumber(a.rejected_24h)} rejected`),
+      stat("Hashrate 10 min / 1 h / 24 h", a.rates ? ["10m", "1h", "24h"].map((k) => rateText(a.rates[k]))
+        .join(" · ") : "–", "odds"),
+      stat("Network difficulty", formatDifficulty(a.network_difficulty)),
+      ...oddsStats(a),
+      stat("Best share since the last block", bestText(a.best_share && a.best_share.since_block)),
+      stat("Best share this session", bestText(a.best_share && a.best_share.session)),
+      stat("Best share ever", bestText(a.best_share && a.best_share.all_time))),
     series ? chartCard(series, "Hashrate, last 24 hours (per 10 minutes)") : null,
     el("h3", {}, "Workers"),
-    table(["Worker", "Hashrate", "Last share", "Best difficulty", "Accepted 24 h", "Rejected 24 h"], workers,
+    table(["Worker", "Hashrate", "1 h", "Last share", "Best difficulty", "Accepted 24 h", "Rejected 24 h"], workers,
       "No workers yet."),
     el("h3", {}, "Payouts"),
     table(["Amount", "Status", "Transaction", "When"], payouts, "No payouts yet."),
