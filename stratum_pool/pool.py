@@ -59,6 +59,8 @@ from stratum_pool.store.found import FoundBlockLog, FoundRecord
 from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import ShareSpool
+from stratum_pool.webhooks import Notifier
+from stratum_pool.webhooks import events as notify_events
 
 log = structlog.get_logger("stratum_pool.pool")
 
@@ -159,13 +161,14 @@ class CoinPool:
                  recorder: ShareRecorder | None = None, extranonce_prefix: bytes | None = None,
                  listen_socket: socket.socket | None = None, limits: ServerLimits | None = None,
                  ban_policy: BanPolicy | None = None, bans: BanList | None = None,
-                 found_blocks: FoundBlockLog | None = None) -> None:
+                 found_blocks: FoundBlockLog | None = None, notifier: Notifier | None = None) -> None:
         """``extranonce_prefix`` (default: the node id) keeps extranonce1 values of several processes and
         machines apart; ``listen_socket`` is an already listening SO_REUSEPORT socket (worker processes).
         ``limits``/``ban_policy`` are the ``[limits]``/``[bans]`` settings; ``bans`` the process's ban list
         (shared by every coin). ``found_blocks``: where found blocks are kept without a database (default: in
-        memory only)."""
+        memory only); ``notifier``: the ``[[notify]]`` receivers (found blocks go to them)."""
         self.settings = settings
+        self.notifier = notifier
         # Where accepted shares and found blocks go to be durable (the share spool); None: in memory only.
         self.recorder = recorder
         # Addresses that passed authorization, so rejected-share counts are only kept for real accounts.
@@ -235,9 +238,14 @@ class CoinPool:
         self.metrics.watch_coin(key)
 
     async def _found(self, candidate: BlockCandidate, found: FoundBlock) -> None:
-        await self.found_blocks.add(FoundRecord(
+        record = FoundRecord(
             self.coin.key, found.height, found.block_hash, found.address, split_user(found.worker)[1],
-            self.jobs.reward_for(candidate.job), self.settings.mode, found.accepted, found.reason, found.time))
+            self.jobs.reward_for(candidate.job), self.settings.mode, found.accepted, found.reason, found.time)
+        if found.accepted and self.notifier is not None:  # only queued: sent by the notifier's own tasks
+            self.notifier.emit(notify_events.block_found(
+                record.coin, self.coin.symbol, record.height, record.hash, record.finder, record.worker,
+                record.reward, record.found_at))
+        await self.found_blocks.add(record)
 
     def _template_age(self) -> float:
         template = self.jobs.template
@@ -484,6 +492,7 @@ class Pool:
         self.bans = BanList()
         self._api_runner: Any = None
         self.api_port: int | None = None
+        self.notifier = Notifier(settings.notify, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -514,10 +523,13 @@ class Pool:
         self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
                                recorder=self.recorder, extranonce_prefix=self.extranonce_prefix,
                                listen_socket=sock, limits=settings.limits, ban_policy=settings.bans,
-                               bans=self.bans, found_blocks=found_blocks)
+                               bans=self.bans, found_blocks=found_blocks, notifier=self.notifier)
                       for cs, sock in zip(settings.coins, sockets, strict=True)]
         for coin in self.coins:
             await coin.start()
+        if self.notifier:
+            self.notifier.start()
+            self._tasks.append(asyncio.create_task(self._workers_watch(), name="notify-workers"))
         if db.dsn:
             for coin in self.coins:
                 self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
@@ -541,6 +553,17 @@ class Pool:
             self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
             log.info("api_listening", host=api.host, port=self.api_port)
 
+    async def _workers_watch(self) -> None:
+        """Worker offline and back, for the receivers that want to hear of it: checked a few times within
+        the shortest offline time any receiver asks for."""
+        shortest = min(n.offline_minutes for n in self.settings.notify) * 60
+        interval = min(15.0, max(0.1, shortest / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for coin in self.coins:
+                self.notifier.check_workers(coin.coin.key, [(w.address, w.name, w.meter.last_share)
+                                                            for w in coin.worker_book.workers.values()])
+
     def _served_metrics(self) -> CollectorRegistry:
         if self.peer_snapshots is None:
             return self.metrics.registry
@@ -557,6 +580,7 @@ class Pool:
             self._api_runner = None
         for coin in self.coins:
             await coin.stop()
+        await self.notifier.stop(drain_seconds=5.0)  # found blocks' messages have a moment to go out
         if self.recorder is not None:
             await self.recorder.stop()
         if self.loader is not None:
