@@ -207,11 +207,21 @@ class WorkerFigures:
     best_session: float
     best_round: float  # since the last network block
     best_ever: float  # since this process started
+    # the device, while connected: its firmware (mining.subscribe's user agent) and current share difficulty
+    connected: bool = False
+    user_agent: str = ""
+    difficulty: float | None = None
 
 
 def figures(book: WorkerBook, address: str, now: float) -> list[WorkerFigures]:
     return [WorkerFigures(w.name, w.meter.rates(now), w.meter.start, w.meter.last_share, w.best_session,
                           book.best_round(w), w.best_ever) for w in book.of_address(address)]
+
+
+def worker_history(book: WorkerBook, address: str, start: float, end: float,
+                   step: float) -> dict[str, dict[float, float]]:
+    """Hashes per ``step`` bucket of each worker of ``address``, by worker name."""
+    return {w.name: w.meter.history(start, end, step) for w in book.of_address(address)}
 
 
 def address_history(book: WorkerBook, address: str, start: float, end: float, step: float) -> dict[float, float]:

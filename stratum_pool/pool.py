@@ -38,6 +38,7 @@ from stratum_pool.hashrate import (
     WorkerFigures,
     address_history,
     figures,
+    worker_history,
 )
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.metrics import PoolMetrics
@@ -129,12 +130,30 @@ class CoinLive:
                 "session": session, "all_time": session}
 
     def workers_of(self, address: str) -> list[WorkerFigures]:
-        """The live workers of ``address`` on this coin (those that authorized in this process)."""
-        return figures(self._pool.worker_book, address, self._pool.clock())
+        """The live workers of ``address`` on this coin (those that authorized in this process), with the
+        device of each one connected (firmware, current difficulty)."""
+        found = figures(self._pool.worker_book, address, self._pool.clock())
+        if not found:
+            return found
+        devices = {}
+        for session in self._pool.server.sessions:
+            for user, owner in session.workers.items():
+                if owner == address:
+                    devices[user.partition(".")[2]] = (session.user_agent, session.difficulty)
+        return [replace(f, connected=True, user_agent=devices[f.name][0], difficulty=devices[f.name][1])
+                if f.name in devices else f for f in found]
+
+    def devices(self) -> dict[str, int]:
+        """Authorized connections by firmware (mining.subscribe's user agent; "" when it sent none)."""
+        return dict(Counter(s.user_agent for s in self._pool.server.sessions if s.authorized))
 
     def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]:
         """Hashes per ``step`` bucket of ``address``'s workers in [start, end), from memory."""
         return address_history(self._pool.worker_book, address, start, end, step)
+
+    def worker_history(self, address: str, start: float, end: float, step: float) -> dict[str, dict[float, float]]:
+        """Hashes per ``step`` bucket of each of ``address``'s workers in [start, end), from memory."""
+        return worker_history(self._pool.worker_book, address, start, end, step)
 
     def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
         """Hashes per ``step`` bucket of the whole coin in [start, end), from memory."""

@@ -79,6 +79,7 @@ async def test_pool_status_per_coin(client: TestClient[Any, Any]) -> None:
         "best_share": {"since_block": {"difficulty": 1e-10, "of_network": 1e-10 / ND},
                        "session": {"difficulty": 9e-10, "of_network": 9e-10 / ND},
                        "all_time": {"difficulty": 9e-10, "of_network": 9e-10 / ND}},
+        "devices": [{"firmware": "bitaxe/BM1366/v2.4.0", "online": 1}, {"firmware": "cpuminer/2.5.1", "online": 1}],
     }
     assert ltc["coin"] == "litecoin-regtest"
     assert ltc["hashrate_10m"] == 3 * 65536 * H / 600 / 65536  # scrypt shares stand for 65536 times fewer hashes
@@ -161,11 +162,12 @@ async def test_miner_workers_balance_and_history(client: TestClient[Any, Any]) -
                     # the minute 25 hours ago is outside the day
                     "accepted_24h": 10 * 3 + 50, "rejected_24h": 10 + 2,
                     # not seen by this process: no live rates, the database's best share only
-                    "rates": None, "started": None,
+                    "rates": None, "started": None, "connected": False, "user_agent": None, "difficulty": None,
                     "best_share": {"since_block": None, "session": None,
                                    "all_time": {"difficulty": 1234.5, "of_network": 1234.5 / ND}}}
     assert rig2 == {"name": "rig2", "hashrate": 0.0, "last_share": NOW_EPOCH - 7200, "last_seen": NOW_EPOCH,
                     "best_difficulty": 99.0, "accepted_24h": 4, "rejected_24h": 0, "rates": None, "started": None,
+                    "connected": False, "user_agent": None, "difficulty": None,
                     "best_share": {"since_block": None, "session": None,
                                    "all_time": {"difficulty": 99.0, "of_network": 99.0 / ND}}}
     # the odds at the account's hashrate, also at the top of the answer
@@ -214,6 +216,13 @@ async def test_miner_hashrate_history(client: TestClient[Any, Any]) -> None:
     assert sum(1 for v in points.values() if v) == 2
     minutes = dict((await get(client, f"/api/miner/{BOB}/hashrate?range=1h"))["series"][0]["points"])
     assert minutes[NOW_EPOCH - 300] == 30 * H / 60
+    # each worker's own series beside the account's
+    workers = {w["name"]: dict(w["points"]) for w in series["workers"]}
+    assert sorted(workers) == ["rig1", "rig2"]
+    assert workers["rig1"][NOW_EPOCH - 600] == (9 * 6 + 100) * H / 600
+    assert workers["rig2"][NOW_EPOCH - 7200] == 8 * H / 600 and workers["rig1"][NOW_EPOCH - 7200] == 0.0
+    month = await get(client, f"/api/miner/{ALICE}/hashrate?range=30d")
+    assert month["step_seconds"] == 21600 and len(month["series"][0]["points"]) == 120
 
 
 async def test_unknown_miner_is_404(client: TestClient[Any, Any]) -> None:

@@ -18,7 +18,7 @@ H = 2**32
 ND = POOLS[0].network_difficulty
 assert ND is not None
 RIG1 = WorkerFigures("rig1", {"10m": Rate(4e6, 450, 60.0), "1h": Rate(4e6, 450, 60.0), "24h": Rate(4e6, 450, 60.0)},
-                     NOW_EPOCH - 60.0, NOW_EPOCH - 2.0, 3e-9, 1e-9, 7e-9)
+                     NOW_EPOCH - 60.0, NOW_EPOCH - 2.0, 3e-9, 1e-9, 7e-9, True, "bitaxe/BM1366/v2.4.0", 1e-6)
 RIG2 = WorkerFigures("rig2", {"10m": Rate(0.0, 0, 600.0), "1h": Rate(1e6, 30, 3600.0),
                               "24h": Rate(5e5, 40, 86400.0)}, NOW_EPOCH - 90000.0, NOW_EPOCH - 3000.0, 0.0, 0.0, 2e-9)
 BLOCK = FoundRecord("bitcoin-regtest", 107, "07" * 32, ALICE, "rig1", 5_000_000_000, "solo", True, "",
@@ -59,6 +59,7 @@ async def test_miner_from_memory(memory: TestClient[Any, Any]) -> None:
     assert rig1 == {
         "name": "rig1", "hashrate": 4e6, "last_share": NOW_EPOCH - 2, "last_seen": NOW_EPOCH - 2,
         "best_difficulty": 7e-9, "accepted_24h": 450, "rejected_24h": None, "started": NOW_EPOCH - 60,
+        "connected": True, "user_agent": "bitaxe/BM1366/v2.4.0", "difficulty": 1e-6,
         "rates": {name: {"hashrate": 4e6, "shares": 450, "seconds": 60.0} for name in ("10m", "1h", "24h")},
         "best_share": {"since_block": {"difficulty": 1e-9, "of_network": 1e-9 / ND},
                        "session": {"difficulty": 3e-9, "of_network": 3e-9 / ND},

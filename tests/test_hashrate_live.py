@@ -118,6 +118,8 @@ async def test_hashrate_matches_the_miners_count_from_the_first_minute(
             assert ten["shares"] == SHARES
             assert ten["seconds"] == pytest.approx(now - since, abs=1.0)  # its own time, not ten minutes
             assert near(w["hashrate"], truth), (name, w["hashrate"], truth)
+            # the device: its firmware (the user agent it subscribed with) and the difficulty it mines at
+            assert (w["connected"], w["user_agent"], w["difficulty"]) == (True, "test-miner/1.0", SHARE_DIFFICULTY)
             assert w["rates"]["1h"]["hashrate"] == pytest.approx(w["hashrate"], rel=0.01)
             assert w["rates"]["24h"]["hashrate"] == pytest.approx(w["hashrate"], rel=0.05)
         total_truth = first.hashes / (now - first_since) + second.hashes / (now - second_since)
@@ -129,6 +131,7 @@ async def test_hashrate_matches_the_miners_count_from_the_first_minute(
         assert coin["rates"]["10m"]["shares"] == 2 * SHARES
         assert near(coin["hashrate_10m"], pool_truth), (coin["hashrate_10m"], pool_truth)
         assert near(coin["hashrate"], pool_truth)
+        assert coin["devices"] == [{"firmware": "test-miner/1.0", "online": 2}]
 
         # the odds at that hashrate, against the network difficulty of the work the miner holds
         assert first.job is not None

@@ -42,8 +42,9 @@ COIN_KEY_RE = re.compile(r"[a-z0-9-]{1,40}")
 COUNT_WINDOW = timedelta(hours=24)
 HASHRATE_WINDOW = timedelta(seconds=HASHRATE_WINDOW_SECONDS)
 # History ranges a chart may ask for: range -> bucket width in seconds.
-HISTORY_RANGES = {"1h": 60, "24h": 600, "7d": 3600}
-HISTORY_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+HISTORY_RANGES = {"1h": 60, "24h": 600, "7d": 3600, "30d": 21600}
+HISTORY_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+                "30d": timedelta(days=30)}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 LEADERBOARD_SIZE = 10
@@ -117,6 +118,7 @@ def _live_worker(worker: dict[str, Any], live: WorkerFigures, coin_key: str, nd:
     worker["best_share"] = best_json({"since_block": live.best_round, "session": live.best_session,
                                       "all_time": worker["best_difficulty"]}, coin_key, nd)
     worker["started"] = int(live.started)
+    worker["connected"], worker["user_agent"], worker["difficulty"] = live.connected, live.user_agent, live.difficulty
 
 
 def found_json(r: FoundRecord) -> dict[str, Any]:
@@ -229,6 +231,18 @@ class _Api:
         return self.series(key, start, end, step, {datetime.fromtimestamp(t, UTC): h * per_hash
                                                    for t, h in hashes.items()})
 
+    def live_address_series(self, pool: PoolView, address: str, start: datetime, end: datetime,
+                            step: int) -> dict[str, Any]:
+        """An address's history from memory, with each worker's (the database answer's shape)."""
+        series = self.live_series(pool, start, end, step,
+                                  lambda a, b, c: pool.address_history(address, a, b, c))
+        per_worker = pool.worker_history(address, start.timestamp(), end.timestamp(), step)
+        series["workers"] = [
+            {"name": name, "points": self.live_series(pool, start, end, step,
+                                                      lambda a, b, c, h=hist: h)["points"]}  # type: ignore[misc]
+            for name, hist in sorted(per_worker.items())]
+        return series
+
     async def cached(self, request: web.Request, build: Callable[[], Awaitable[web.Response]]) -> web.Response:
         if self.cache_seconds <= 0:
             return await build()
@@ -326,6 +340,9 @@ class _Api:
                 **odds(nd, p.hashrate),
                 "blocks_per_year_per_ths": blocks_per_year(nd, TERAHASH),
                 "best_share": best_json(p.best_share(), key, nd),
+                # this process's connections by firmware, the most first
+                "devices": [{"firmware": f, "online": n} for f, n in
+                            sorted(p.devices().items(), key=lambda fn: (-fn[1], fn[0]))],
                 "miners": None if database != "ok" else (act.miners if act else 0),
                 "workers": None if database != "ok" else (act.workers if act else 0),
                 "blocks_found": len(found) if self.db is None else None if database != "ok" else
@@ -457,7 +474,7 @@ class _Api:
         account["workers"].sort(key=lambda w: w["name"])
         for worker in account["workers"]:  # one shape, whether this process has seen the worker or not
             if "rates" not in worker:
-                worker.update(rates=None, started=None,
+                worker.update(rates=None, started=None, connected=False, user_agent=None, difficulty=None,
                               best_share=best_json({"all_time": worker["best_difficulty"]}, key, nd))
         if live:
             workers = account["workers"]
@@ -520,14 +537,21 @@ class _Api:
             out = []
             for account in accounts:
                 rows = await q.account_difficulty_history(conn, account.id, start=start, end=end, step_seconds=step)
-                out.append(self.series(account.coin_key, start, end, step, {b.start: b.difficulty for b in rows}))
+                series = self.series(account.coin_key, start, end, step, {b.start: b.difficulty for b in rows})
+                by_worker: dict[str, dict[datetime, float]] = {}
+                for w in await q.worker_difficulty_history(conn, account.id, start=start, end=end,
+                                                           step_seconds=step):
+                    by_worker.setdefault(w.worker, {})[w.start] = w.difficulty
+                series["workers"] = [{"name": name, "points": self.series(account.coin_key, start, end, step,
+                                                                           buckets)["points"]}
+                                     for name, buckets in sorted(by_worker.items())]
+                out.append(series)
             return out
 
         if self.db is not None:
             series = await self.db.run(load)
         else:  # from memory: the pools that have seen a worker of this address
-            series = [self.live_series(p, start, end, step,
-                                       lambda a, b, c, p=p: p.address_history(address, a, b, c))  # type: ignore[misc]
+            series = [self.live_address_series(p, address, start, end, step)
                       for p in self.pools if (coin is None or p.coin_key == coin) and p.workers_of(address)] or None
         if series is None:
             return _error(404, "unknown miner")

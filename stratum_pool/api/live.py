@@ -42,8 +42,11 @@ class CoinFigures(Protocol):
     def workers_of(self, address: str) -> list[WorkerFigures]: ...
     def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]: ...
     def pool_history(self, start: float, end: float, step: float) -> dict[float, float]: ...  # hashes per bucket
+    def worker_history(self, address: str, start: float, end: float,
+                       step: float) -> dict[str, dict[float, float]]: ...  # by worker name
     def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]: ...  # without a database
     def miners(self) -> list[tuple[str, float, float]]: ...  # (address, hashrate 10 min, best share ever)
+    def devices(self) -> dict[str, int]: ...  # authorized connections by firmware (user agent)
 
 
 class LiveView(CoinFigures, Protocol):
@@ -124,8 +127,14 @@ class CoinPoolView:
     def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
         return self._live.pool_history(start, end, step)
 
+    def worker_history(self, address: str, start: float, end: float, step: float) -> dict[str, dict[float, float]]:
+        return self._live.worker_history(address, start, end, step)
+
     def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
         return self._live.found_blocks(limit, finder)
 
     def miners(self) -> list[tuple[str, float, float]]:
         return self._live.miners()
+
+    def devices(self) -> dict[str, int]:
+        return self._live.devices()

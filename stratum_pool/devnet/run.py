@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "stratum_port": args.ltc_port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [{"name": "litecoind", "url": ep.url, "user": ep.user,
                                        "password": ep.password}]})
+        if not database:  # no database: found blocks are kept in a file there (not in /var/lib)
+            database = {"spool_dir": str(root / "spool")}
         doc: dict[str, Any] = {"coins": coins, "api": {"port": args.api_port}}
         if database:
             doc["database"] = database
