@@ -1,10 +1,11 @@
 """Honest hashrate from accepted shares, kept in memory in bounded buffers.
 
 A ``RateMeter`` holds one worker's (or one coin's) accepted work in time buckets: 10-second buckets for the last
-hour and 10-minute buckets for the last week. A window's figure is the work in the buckets it covers divided by
-the time those buckets really cover: never more than the window, never from before the meter started (a worker
-that connected a minute ago is judged on that minute, not on ten). The share count behind each figure comes with
-it: a figure from 20 shares is a rough one.
+10 minutes, 1-minute buckets for the last hour and 10-minute buckets for the last day (a coin's: the last week).
+A window's figure is the work in the buckets it covers divided by the time those buckets really cover: never
+more than the window, never from before the meter started (a worker that connected a minute ago is judged on
+that minute, not on ten). The share count behind each figure comes with it: a figure from 20 shares is a rough
+one.
 
 Work is kept in hashes (difficulty x 2**32, over the coin's share multiplier for scrypt coins).
 """
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 
 HASHES_PER_DIFF1 = 2**32
 FINE_SECONDS = 10.0
-FINE_KEEP_SECONDS = 3600.0
+FINE_KEEP_SECONDS = 600.0
+MEDIUM_SECONDS = 60.0
+MEDIUM_KEEP_SECONDS = 3600.0
 COARSE_SECONDS = 600.0
-COARSE_KEEP_SECONDS = 7 * 86400.0
+COARSE_KEEP_SECONDS = 7 * 86400.0  # a coin's meter
+WORKER_KEEP_SECONDS = 86400.0  # a worker's: ~270 buckets at most, whatever its share rate
 # The windows every figure is given over: name -> seconds.
 WINDOWS: dict[str, float] = {"10m": 600.0, "1h": 3600.0, "24h": 86400.0}
 
@@ -74,16 +78,19 @@ class _Buckets:
 class RateMeter:
     """One worker's or one coin's accepted work since ``start`` (when it was first seen), in bounded buffers."""
 
-    __slots__ = ("_coarse", "_fine", "last_share", "start")
+    __slots__ = ("_coarse", "_fine", "_medium", "last_share", "start")
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, keep: float = COARSE_KEEP_SECONDS) -> None:
+        """``keep``: how far back the 10-minute buckets go (the longest window and history it can answer)."""
         self.start = start
         self.last_share: float | None = None
         self._fine = _Buckets(FINE_SECONDS, FINE_KEEP_SECONDS)
-        self._coarse = _Buckets(COARSE_SECONDS, COARSE_KEEP_SECONDS)
+        self._medium = _Buckets(MEDIUM_SECONDS, MEDIUM_KEEP_SECONDS)
+        self._coarse = _Buckets(COARSE_SECONDS, keep)
 
     def add(self, now: float, hashes: float) -> None:
         self._fine.add(now, hashes)
+        self._medium.add(now, hashes)
         self._coarse.add(now, hashes)
         self.last_share = now
 
@@ -92,14 +99,15 @@ class RateMeter:
         return self.last_share is None or self.last_share < now - seconds
 
     def restart(self, now: float) -> None:
-        """Judge from ``now`` on (a worker back after more than a week away: the old buckets are gone anyway)."""
+        """Judge from ``now`` on (a worker back after longer away than its buckets go back)."""
         self.start = now
 
     def rate(self, now: float, window: float) -> Rate:
-        """The hashrate over the last ``window`` seconds (at most a week), honestly: the work in the buckets
-        the window covers over the time they cover (from the later of the meter's start and the first whole
-        bucket inside the window)."""
-        buckets = self._fine if window <= FINE_KEEP_SECONDS else self._coarse
+        """The hashrate over the last ``window`` seconds (at most what the meter keeps), honestly: the work in
+        the buckets the window covers over the time they cover (from the later of the meter's start and the
+        first whole bucket inside the window)."""
+        buckets = self._fine if window <= FINE_KEEP_SECONDS else \
+            self._medium if window <= MEDIUM_KEEP_SECONDS else self._coarse
         width = buckets.width
         first = max(self.start, math.ceil((now - window) / width) * width)
         seconds = now - first
@@ -112,9 +120,9 @@ class RateMeter:
         return {name: self.rate(now, seconds) for name, seconds in WINDOWS.items()}
 
     def history(self, start: float, end: float, step: float) -> dict[float, float]:
-        """Hashes per ``step`` bucket in [start, end) (step a multiple of 10 s within the last hour, else of
+        """Hashes per ``step`` bucket in [start, end) (step a multiple of 1 min within the last hour, else of
         10 minutes); buckets with no work are left out."""
-        buckets = self._fine if step < COARSE_SECONDS and start >= end - FINE_KEEP_SECONDS else self._coarse
+        buckets = self._medium if step < COARSE_SECONDS and start >= end - MEDIUM_KEEP_SECONDS else self._coarse
         out: dict[float, float] = {}
         for bucket_start, hashes, _ in buckets.items:
             if start <= bucket_start < end:
@@ -131,7 +139,7 @@ class WorkerMeter:
     def __init__(self, address: str, name: str, now: float) -> None:
         self.address = address
         self.name = name
-        self.meter = RateMeter(now)
+        self.meter = RateMeter(now, WORKER_KEEP_SECONDS)
         self.best_session = 0.0  # since it last authorized
         self.best_ever = 0.0  # since this process started
         self.best_round = 0.0  # since the last network block (``round`` says which block)
@@ -156,7 +164,7 @@ class WorkerBook:
             name = user.partition(".")[2]
             worker = self.workers[user] = WorkerMeter(address, name, now)
             self.by_address.setdefault(address, {})[user] = worker
-        elif worker.meter.idle_since(now, COARSE_KEEP_SECONDS):
+        elif worker.meter.idle_since(now, WORKER_KEEP_SECONDS):
             worker.meter.restart(now)
         worker.best_session = 0.0
         return worker

@@ -81,6 +81,7 @@ async def test_pool_blocks_history_and_leaders_from_memory(memory: TestClient[An
     assert (btc["hashrate_10m"], btc["blocks_found"], btc["blocks"]) == (
         1.5e9, 2, {"pending": 1, "confirmed": 0, "orphaned": 0})
     assert btc["last_block"] == {"height": 108, "hash": "08" * 32, "status": "rejected", "found_at": NOW_EPOCH - 10}
+    assert (btc["miners"], pool["coins"][1]["miners"]) == (1, 0)  # alice mined in the last 10 minutes
     blocks = (await get(memory, "/api/blocks"))["blocks"]
     assert [(b["height"], b["status"], b["finder"], b["worker"]) for b in blocks] == [
         (108, "rejected", ALICE, "rig1"), (107, "pending", ALICE, "rig1")]

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stratum_pool.hashrate import COARSE_SECONDS, FINE_SECONDS, WINDOWS, RateMeter, WorkerBook
+from stratum_pool.hashrate import COARSE_SECONDS, FINE_SECONDS, MEDIUM_SECONDS, WINDOWS, RateMeter, WorkerBook
 from stratum_pool.odds import (
     PERIODS,
     blocks_per_year,
@@ -90,7 +90,7 @@ shares_strategy = st.lists(st.tuples(st.floats(min_value=0.0, max_value=1.0), st
                            min_size=1, max_size=200)
 
 
-@given(st.floats(min_value=1e6, max_value=2e9), st.floats(min_value=1.0, max_value=3500.0), shares_strategy)
+@given(st.floats(min_value=1e6, max_value=2e9), st.floats(min_value=1.0, max_value=86000.0), shares_strategy)
 def test_a_young_meter_is_judged_on_its_own_time(start: float, age: float, shares: list[tuple[float, float]]) -> None:
     """Shares anywhere since the meter started: every window younger than the meter's age covers all of them
     over exactly that age."""
@@ -101,7 +101,7 @@ def test_a_young_meter_is_judged_on_its_own_time(start: float, age: float, share
     total = sum(h for _, h in shares)
     for name, window in WINDOWS.items():
         rate = meter.rate(now, window)
-        width = FINE_SECONDS if window <= 3600 else COARSE_SECONDS
+        width = FINE_SECONDS if window <= 600 else MEDIUM_SECONDS if window <= 3600 else COARSE_SECONDS
         if age <= window - width:
             assert rate.shares == len(shares)
             assert rate.seconds == now - start

@@ -343,7 +343,9 @@ class _Api:
                 # this process's connections by firmware, the most first
                 "devices": [{"firmware": f, "online": n} for f, n in
                             sorted(p.devices().items(), key=lambda fn: (-fn[1], fn[0]))],
-                "miners": None if database != "ok" else (act.miners if act else 0),
+                # without a database: the addresses this process saw mine in the last 10 minutes
+                "miners": sum(1 for _, h, _ in p.miners() if h > 0) if self.db is None else
+                None if database != "ok" else (act.miners if act else 0),
                 "workers": None if database != "ok" else (act.workers if act else 0),
                 "blocks_found": len(found) if self.db is None else None if database != "ok" else
                 (blk.total if blk else 0),

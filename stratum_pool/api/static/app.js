@@ -77,7 +77,9 @@ function formatChance(p) {
 }
 
 function formatFraction(f) {
-  if (f >= 10) return `${Number(f.toPrecision(3)).toExponential()} times`;  // regtest: far past the network's
+  // regtest: far past the network's difficulty
+  if (f >= 1e6) return `${f.toExponential(2)} times`;
+  if (f >= 10) return `${Number(f.toPrecision(3)).toLocaleString("en-US")} times`;
   if (f >= 0.001) return `${(f * 100).toLocaleString("en-US", { maximumFractionDigits: f >= 0.1 ? 1 : 3 })}%`;
   return `${(f * 100).toExponential(2)}%`;
 }
