@@ -47,16 +47,17 @@ class _Buckets:
         self.keep = keep
         self.items: deque[list[float]] = deque()  # [bucket start, hashes, shares]
 
-    def add(self, now: float, hashes: float) -> None:
-        start = now - now % self.width
+    def fold(self, bucket: list[float]) -> None:
+        """Add a closed shorter bucket's work to the bucket of this width it falls in."""
+        start = bucket[0] - bucket[0] % self.width
         items = self.items
-        if items and items[-1][0] == start:
+        if items and items[-1][0] >= start:
             last = items[-1]
-            last[1] += hashes
-            last[2] += 1
+            last[1] += bucket[1]
+            last[2] += bucket[2]
             return
-        items.append([start, hashes, 1.0])
-        self.prune(now)
+        items.append([start, bucket[1], bucket[2]])
+        self.prune(bucket[0])
 
     def prune(self, now: float) -> None:
         items, oldest = self.items, now - self.keep - self.width
@@ -89,10 +90,29 @@ class RateMeter:
         self._coarse = _Buckets(COARSE_SECONDS, keep)
 
     def add(self, now: float, hashes: float) -> None:
-        self._fine.add(now, hashes)
-        self._medium.add(now, hashes)
-        self._coarse.add(now, hashes)
+        # Per share only the open 10-second bucket moves (the share path); when it closes, its work is folded
+        # into the 1-minute and 10-minute buckets, which the queries read together with the open one.
         self.last_share = now
+        items = self._fine.items
+        start = now - now % FINE_SECONDS
+        if items:
+            last = items[-1]
+            if last[0] >= start:  # (a clock that stepped back: still the open bucket)
+                last[1] += hashes
+                last[2] += 1
+                return
+            self._medium.fold(last)
+            self._coarse.fold(last)
+        items.append([start, hashes, 1.0])
+        self._fine.prune(now)
+
+    def _open_in(self, width: float) -> tuple[float, list[float]] | None:
+        """The open 10-second bucket (not folded yet) and the start of the ``width`` bucket it falls in."""
+        items = self._fine.items
+        if not items:
+            return None
+        last = items[-1]
+        return last[0] - last[0] % width, last
 
     def idle_since(self, now: float, seconds: float) -> bool:
         """Whether no share came in the last ``seconds`` (or ever)."""
@@ -112,6 +132,11 @@ class RateMeter:
         first = max(self.start, math.ceil((now - window) / width) * width)
         seconds = now - first
         hashes, shares = buckets.since(first)
+        if buckets is not self._fine:
+            found = self._open_in(width)
+            if found is not None and found[0] > first - width:
+                hashes += found[1][1]
+                shares += int(found[1][2])
         if seconds <= 0:
             return Rate(0.0, shares, 0.0)
         return Rate(hashes / seconds, shares, seconds)
@@ -124,7 +149,9 @@ class RateMeter:
         10 minutes); buckets with no work are left out."""
         buckets = self._medium if step < COARSE_SECONDS and start >= end - MEDIUM_KEEP_SECONDS else self._coarse
         out: dict[float, float] = {}
-        for bucket_start, hashes, _ in buckets.items:
+        found = self._open_in(buckets.width)
+        pending = [(found[0], found[1][1])] if found is not None else []
+        for bucket_start, hashes in [(b[0], b[1]) for b in buckets.items] + pending:
             if start <= bucket_start < end:
                 key = start + (bucket_start - start) // step * step
                 out[key] = out.get(key, 0.0) + hashes

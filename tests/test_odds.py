@@ -125,6 +125,29 @@ def test_an_old_meter_covers_whole_buckets_of_the_window(start: float, shares: l
     assert math.isclose(rate.hashrate * rate.seconds, sum(inside), rel_tol=1e-9, abs_tol=1e-9)
 
 
+@given(st.floats(min_value=1e6, max_value=2e9), st.floats(min_value=1.0, max_value=3500.0), shares_strategy)
+def test_history_buckets_hold_every_share(start: float, age: float, shares: list[tuple[float, float]]) -> None:
+    """Whatever buckets the work sits in (the open 10-second one, or folded into longer ones), the last hour's
+    history per minute holds all of it, each share in the minute of its time."""
+    meter = RateMeter(start)
+    now = start + age
+    times = [start + fraction * age for fraction, _ in sorted(shares)]
+    for t, (_, hashes) in zip(times, sorted(shares), strict=True):
+        meter.add(t, hashes)
+    end = math.floor(now / 60) * 60 + 60
+    history = meter.history(end - 3600, end, 60.0)
+    expected: dict[float, float] = {}
+    for t, (_, hashes) in zip(times, sorted(shares), strict=True):
+        expected[t - t % 60] = expected.get(t - t % 60, 0.0) + hashes
+    assert history.keys() == expected.keys()
+    for key, hashes in expected.items():
+        assert math.isclose(history[key], hashes, rel_tol=1e-9)
+    # and the day's, per 10 minutes, from the 10-minute buckets
+    day_end = math.floor(now / 600) * 600 + 600
+    day = meter.history(day_end - 86400, day_end, 600.0)
+    assert math.isclose(sum(day.values()), sum(h for _, h in shares), rel_tol=1e-9)
+
+
 def test_worker_book_best_shares_and_rounds() -> None:
     book = WorkerBook(max_workers=2)
     book.authorized("addr.a", "addr", 100.0)
