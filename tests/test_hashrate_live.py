@@ -71,19 +71,27 @@ async def api(pool: CoinPool) -> AsyncIterator[TestClient[Any, Any]]:
         yield client
 
 
-async def mine(miner: Miner, shares: int) -> None:
-    """Mine ``shares`` shares at the job's difficulty; after a block, wait for the work on top of it."""
-    for _ in range(shares):
+async def mine(miner: Miner, shares: int) -> int:
+    """Mine until ``shares`` shares are accepted, at the job's difficulty; after a block, wait for the work on
+    top of it. Returns the stale shares on the way: with a block every share, the chain's tip sometimes moves
+    under a share in flight (the truth keeps their hashes: a device's stale work is real work)."""
+    accepted = stale = 0
+    while accepted < shares:
         job = miner.job
         assert job is not None
         share = miner.find()
         reply = await miner.submit_share(share)
-        assert reply["result"] is True, reply
+        if reply["result"] is not True:
+            assert reply["error"][0] == 21, reply  # stale: nothing else may be refused
+            stale += 1
+            continue
+        accepted += 1
         if share.achieved >= BTC.diff1_target / bits_to_target(job.nbits):
             deadline = time.monotonic() + 30
             while miner.job is None or miner.job.prevhash == job.prevhash:
                 assert time.monotonic() < deadline, "no work on top of the block"
                 await asyncio.sleep(0.001)
+    return stale
 
 
 async def get(client: TestClient[Any, Any], path: str) -> Any:
@@ -103,11 +111,12 @@ async def test_hashrate_matches_the_miners_count_from_the_first_minute(
     first_since = time.time()
     second: Miner | None = None
     try:
-        await mine(first, SHARES)
+        stale = await mine(first, SHARES)
         # the second worker joins now, when the first has been mining for a while, and is judged on its own time
         second = await Miner("127.0.0.1", pool.port, BTC, address, "second", order="esp-miner").start()
         second_since = time.time()
-        await mine(second, SHARES)
+        stale += await mine(second, SHARES)
+        assert stale <= SHARES // 100  # rare: a few in 3,200 blocks at most
         now = time.time()
         body = await get(api, f"/api/miner/{address}")
         workers = {w["name"]: w for w in body["accounts"][0]["workers"]}
