@@ -64,6 +64,8 @@ class BlockSubmitter:
     log: Any = field(default_factory=lambda: structlog.get_logger("stratum_pool.blocks"))
     on_accepted: Callable[[], Awaitable[None]] | None = None
     found: list[FoundBlock] = field(default_factory=list)
+    # after each submission (and after on_accepted: new work first): e.g. the found-blocks file without a database
+    on_found: Callable[[BlockCandidate, FoundBlock], Awaitable[None]] | None = None
     _tasks: set[asyncio.Task[FoundBlock]] = field(default_factory=set, init=False, repr=False)
 
     def submit_soon(self, candidate: BlockCandidate) -> None:
@@ -101,6 +103,8 @@ class BlockSubmitter:
         await self._record(candidate, found)
         if accepted and self.on_accepted is not None:
             await self.on_accepted()
+        if self.on_found is not None:
+            await self.on_found(candidate, found)
         return found
 
     async def _in_best_chain(self, height: int, block_hash: str) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from stratum_pool.config import ConfigError, Settings, load_pool_settings
 
@@ -100,6 +102,7 @@ async def payout_command(settings: Settings, dry_run: bool) -> int:
             await wallet.close()
             await chain.close()
         print("\n".join(f"{cs.coin.key}: {line}" for line in report.lines()))
+        await notify_payouts(settings, cs.coin.key, cs.coin.symbol, report.batches)
         if report.problems:
             status = 1
     return status
@@ -121,6 +124,22 @@ def sv2_keys_command(out: str) -> int:
     # stdout holds only the key, so a script can capture it
     print(encode_authority_key(xonly_public_key(secret)))
     return 0
+
+
+async def notify_payouts(settings: Settings, coin_key: str, symbol: str, batches: list[Any]) -> None:
+    """``payout_sent`` to the ``[[notify]]`` receivers: one per address of each batch this run sent."""
+    from stratum_pool.webhooks import Notifier
+    from stratum_pool.webhooks.events import payout_sent
+
+    sent = [(b, o) for b in batches if b.status == "sent" and b.txid and b.batch_id is not None for o in b.outputs]
+    if not settings.notify or not sent:
+        return
+    notifier = Notifier(settings.notify)
+    notifier.start()
+    for batch, output in sent:
+        notifier.emit(payout_sent(coin_key, symbol, output.address, output.amount, batch.txid, batch.batch_id,
+                                  time.time()))
+    await notifier.stop(drain_seconds=60.0)  # the payout run exits next: its messages get a minute
 
 
 if __name__ == "__main__":

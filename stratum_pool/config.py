@@ -23,6 +23,7 @@ from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.setting import ANY, PORT, RULE, TABLE, Rule, above, at_least, between, is_port, one_of, rule
 from stratum_pool.shares.core import MAX_EXTRANONCE2_SIZE, MIN_EXTRANONCE2_SIZE
 from stratum_pool.shares.vardiff import SUGGESTION_POLICIES
+from stratum_pool.webhooks.settings import NotifySettings
 
 T = TypeVar("T")
 
@@ -139,6 +140,8 @@ class DatabaseSettings:
     # "" = no database: shares are counted in memory only (solo mining without accounting)
     dsn: str = field(default="", metadata=ANY)
     spool_dir: str = field(default="/var/lib/stratum-pool/spool", metadata=rule(bool, "a directory path"))
+    # Found blocks without a database (kept across restarts): "" = found-blocks.jsonl in spool_dir.
+    found_blocks_file: str = field(default="", metadata=ANY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings, metadata=TABLE)
     limits: ServerLimits = field(default_factory=ServerLimits, metadata=TABLE)
     bans: BanPolicy = field(default_factory=BanPolicy, metadata=TABLE)
+    # [[notify]] tables: webhooks for found blocks, workers offline and back, payouts
+    notify: tuple[NotifySettings, ...] = field(default=(), metadata=rule(kind=list, table=True))
     node_id: int = field(default=0, metadata=between(0, 255))
     # Processes sharing each stratum port (SO_REUSEPORT), each with its own slice of the extranonce1 space.
     workers: int = field(default=1, metadata=between(1, 64))
@@ -377,6 +382,25 @@ def _limits(data: Mapping[str, Any]) -> ServerLimits:
     return limits
 
 
+def _notify(data: Mapping[str, Any]) -> tuple[NotifySettings, ...]:
+    raw = data.get("notify", [])
+    if not isinstance(raw, list):
+        raise ConfigError("notify: expected [[notify]] tables")
+    out = []
+    for i, table in enumerate(raw):
+        path = f"notify[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: expected a table")
+        _check_unknown(table, _keys(NotifySettings).keys(), path)
+        values = _values(NotifySettings, table, path)
+        values["events"], values["addresses"] = tuple(values["events"]), tuple(values["addresses"])
+        ns = NotifySettings(**values)
+        if ns.format == "telegram" and not ns.chat_id:
+            raise ConfigError(f"{path}.chat_id: missing (required when format = 'telegram')")
+        out.append(ns)
+    return tuple(out)
+
+
 def parse_settings(data: Mapping[str, Any], source: str = "",
                    address_check: Callable[[str, Coin], object] | None = None) -> Settings:
     """Validate a parsed TOML document."""
@@ -409,7 +433,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "",
         raise ConfigError("database.dsn: required when a coin's mode is pplns or prop (credits live there)")
     settings = Settings(coins=tuple(coins), database=database, api=api, limits=_limits(data),
                         bans=_section(data, "bans", BanPolicy), coin_definitions=tuple(defined.values()),
-                        source=source, **_values(Settings, pool, "pool"))
+                        source=source, **_values(Settings, pool, "pool"), notify=_notify(data))
     for coin in defined.values():
         register(coin)  # the API and the store look coins up by key
     return settings

@@ -7,24 +7,25 @@ labelled per worker or per address (those go to the database and the HTTP API in
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Hashes behind one share of difficulty 1 (sha256d): 2**32. A scrypt share of difficulty 1 meets a target
-# 65536 times easier (coins.Coin.share_multiplier), so it stands for that many times fewer hashes.
-HASHES_PER_DIFF1 = 2**32
+from stratum_pool.hashrate import HASHES_PER_DIFF1 as HASHES_PER_DIFF1
+from stratum_pool.hashrate import RateMeter
+
+# Hashes behind one share of difficulty 1 (sha256d): 2**32 (HASHES_PER_DIFF1). A scrypt share of difficulty 1
+# meets a target 65536 times easier (coins.Coin.share_multiplier), so it stands for that many times fewer hashes.
 HASHRATE_WINDOW_SECONDS = 600.0
 
 
 class _Accepted:
-    """Accepted shares of one coin counted since the last flush, and its hashrate window."""
+    """Accepted shares of one coin counted since the last flush, and its hashrate meter."""
 
     __slots__ = ("count", "counter", "difficulty", "difficulty_counter", "window")
 
-    def __init__(self, counter: Any, difficulty_counter: Any, window: deque[tuple[float, float]]) -> None:
+    def __init__(self, counter: Any, difficulty_counter: Any, window: RateMeter) -> None:
         self.count = 0
         self.difficulty = 0.0
         self.counter = counter
@@ -63,7 +64,8 @@ class PoolMetrics:
         self.accepted_difficulty = Counter("stratum_pool_accepted_difficulty_total",
                                            "Sum of the difficulty of accepted shares", ["coin"], registry=r)
         self.hashrate = Gauge("stratum_pool_hashrate_hashes_per_second",
-                              f"Pool hashrate estimated from accepted shares over {HASHRATE_WINDOW_SECONDS:.0f} s",
+                              f"Pool hashrate estimated from accepted shares over {HASHRATE_WINDOW_SECONDS:.0f} s "
+                              "(or since the pool started, when that is shorter)",
                               ["coin"], registry=r)
         self.blocks = Counter("stratum_pool_blocks_found_total", "Block candidates by submit result",
                               ["coin", "result"], registry=r)
@@ -98,7 +100,7 @@ class PoolMetrics:
         self.worker_bans = Counter("stratum_pool_worker_bans_total",
                                    "Worker names banned from one IP address (the address's other workers mine on)",
                                    ["coin", "reason"], registry=r)
-        self._window: dict[str, deque[tuple[float, float]]] = {}
+        self._window: dict[str, RateMeter] = {}
         self._accepted: dict[str, _Accepted] = {}
         self._rejected: dict[tuple[str, str], int] = {}  # counted since the last flush
 
@@ -129,16 +131,17 @@ class PoolMetrics:
         if tally is None:
             tally = self._accepted[coin] = _Accepted(self.shares.labels(coin, "accepted", ""),
                                                      self.accepted_difficulty.labels(coin),
-                                                     self._window.setdefault(coin, deque()))
+                                                     self._meter(coin))
         tally.count += 1
         tally.difficulty += difficulty
-        # one bucket per second keeps the window small whatever the share rate
-        second = float(int(self.clock()))
-        window = tally.window
-        if window and window[-1][0] == second:
-            window[-1] = (second, window[-1][1] + difficulty / multiplier)
-        else:
-            window.append((second, difficulty / multiplier))
+        # time buckets keep the meter small whatever the share rate
+        tally.window.add(self.clock(), difficulty * HASHES_PER_DIFF1 / multiplier)
+
+    def _meter(self, coin: str) -> RateMeter:
+        meter = self._window.get(coin)
+        if meter is None:  # a coin not watched: judged from its first share on
+            meter = self._window[coin] = RateMeter(self.clock())
+        return meter
 
     def flush(self) -> None:
         """Move the share counts kept since the last flush into their Prometheus counters (every collection
@@ -155,14 +158,16 @@ class PoolMetrics:
                 self.shares.labels(coin, "rejected", reason).inc(count)
 
     def hashrate_of(self, coin: str) -> float:
-        """The coin's hashrate in hashes per second, from the accepted shares of the last window."""
-        now = self.clock()
-        window = self._window.setdefault(coin, deque())
-        while window and window[0][0] < now - HASHRATE_WINDOW_SECONDS:
-            window.popleft()
-        return sum(d for _, d in window) * HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
+        """The coin's hashrate in hashes per second, from the accepted shares of the last window over the time
+        it covers (since the pool started, when that is shorter)."""
+        return self._meter(coin).rate(self.clock(), HASHRATE_WINDOW_SECONDS).hashrate
+
+    def meter(self, coin: str) -> RateMeter:
+        """The coin's accepted work (its hashrate over any window, its history)."""
+        return self._meter(coin)
 
     def watch_coin(self, coin: str) -> None:
-        """Gauges computed when scraped."""
+        """Gauges computed when scraped; the coin's hashrate is judged from now on."""
+        self._window.setdefault(coin, RateMeter(self.clock()))
         self.hashrate.labels(coin).set_function(lambda: self.hashrate_of(coin))
 

@@ -30,6 +30,16 @@ from stratum_pool.daemon.notify import (
     ZmqBlockSubscriber,
 )
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, DaemonError
+from stratum_pool.hashrate import (
+    HASHES_PER_DIFF1,
+    WINDOWS,
+    Rate,
+    WorkerBook,
+    WorkerFigures,
+    address_history,
+    figures,
+    worker_history,
+)
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.metrics import PoolMetrics
 from stratum_pool.protocol.actions import (
@@ -49,9 +59,13 @@ from stratum_pool.server.sv2 import Sv2Server
 from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
+from stratum_pool.store.found import FILE_NAME as FOUND_BLOCKS_FILE
+from stratum_pool.store.found import FoundBlockLog, FoundRecord
 from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import ShareSpool
+from stratum_pool.webhooks import Notifier
+from stratum_pool.webhooks import events as notify_events
 
 log = structlog.get_logger("stratum_pool.pool")
 
@@ -109,6 +123,61 @@ class CoinLive:
     def hashrate(self) -> float:
         return self._pool.metrics.hashrate_of(self.coin_key)
 
+    def rates(self) -> dict[str, Rate]:
+        """The coin's hashrate over each window (``hashrate.WINDOWS``), with the share count behind it."""
+        return self._pool.metrics.meter(self.coin_key).rates(self._pool.clock())
+
+    def best_share(self) -> dict[str, float]:
+        """The best share (achieved difficulty, share units) of any worker: since the last network block, in
+        this session of the pool (since it started) and of all time (as far as this process knows)."""
+        book = self._pool.worker_book
+        workers = list(book.workers.values())
+        session = max((w.best_ever for w in workers), default=0.0)
+        return {"since_block": max((book.best_round(w) for w in workers), default=0.0),
+                "session": session, "all_time": session}
+
+    def workers_of(self, address: str) -> list[WorkerFigures]:
+        """The live workers of ``address`` on this coin (those that authorized in this process), with the
+        device of each one connected (firmware, current difficulty)."""
+        found = figures(self._pool.worker_book, address, self._pool.clock())
+        if not found:
+            return found
+        devices = {}
+        for session in self._pool.server.sessions:
+            for user, owner in session.workers.items():
+                if owner == address:
+                    devices[user.partition(".")[2]] = (session.user_agent, session.difficulty)
+        return [replace(f, connected=True, user_agent=devices[f.name][0], difficulty=devices[f.name][1])
+                if f.name in devices else f for f in found]
+
+    def devices(self) -> dict[str, int]:
+        """Authorized connections by firmware (mining.subscribe's user agent; "" when it sent none)."""
+        return dict(Counter(s.user_agent for s in self._pool.server.sessions if s.authorized))
+
+    def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]:
+        """Hashes per ``step`` bucket of ``address``'s workers in [start, end), from memory."""
+        return address_history(self._pool.worker_book, address, start, end, step)
+
+    def worker_history(self, address: str, start: float, end: float, step: float) -> dict[str, dict[float, float]]:
+        """Hashes per ``step`` bucket of each of ``address``'s workers in [start, end), from memory."""
+        return worker_history(self._pool.worker_book, address, start, end, step)
+
+    def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
+        """Hashes per ``step`` bucket of the whole coin in [start, end), from memory."""
+        return self._pool.metrics.meter(self.coin_key).history(start, end, step)
+
+    def miners(self) -> list[tuple[str, float, float]]:
+        """Every address this process has seen: (address, hashrate over 10 minutes, best share ever)."""
+        now, out = self._pool.clock(), []
+        for address, workers in self._pool.worker_book.by_address.items():
+            out.append((address, sum(w.meter.rate(now, WINDOWS["10m"]).hashrate for w in workers.values()),
+                        max((w.best_ever for w in workers.values()), default=0.0)))
+        return out
+
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
+        """This coin's found blocks kept without a database (memory and the local file), the newest first."""
+        return self._pool.found_blocks.recent(self.coin_key, limit, finder)
+
 
 class CoinPool:
     """One coin served on one stratum port."""
@@ -117,12 +186,15 @@ class CoinPool:
                  clock: Callable[[], float] = time.time, metrics: PoolMetrics | None = None,
                  recorder: ShareRecorder | None = None, extranonce_prefix: bytes | None = None,
                  listen_socket: socket.socket | None = None, limits: ServerLimits | None = None,
-                 ban_policy: BanPolicy | None = None, bans: BanList | None = None) -> None:
+                 ban_policy: BanPolicy | None = None, bans: BanList | None = None,
+                 found_blocks: FoundBlockLog | None = None, notifier: Notifier | None = None) -> None:
         """``extranonce_prefix`` (default: the node id) keeps extranonce1 values of several processes and
         machines apart; ``listen_socket`` is an already listening SO_REUSEPORT socket (worker processes).
         ``limits``/``ban_policy`` are the ``[limits]``/``[bans]`` settings; ``bans`` the process's ban list
-        (shared by every coin)."""
+        (shared by every coin). ``found_blocks``: where found blocks are kept without a database (default: in
+        memory only); ``notifier``: the ``[[notify]]`` receivers (found blocks go to them)."""
         self.settings = settings
+        self.notifier = notifier
         # Where accepted shares and found blocks go to be durable (the share spool); None: in memory only.
         self.recorder = recorder
         # Addresses that passed authorization, so rejected-share counts are only kept for real accounts.
@@ -131,6 +203,9 @@ class CoinPool:
         self.clock = clock
         self.stats = PoolStats()
         self.metrics = metrics if metrics is not None else PoolMetrics(clock=clock)
+        # each worker's hashrate and best shares, in memory (the API's live figures, with or without a database)
+        self.worker_book = WorkerBook()
+        self.found_blocks = found_blocks if found_blocks is not None else FoundBlockLog(None)
         self.daemon = DaemonClient(
             [DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
                             cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
@@ -191,7 +266,8 @@ class CoinPool:
         # a block a daemon took is the new block: fetch work on top of it at once
         self.blocks = BlockSubmitter(settings, self.daemon, self.jobs.reward_for, metrics=self.metrics,
                                      recorder=recorder, clock=clock, log=log,
-                                     on_accepted=lambda: self._new_block("found", None), found=self.stats.blocks)
+                                     on_accepted=lambda: self._new_block("found", None), found=self.stats.blocks,
+                                     on_found=self._found)
         self.notify_port: int | None = None
         # what the API reads of this coin, and the gauges of the same figures
         self.live = CoinLive(self)
@@ -200,6 +276,16 @@ class CoinPool:
         self.metrics.sessions_authorized.labels(key).set_function(lambda: self.live.workers_online)
         self.metrics.template_age.labels(key).set_function(self._template_age)
         self.metrics.watch_coin(key)
+
+    async def _found(self, candidate: BlockCandidate, found: FoundBlock) -> None:
+        record = FoundRecord(
+            self.coin.key, found.height, found.block_hash, found.address, split_user(found.worker)[1],
+            self.jobs.reward_for(candidate.job), self.settings.mode, found.accepted, found.reason, found.time)
+        if found.accepted and self.notifier is not None:  # only queued: sent by the notifier's own tasks
+            self.notifier.emit(notify_events.block_found(
+                record.coin, self.coin.symbol, record.height, record.hash, record.finder, record.worker,
+                record.reward, record.found_at))
+        await self.found_blocks.add(record)
 
     def _template_age(self) -> float:
         template = self.jobs.template
@@ -277,6 +363,8 @@ class CoinPool:
             if self.sv2_server is not None:
                 self.sv2_server.broadcast(new_block, self.jobs)
         self.stats.templates += 1
+        if new_block:
+            self.worker_book.new_block()
         self.metrics.templates.labels(self.coin.key, str(new_block).lower()).inc()
         if new_block and since is not None:
             self.metrics.new_block_to_notify.labels(self.coin.key).observe(time.monotonic() - since)
@@ -437,6 +525,8 @@ class CoinPool:
             stats.shares_accepted += 1
             stats.difficulty_accepted += action.difficulty
             self.metrics.share_accepted(coin.key, action.difficulty, coin.share_multiplier)
+            self.worker_book.accepted(action.worker, action.address, action.time,
+                                      action.difficulty * HASHES_PER_DIFF1 / coin.share_multiplier, action.achieved)
             if self.recorder is not None:
                 return self.recorder.share(coin.key, action)[1]
         elif isinstance(action, ShareRejected):
@@ -451,6 +541,7 @@ class CoinPool:
         elif isinstance(action, Authorized):
             self._authorized[action.address] = None
             self._authorized.move_to_end(action.address)
+            self.worker_book.authorized(action.worker, action.address, self.clock())
             if len(self._authorized) > MAX_AUTHORIZED_REMEMBERED:
                 self._authorized.popitem(last=False)
             log.info("authorized", coin=self.coin.key, worker=action.worker, session=action.session_id)
@@ -504,6 +595,7 @@ class Pool:
         self.bans = BanList()
         self._api_runner: Any = None
         self.api_port: int | None = None
+        self.notifier = Notifier(settings.notify, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -522,13 +614,25 @@ class Pool:
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)
             self.metrics.spool_bytes.set_function(lambda: loader.stats().spool_bytes)
+        found_blocks = FoundBlockLog(None)
+        if not db.dsn and (self.workers_dir is None or self.worker_index == 0):
+            # without a database, found blocks are kept in a small local file (the API's worker writes it)
+            found_blocks = FoundBlockLog(Path(db.found_blocks_file or Path(db.spool_dir) / FOUND_BLOCKS_FILE))
+            try:
+                found_blocks.load()
+            except OSError as exc:
+                log.warning("found_blocks_unreadable", path=str(found_blocks.path), error=str(exc))
         sockets = self.listen_sockets + [None] * (len(settings.coins) - len(self.listen_sockets))
         self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
                                recorder=self.recorder, extranonce_prefix=self.extranonce_prefix,
                                listen_socket=sock, limits=settings.limits, ban_policy=settings.bans,
-                               bans=self.bans) for cs, sock in zip(settings.coins, sockets, strict=True)]
+                               bans=self.bans, found_blocks=found_blocks, notifier=self.notifier)
+                      for cs, sock in zip(settings.coins, sockets, strict=True)]
         for coin in self.coins:
             await coin.start()
+        if self.notifier:
+            self.notifier.start()
+            self._tasks.append(asyncio.create_task(self._workers_watch(), name="notify-workers"))
         if db.dsn:
             for coin in self.coins:
                 self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
@@ -552,6 +656,17 @@ class Pool:
             self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
             log.info("api_listening", host=api.host, port=self.api_port)
 
+    async def _workers_watch(self) -> None:
+        """Worker offline and back, for the receivers that want to hear of it: checked a few times within
+        the shortest offline time any receiver asks for."""
+        shortest = min(n.offline_minutes for n in self.settings.notify) * 60
+        interval = min(15.0, max(0.1, shortest / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for coin in self.coins:
+                self.notifier.check_workers(coin.coin.key, [(w.address, w.name, w.meter.last_share)
+                                                            for w in coin.worker_book.workers.values()])
+
     def _served_metrics(self) -> CollectorRegistry:
         if self.peer_snapshots is None:
             return self.metrics.registry
@@ -568,6 +683,7 @@ class Pool:
             self._api_runner = None
         for coin in self.coins:
             await coin.stop()
+        await self.notifier.stop(drain_seconds=5.0)  # found blocks' messages have a moment to go out
         if self.recorder is not None:
             await self.recorder.stop()
         if self.loader is not None:

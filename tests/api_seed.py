@@ -5,10 +5,13 @@ The clock stands at ``NOW`` (a whole ten minutes, so history buckets line up wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+
+from stratum_pool.hashrate import Rate, WorkerFigures
+from stratum_pool.store.found import FoundRecord
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 NOW_EPOCH = int(NOW.timestamp())
@@ -34,10 +37,62 @@ class FakePool:
     connections: int
     workers_online: int
     hashrate: float
+    # this process's memory: the coin's rates and best shares, live workers by address, history (hashes per
+    # bucket start) by address ("" for the pool)
+    live_rates: dict[str, Rate] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    live_workers: dict[str, list[WorkerFigures]] = field(default_factory=dict)
+    history: dict[str, dict[float, float]] = field(default_factory=dict)
+    found: list[FoundRecord] = field(default_factory=list)  # the newest last, as store.found keeps them
+    firmware: dict[str, int] = field(default_factory=dict)  # authorized connections by user agent
+
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
+        return [r for r in reversed(self.found) if finder is None or r.finder == finder][:limit]
+
+    def devices(self) -> dict[str, int]:
+        return dict(self.firmware)
+
+    def miners(self) -> list[tuple[str, float, float]]:
+        return [(a, sum(w.rates["10m"].hashrate for w in ws), max(w.best_ever for w in ws))
+                for a, ws in self.live_workers.items()]
+
+    def rates(self) -> dict[str, Rate]:
+        return self.live_rates
+
+    def best_share(self) -> dict[str, float]:
+        return self.best
+
+    def workers_of(self, address: str) -> list[WorkerFigures]:
+        return self.live_workers.get(address, [])
+
+    def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]:
+        return _bucketed(self.history.get(address, {}), start, end, step)
+
+    def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
+        return _bucketed(self.history.get("", {}), start, end, step)
+
+    def worker_history(self, address: str, start: float, end: float, step: float) -> dict[str, dict[float, float]]:
+        # the tests' workers share the address's history in halves
+        names = [w.name for w in self.live_workers.get(address, [])]
+        whole = _bucketed(self.history.get(address, {}), start, end, step)
+        return {n: {t: h / len(names) for t, h in whole.items()} for n in names}
+
+
+def _bucketed(points: dict[float, float], start: float, end: float, step: float) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for t, hashes in points.items():
+        if start <= t < end:
+            key = start + (t - start) // step * step
+            out[key] = out.get(key, 0.0) + hashes
+    return out
 
 
 POOLS = [
-    FakePool("bitcoin-regtest", "sha256d", "pplns", 1.0, 3333, 106, 4.656542373906925e-10, 3, 2, 1.5e9),
+    FakePool("bitcoin-regtest", "sha256d", "pplns", 1.0, 3333, 106, 4.656542373906925e-10, 3, 2, 1.5e9,
+             live_rates={"10m": Rate(1.5e9, 500, 600.0), "1h": Rate(1.2e9, 2000, 3600.0),
+                         "24h": Rate(1.0e9, 9000, 86000.0)},
+             best={"since_block": 1e-10, "session": 9e-10, "all_time": 9e-10},
+             firmware={"bitaxe/BM1366/v2.4.0": 1, "cpuminer/2.5.1": 1}),
     FakePool("litecoin-regtest", "scrypt", "prop", 0.5, 3334, 250, 0.0005, 1, 1, 2.0e6),
 ]
 

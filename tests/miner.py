@@ -128,6 +128,7 @@ class FoundShare:
     nonce: str
     version_bits: str | None
     achieved: float
+    hashes: int = 0  # the headers hashed to find it (the miner's own count, for hashrate checks)
 
 
 def find_share(
@@ -157,7 +158,8 @@ def find_share(
             achieved = coin.diff1_target / value if value else float("inf")
             bits = f"{version_bits & version_mask:08x}" if send_version else None
             ntime, nonce_hex = f"{job.ntime:08x}", f"{nonce:08x}"
-            return FoundShare(job.job_id, extranonce2.hex(), ntime, nonce_hex, bits, achieved)
+            return FoundShare(job.job_id, extranonce2.hex(), ntime, nonce_hex, bits, achieved,
+                              nonce - start_nonce + 1)
     raise RuntimeError("nonce space exhausted")
 
 
@@ -204,6 +206,7 @@ class Miner:
         self.jobs: dict[str, NotifiedJob] = {}
         self.job: NotifiedJob | None = None
         self.notifications: list[dict[str, Any]] = []
+        self.hashes = 0  # headers hashed by find() so far: the truth a pool's hashrate is held to
         self._ids = itertools.count(1)
         self._en2 = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -320,12 +323,14 @@ class Miner:
         assert job is not None, "no job yet"
         rolling = roll_version and self.version_mask != 0
         bits = (next(self._en2) << 13) & self.version_mask if rolling else 0  # vary some allowed bits
-        return find_share(
+        share = find_share(
             self.coin, job, self.extranonce1, self.next_extranonce2(),
             min_difficulty=min_difficulty if min_difficulty is not None else job.difficulty,
             max_difficulty=max_difficulty, version_bits=bits, version_mask=self.version_mask,
             send_version=rolling,
         )  # fmt: skip
+        self.hashes += share.hashes
+        return share
 
     async def mine_share(
         self, min_difficulty: float | None = None, roll_version: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from stratum_pool.api import RateLimitSettings, create_app
 from stratum_pool.api.ratelimit import RateLimiter
 
 H = 2**32  # hashes behind one share of difficulty 1
+ND = 4.656542373906925e-10  # the bitcoin pool's network difficulty
 SECRET = "hunter2-not-for-clients"
 UNREACHABLE_DSN = f"postgresql://apiuser:{SECRET}@127.0.0.1:1/pool"
 NO_LIMIT = RateLimitSettings(enabled=False)
@@ -64,6 +66,20 @@ async def test_pool_status_per_coin(client: TestClient[Any, Any]) -> None:
         "miners": 2, "workers": 2,
         "blocks_found": 3, "blocks": {"pending": 1, "confirmed": 1, "orphaned": 1},
         "last_block": {"height": 105, "hash": BLOCK_HASHES[105], "status": "pending", "found_at": NOW_EPOCH - 3600},
+        # the live figures of the process (its memory), over each window with the shares behind them
+        "hashrate_1h": 1.2e9, "hashrate_24h": 1.0e9,
+        "rates": {"10m": {"hashrate": 1.5e9, "shares": 500, "seconds": 600.0},
+                  "1h": {"hashrate": 1.2e9, "shares": 2000, "seconds": 3600.0},
+                  "24h": {"hashrate": 1.0e9, "shares": 9000, "seconds": 86000.0}},
+        # odds: a block takes difficulty x 2**32 hashes; regtest's is tiny, so a block is all but certain
+        "network_hashrate": ND * H / 600,
+        "expected_seconds_to_block": ND * H / 1.5e9,
+        "chance_of_block": {"day": 1.0, "week": 1.0, "month": 1.0, "year": 1.0},
+        "blocks_per_year_per_ths": 365 * 86400 * 1e12 / (ND * H),
+        "best_share": {"since_block": {"difficulty": 1e-10, "of_network": 1e-10 / ND},
+                       "session": {"difficulty": 9e-10, "of_network": 9e-10 / ND},
+                       "all_time": {"difficulty": 9e-10, "of_network": 9e-10 / ND}},
+        "devices": [{"firmware": "bitaxe/BM1366/v2.4.0", "online": 1}, {"firmware": "cpuminer/2.5.1", "online": 1}],
     }
     assert ltc["coin"] == "litecoin-regtest"
     assert ltc["hashrate_10m"] == 3 * 65536 * H / 600 / 65536  # scrypt shares stand for 65536 times fewer hashes
@@ -144,9 +160,25 @@ async def test_miner_workers_balance_and_history(client: TestClient[Any, Any]) -
                     "best_difficulty": 1234.5,
                     # ten minutes of 3 accepted / 1 rejected, plus 50 / 2 just outside the hashrate window;
                     # the minute 25 hours ago is outside the day
-                    "accepted_24h": 10 * 3 + 50, "rejected_24h": 10 + 2}
+                    "accepted_24h": 10 * 3 + 50, "rejected_24h": 10 + 2,
+                    # not seen by this process: no live rates, the database's best share only
+                    "rates": None, "started": None, "connected": False, "user_agent": None, "difficulty": None,
+                    "best_share": {"since_block": None, "session": None,
+                                   "all_time": {"difficulty": 1234.5, "of_network": 1234.5 / ND}}}
     assert rig2 == {"name": "rig2", "hashrate": 0.0, "last_share": NOW_EPOCH - 7200, "last_seen": NOW_EPOCH,
-                    "best_difficulty": 99.0, "accepted_24h": 4, "rejected_24h": 0}
+                    "best_difficulty": 99.0, "accepted_24h": 4, "rejected_24h": 0, "rates": None, "started": None,
+                    "connected": False, "user_agent": None, "difficulty": None,
+                    "best_share": {"since_block": None, "session": None,
+                                   "all_time": {"difficulty": 99.0, "of_network": 99.0 / ND}}}
+    # the odds at the account's hashrate, also at the top of the answer
+    expected = ND * H / (60 * H / 600)
+    odds = {"network_difficulty": ND, "expected_seconds_to_block": expected,
+            "chance_of_block": {"day": -math.expm1(-86400 / expected), "week": -math.expm1(-7 * 86400 / expected),
+                                "month": -math.expm1(-365 * 86400 / 12 / expected),
+                                "year": -math.expm1(-365 * 86400 / expected)}}
+    assert {k: account[k] for k in odds} == odds
+    assert {k: body[k] for k in odds} == odds
+    assert (body["coin"], body["hashrate"]) == ("bitcoin-regtest", 60 * H / 600)
     assert {k: account[k] for k in ("coin", "symbol", "hashrate", "workers_online", "best_difficulty",
                                     "accepted_24h", "rejected_24h", "balance", "pending", "paid")} == {
         "coin": "bitcoin-regtest", "symbol": "rBTC", "hashrate": 60 * H / 600, "workers_online": 1,
@@ -184,6 +216,13 @@ async def test_miner_hashrate_history(client: TestClient[Any, Any]) -> None:
     assert sum(1 for v in points.values() if v) == 2
     minutes = dict((await get(client, f"/api/miner/{BOB}/hashrate?range=1h"))["series"][0]["points"])
     assert minutes[NOW_EPOCH - 300] == 30 * H / 60
+    # each worker's own series beside the account's
+    workers = {w["name"]: dict(w["points"]) for w in series["workers"]}
+    assert sorted(workers) == ["rig1", "rig2"]
+    assert workers["rig1"][NOW_EPOCH - 600] == (9 * 6 + 100) * H / 600
+    assert workers["rig2"][NOW_EPOCH - 7200] == 8 * H / 600 and workers["rig1"][NOW_EPOCH - 7200] == 0.0
+    month = await get(client, f"/api/miner/{ALICE}/hashrate?range=30d")
+    assert month["step_seconds"] == 21600 and len(month["series"][0]["points"]) == 120
 
 
 async def test_unknown_miner_is_404(client: TestClient[Any, Any]) -> None:
@@ -276,7 +315,10 @@ async def test_without_a_database(seeded_dsn: str) -> None:
     async with make_client(None) as client:
         assert (await get(client, "/health"))["database"] == "disabled"
         assert (await get(client, "/api/pool"))["coins"][1]["height"] == 250
-        await get(client, "/api/blocks", 503)
+        # no 503: what this process keeps in memory (nothing found here yet); test_api_memory has the rest
+        assert await get(client, "/api/blocks") == {"blocks": []}
+        assert await get(client, "/api/payouts") == {"payouts": []}
+        await get(client, f"/api/miner/{ALICE}", 404)  # this process has not seen it
 
 
 async def test_metrics_are_prometheus_text(seeded_dsn: str) -> None:
@@ -334,8 +376,11 @@ def test_coin_pool_view_reads_a_running_pool() -> None:
     from stratum_pool.metrics import PoolMetrics
     from stratum_pool.pool import CoinLive
 
-    metrics = PoolMetrics(clock=lambda: 50.0)
+    now = [50.0]
+    metrics = PoolMetrics(clock=lambda: now[0])
+    metrics.watch_coin("litecoin-regtest")
     metrics.share_accepted("litecoin-regtest", 65536.0 * 600, 65536)
+    now[0] += 600  # the pool has run for the whole window
     coin_pool = SimpleNamespace(
         coin=COINS["litecoin-regtest"], settings=SimpleNamespace(mode="prop", fee_percent=0.5), port=3334,
         jobs=SimpleNamespace(template=SimpleNamespace(height=250, target=DIFF1_TARGET // 4)),

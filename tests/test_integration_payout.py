@@ -10,9 +10,10 @@ confirmation tracking and the wallet RPC.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from typing import Any
 import psycopg
 import pytest
 from miner import Miner
+from test_webhooks import Receiver
 
 from stratum_pool.chain.address import address_to_script
 from stratum_pool.chain.block import parse_block
 from stratum_pool.chain.encoding import read_varint
 from stratum_pool.chain.target import bits_to_target
+from stratum_pool.cli import notify_payouts
 from stratum_pool.coins import Coin, get_coin
 from stratum_pool.config import parse_settings
 from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint
@@ -32,6 +35,7 @@ from stratum_pool.payout.wallet import wallet_client
 from stratum_pool.payout.worker import run_payout
 from stratum_pool.pool import Pool
 from stratum_pool.store.accounting import verify_ledger
+from stratum_pool.webhooks import NotifySettings
 
 pytestmark = pytest.mark.integration
 
@@ -230,6 +234,19 @@ async def test_pplns_miners_are_paid_exactly_once(node: Node, pg_dsn: str, tmp_p
 
         second = await run_payout(pg_dsn, cs, wallet, chain=chain)
         assert second.paid == [] and not second.problems, second.lines()
+
+        # payout_sent to a [[notify]] receiver (a real HTTP server): one message per address paid, none for the
+        # run that paid nothing
+        receiver = await Receiver().start()
+        try:
+            notify = (NotifySettings(url=receiver.url("/payouts"), events=("payout_sent",)),)
+            for report in (first, second):
+                await notify_payouts(replace(settings, notify=notify), coin.key, coin.symbol, report.batches)
+        finally:
+            await receiver.stop()
+        told = [json.loads(g.body) for g in receiver.got]
+        assert {m["address"]: (m["amount"], m["txid"]) for m in told} == paid
+        assert len(told) == len(paid) and all(m["event"] == "payout_sent" for m in told)
     finally:
         await wallet.close()
         await chain.close()

@@ -70,13 +70,15 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", [True, False], ids=["database", "no-database"])
+async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(database: bool, tmp_path: Path) -> None:
     port, api_port, tls_port, sv2_port = free_port(), free_port(), free_port(), free_port()
     sv2_dir = tmp_path / "sv2"
+    extra = "" if database else " --no-database"
     proc = subprocess.Popen(
         ["make", "-s", "run", f"RUN_ARGS=--port {port} --ltc-port {free_port()} --api-port {api_port} "
                               f"--tls-port {tls_port} --tls-dir {tmp_path / 'tls'} "
-                              f"--sv2-port {sv2_port} --sv2-dir {sv2_dir}"],
+                              f"--sv2-port {sv2_port} --sv2-dir {sv2_dir}{extra}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         start_new_session=True,
     )
@@ -123,8 +125,8 @@ async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(tmp_pa
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as answer:
             metrics = answer.read().decode()
         assert 'stratum_pool_blocks_found_total{coin="bitcoin-regtest",result="accepted"} 3.0' in metrics
-        # the shares went through the spool into the private PostgreSQL make run started
-        out.wait_for(r"^database: .*host=127\.0\.0\.1", 1)
+        if database:  # the shares went through the spool into the private PostgreSQL make run started
+            out.wait_for(r"^database: .*host=127\.0\.0\.1", 1)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -149,6 +151,15 @@ async def test_make_run_serves_bitcoin_regtest_on_bcoin_and_stops_cleanly(tmp_pa
             async with Miner("127.0.0.1", tls_port, BTC_REGTEST, address, "tls", tls=context,
                              server_hostname=name) as tls_miner:
                 assert (await tls_miner.mine_share())["result"] is True
+        # the miner's odds, with or without a database (regtest: a block is all but certain within a day)
+        assert miner_view["hashrate"] > 0 and miner_view["network_difficulty"] == coin["network_difficulty"]
+        assert miner_view["expected_seconds_to_block"] == pytest.approx(
+            miner_view["network_difficulty"] * 2**32 / miner_view["hashrate"])
+        assert miner_view["chance_of_block"]["day"] == pytest.approx(1.0)
+        if not database:  # the blocks it found, kept in the local file
+            assert [c["block_height"] for c in account["credits"]] == sorted(
+                (c["block_height"] for c in account["credits"]), reverse=True)
+            assert len(account["credits"]) == 3
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

@@ -24,22 +24,29 @@ def test_shares_and_hashrate_move() -> None:
     for _ in range(3):
         m.share_accepted("bitcoin-regtest", 2.0, 1)
     m.shares.labels("bitcoin-regtest", "rejected", "stale").inc()
+    now[0] += 60.0  # the pool has run for a minute: the figure covers that minute, not ten
     got = samples(m)
     accepted = ("stratum_pool_shares_total", (("coin", "bitcoin-regtest"), ("reason", ""), ("result", "accepted")))
     assert got[accepted] == 3
     assert got[("stratum_pool_shares_total", (("coin", "bitcoin-regtest"), ("reason", "stale"),
                                               ("result", "rejected")))] == 1
     assert got[("stratum_pool_accepted_difficulty_total", (("coin", "bitcoin-regtest"),))] == 6.0
-    expected = 6.0 * HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
+    expected = 6.0 * HASHES_PER_DIFF1 / 60.0
     assert got[("stratum_pool_hashrate_hashes_per_second", (("coin", "bitcoin-regtest"),))] == expected
-    now[0] += HASHRATE_WINDOW_SECONDS + 2
+    now[0] += HASHRATE_WINDOW_SECONDS  # the window now starts 10 s after that minute's shares
     assert m.hashrate_of("bitcoin-regtest") == 0.0
+    m.share_accepted("bitcoin-regtest", 3.0, 1)
+    # the pool has now run for longer than the window: the figure covers the window
+    assert m.hashrate_of("bitcoin-regtest") == 3.0 * HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
 
 
 def test_scrypt_shares_stand_for_fewer_hashes() -> None:
-    m = PoolMetrics(clock=lambda: 5.0)
+    now = [5.0]
+    m = PoolMetrics(clock=lambda: now[0])
+    m.watch_coin("litecoin-regtest")
     m.share_accepted("litecoin-regtest", 65536.0, 65536)
-    assert m.hashrate_of("litecoin-regtest") == HASHES_PER_DIFF1 / HASHRATE_WINDOW_SECONDS
+    now[0] += 300.0
+    assert m.hashrate_of("litecoin-regtest") == HASHES_PER_DIFF1 / 300.0
 
 
 def test_rpc_observer_counts_latency_and_errors() -> None:

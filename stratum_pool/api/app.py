@@ -23,8 +23,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from stratum_pool.api.live import CoinFigures
 from stratum_pool.api.ratelimit import RateLimiter, RateLimitSettings
 from stratum_pool.coins import COINS
+from stratum_pool.hashrate import WINDOWS, Rate, WorkerFigures
 from stratum_pool.metrics import HASHES_PER_DIFF1, HASHRATE_WINDOW_SECONDS
+from stratum_pool.odds import TERAHASH, blocks_per_year, network_hashrate, odds
 from stratum_pool.store import queries as q
+from stratum_pool.store.found import FoundRecord
 from stratum_pool.store.queries import DatabaseUnavailable, ReadPool
 
 log = structlog.get_logger("stratum_pool.api")
@@ -39,8 +42,9 @@ COIN_KEY_RE = re.compile(r"[a-z0-9-]{1,40}")
 COUNT_WINDOW = timedelta(hours=24)
 HASHRATE_WINDOW = timedelta(seconds=HASHRATE_WINDOW_SECONDS)
 # History ranges a chart may ask for: range -> bucket width in seconds.
-HISTORY_RANGES = {"1h": 60, "24h": 600, "7d": 3600}
-HISTORY_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+HISTORY_RANGES = {"1h": 60, "24h": 600, "7d": 3600, "30d": 21600}
+HISTORY_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+                "30d": timedelta(days=30)}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 LEADERBOARD_SIZE = 10
@@ -48,6 +52,8 @@ LEADERBOARD_SIZE = 10
 # crowd of dashboards (or a scraper) can cause, whatever the rate limit.
 DEFAULT_CACHE_SECONDS = 5.0
 MAX_CACHE_ENTRIES = 256
+# Without a database, found blocks are counted over those kept (store/found.py keeps the last 1,000).
+MAX_FOUND = 1000
 
 
 class PoolView(CoinFigures, Protocol):
@@ -63,6 +69,63 @@ def hashrate(difficulty: float, seconds: float, coin_key: str) -> float:
     coin = COINS.get(coin_key)
     multiplier = coin.share_multiplier if coin is not None else 1
     return difficulty * HASHES_PER_DIFF1 / seconds / multiplier
+
+
+def rates_json(rates: dict[str, Rate]) -> dict[str, dict[str, float | int]]:
+    """Each window's hashrate (H/s) with the share count and the seconds behind it (a figure from 20 shares
+    is a rough one)."""
+    return {name: {"hashrate": r.hashrate, "shares": r.shares, "seconds": r.seconds}
+            for name, r in rates.items() if name in WINDOWS}
+
+
+def of_network(best: float, coin_key: str, network_difficulty: float | None) -> float | None:
+    """A share's achieved difficulty (the coin's share units) as a fraction of the network difficulty."""
+    coin = COINS.get(coin_key)
+    if network_difficulty is None or network_difficulty <= 0:
+        return None
+    return best / (network_difficulty * (coin.share_multiplier if coin is not None else 1))
+
+
+BEST_SHARES = ("since_block", "session", "all_time")
+
+
+def best_json(best: dict[str, float], coin_key: str, network_difficulty: float | None) -> dict[str, Any]:
+    """The best shares (since the last network block, this session, all time; None: not known here), each
+    also as a fraction of the network difficulty."""
+    out: dict[str, Any] = {}
+    for name in BEST_SHARES:
+        value = best.get(name)
+        out[name] = None if value is None else {
+            "difficulty": value, "of_network": of_network(value, coin_key, network_difficulty)}
+    return out
+
+
+def _block_time(coin_key: str) -> float:
+    coin = COINS.get(coin_key)
+    return coin.block_time_seconds if coin is not None else 0.0
+
+
+def _live_worker(worker: dict[str, Any], live: WorkerFigures, coin_key: str, nd: float | None) -> None:
+    """A worker's JSON with this process's figures of it."""
+    worker["hashrate"] = live.rates["10m"].hashrate
+    worker["rates"] = rates_json(live.rates)
+    if live.last_share is not None and (worker["last_share"] is None or live.last_share > worker["last_share"]):
+        worker["last_share"] = int(live.last_share)
+    worker["last_seen"] = worker["last_share"] if worker["last_seen"] is None else worker["last_seen"]
+    worker["best_difficulty"] = max(worker["best_difficulty"], live.best_ever)
+    if worker["rejected_24h"] is None:  # no database: accepted shares counted in memory
+        worker["accepted_24h"] = live.rates["24h"].shares
+    worker["best_share"] = best_json({"since_block": live.best_round, "session": live.best_session,
+                                      "all_time": worker["best_difficulty"]}, coin_key, nd)
+    worker["started"] = int(live.started)
+    worker["connected"], worker["user_agent"], worker["difficulty"] = live.connected, live.user_agent, live.difficulty
+
+
+def found_json(r: FoundRecord) -> dict[str, Any]:
+    """A found block kept without a database, in the shape of /api/blocks' rows."""
+    return {"coin": r.coin, "symbol": _symbol(r.coin), "height": r.height, "hash": r.hash, "status": r.status,
+            "confirmations": None, "reward": r.reward, "scheme": r.scheme, "finder": r.finder, "worker": r.worker,
+            "found_at": int(r.found_at)}
 
 
 def epoch(t: datetime | None) -> int | None:
@@ -157,6 +220,29 @@ class _Api:
             t += timedelta(seconds=step)
         return {"coin": coin_key, "symbol": _symbol(coin_key), "points": points}
 
+    def live_series(self, pool: PoolView, start: datetime, end: datetime, step: int,
+                    history: Callable[[float, float, float], dict[float, float]]) -> dict[str, Any]:
+        """A history series from a live pool's memory (hashes per bucket) in the database series' shape."""
+        key = pool.coin_key
+        coin = COINS.get(key)
+        # back to share difficulty, which ``series`` turns into H/s like the database's buckets
+        per_hash = (coin.share_multiplier if coin is not None else 1) / HASHES_PER_DIFF1
+        hashes = history(start.timestamp(), end.timestamp(), step)
+        return self.series(key, start, end, step, {datetime.fromtimestamp(t, UTC): h * per_hash
+                                                   for t, h in hashes.items()})
+
+    def live_address_series(self, pool: PoolView, address: str, start: datetime, end: datetime,
+                            step: int) -> dict[str, Any]:
+        """An address's history from memory, with each worker's (the database answer's shape)."""
+        series = self.live_series(pool, start, end, step,
+                                  lambda a, b, c: pool.address_history(address, a, b, c))
+        per_worker = pool.worker_history(address, start.timestamp(), end.timestamp(), step)
+        series["workers"] = [
+            {"name": name, "points": self.live_series(pool, start, end, step,
+                                                      lambda a, b, c, h=hist: h)["points"]}  # type: ignore[misc]
+            for name, hist in sorted(per_worker.items())]
+        return series
+
     async def cached(self, request: web.Request, build: Callable[[], Awaitable[web.Response]]) -> web.Response:
         if self.cache_seconds <= 0:
             return await build()
@@ -234,21 +320,42 @@ class _Api:
             key = p.coin_key
             act = activity.get(key)
             blk = blocks.get(key)
+            rates = p.rates()
+            nd = p.network_difficulty
+            found = p.found_blocks(MAX_FOUND) if self.db is None else []
+            live_10m = rates["10m"].hashrate if "10m" in rates else p.hashrate
             coins.append({
                 "coin": key, "symbol": _symbol(key), "algorithm": p.algorithm, "scheme": p.scheme,
                 "fee_percent": p.fee_percent, "stratum_port": p.stratum_port,
                 "height": p.height, "network_difficulty": p.network_difficulty,
                 "connections": p.connections, "workers_online": p.workers_online,
                 "hashrate": p.hashrate,
-                "hashrate_10m": None if self.db is None or database != "ok" else
+                # from the database's shares when there is one; else from this process's memory
+                "hashrate_10m": live_10m if self.db is None else None if database != "ok" else
                 hashrate(act.difficulty if act else 0.0, HASHRATE_WINDOW_SECONDS, key),
-                "miners": None if database != "ok" else (act.miners if act else 0),
+                "hashrate_1h": rates["1h"].hashrate if "1h" in rates else None,
+                "hashrate_24h": rates["24h"].hashrate if "24h" in rates else None,
+                "rates": rates_json(rates),
+                "network_hashrate": network_hashrate(nd, _block_time(key)),
+                **odds(nd, p.hashrate),
+                "blocks_per_year_per_ths": blocks_per_year(nd, TERAHASH),
+                "best_share": best_json(p.best_share(), key, nd),
+                # this process's connections by firmware, the most first
+                "devices": [{"firmware": f, "online": n} for f, n in
+                            sorted(p.devices().items(), key=lambda fn: (-fn[1], fn[0]))],
+                # without a database: the addresses this process saw mine in the last 10 minutes
+                "miners": sum(1 for _, h, _ in p.miners() if h > 0) if self.db is None else
+                None if database != "ok" else (act.miners if act else 0),
                 "workers": None if database != "ok" else (act.workers if act else 0),
-                "blocks_found": None if database != "ok" else (blk.total if blk else 0),
-                "blocks": None if database != "ok" else {
+                "blocks_found": len(found) if self.db is None else None if database != "ok" else
+                (blk.total if blk else 0),
+                "blocks": {"pending": sum(1 for r in found if r.accepted), "confirmed": 0,
+                           "orphaned": 0} if self.db is None else None if database != "ok" else {
                     "pending": blk.pending if blk else 0, "confirmed": blk.confirmed if blk else 0,
                     "orphaned": blk.orphaned if blk else 0},
-                "last_block": None if blk is None else {
+                "last_block": ({"height": found[0].height, "hash": found[0].hash, "status": found[0].status,
+                                "found_at": int(found[0].found_at)} if found else None) if self.db is None else
+                None if blk is None else {
                     "height": blk.last_height, "hash": blk.last_hash, "status": blk.last_status,
                     "found_at": epoch(blk.last_found_at)},
             })
@@ -260,6 +367,10 @@ class _Api:
 
         async def build() -> web.Response:
             start, end, step = self.history_window(r)
+            if self.db is None:  # from memory
+                series = [self.live_series(p, start, end, step, p.pool_history) for p in self.pools
+                          if coin is None or p.coin_key == coin]
+                return _json({"range": r, "step_seconds": step, "series": series})
             rows = await self.need_db().run(q.pool_difficulty_history, start=start, end=end, step_seconds=step,
                                             coin_key=coin)
             keys = [p.coin_key for p in self.pools if coin is None or p.coin_key == coin]
@@ -289,13 +400,105 @@ class _Api:
                 balance = await q.account_balance(conn, account.id)
                 credits = await q.account_credits(conn, account.id)
                 payouts = await q.account_payouts(conn, account.id)
-                out.append(self.account_json(account, workers, balance, credits, payouts))
+                account_json = self.account_json(account, workers, balance, credits, payouts)
+                out.append(self.with_live(account_json, self.pool_of(account.coin_key), address))
             return out
 
-        accounts = await self.need_db().run(load)
+        if self.db is not None:
+            accounts = await self.db.run(load)
+        else:  # no database: the workers this process has seen, from memory; the same shape
+            accounts = [self.with_live(self.live_account(p, address), p, address) for p in self.pools
+                        if (coin is None or p.coin_key == coin)
+                        and (p.workers_of(address) or p.found_blocks(1, address))] or None
         if accounts is None:
             return _error(404, "unknown miner")
-        return _json({"address": address, "accounts": accounts})
+        first = accounts[0]
+        return _json({"address": address,
+                      **{k: first[k] for k in ("coin", "hashrate", "network_difficulty", "expected_seconds_to_block",
+                                               "chance_of_block")},
+                      "accounts": accounts})
+
+    def live_leaders(self) -> tuple[list[q.Ranked], list[q.Ranked], list[q.Ranked]]:
+        """The leaderboard's three lists from memory; ``hashrate`` in the database's unit (difficulty over the
+        10-minute window), so one conversion serves both."""
+        by_rate: list[q.Ranked] = []
+        by_blocks: list[q.Ranked] = []
+        by_best: list[q.Ranked] = []
+        for p in self.pools:
+            key = p.coin_key
+            coin = COINS.get(key)
+            per_hash = (coin.share_multiplier if coin is not None else 1) / HASHES_PER_DIFF1
+            miners = p.miners()
+            rate = sorted(((-h, a) for a, h, _ in miners if h > 0))[:LEADERBOARD_SIZE]
+            by_rate += [q.Ranked(key, a, -h * per_hash * HASHRATE_WINDOW_SECONDS) for h, a in rate]
+            best = sorted(((-b, a) for a, _, b in miners if b > 0))[:LEADERBOARD_SIZE]
+            by_best += [q.Ranked(key, a, -b) for b, a in best]
+            found: dict[str, int] = {}
+            for r in p.found_blocks(MAX_FOUND):
+                if r.accepted:
+                    found[r.finder] = found.get(r.finder, 0) + 1
+            blocks = sorted((-n, a) for a, n in found.items())[:LEADERBOARD_SIZE]
+            by_blocks += [q.Ranked(key, a, float(-n)) for n, a in blocks]
+        return by_rate, by_blocks, by_best
+
+    def pool_of(self, coin_key: str) -> PoolView | None:
+        return next((p for p in self.pools if p.coin_key == coin_key), None)
+
+    @staticmethod
+    def live_account(pool: PoolView, address: str) -> dict[str, Any]:
+        """An account of a pool without a database: solo pays in the coinbase, so there is no balance; its
+        credits are the blocks it found (kept in memory and the local file)."""
+        key = pool.coin_key
+        return {"coin": key, "symbol": _symbol(key), "hashrate": 0.0, "workers_online": 0,
+                "best_difficulty": 0.0, "accepted_24h": 0, "rejected_24h": None,
+                "balance": 0, "pending": 0, "paid": 0, "workers": [],
+                "credits": [{"block_height": r.height, "block_hash": r.hash, "amount": r.reward, "scheme": r.scheme,
+                             "status": r.status, "found_at": int(r.found_at)}
+                            for r in pool.found_blocks(DEFAULT_LIMIT, address) if r.accepted],
+                "payouts": []}
+
+    @staticmethod
+    def with_live(account: dict[str, Any], pool: PoolView | None, address: str) -> dict[str, Any]:
+        """``account`` with this process's live figures of its workers (honest hashrate over 10 min, 1 h,
+        24 h with their share counts; best shares) and the odds at the account's hashrate. A worker the
+        database has and this process has not seen keeps the database's figures."""
+        key = account["coin"]
+        nd = pool.network_difficulty if pool is not None else None
+        live = {w.name: w for w in pool.workers_of(address)} if pool is not None else {}
+        by_name = {w["name"]: w for w in account["workers"]}
+        for name, figures in live.items():
+            worker = by_name.get(name)
+            if worker is None:
+                worker = by_name[name] = {"name": name, "hashrate": 0.0, "last_share": None, "last_seen": None,
+                                          "best_difficulty": 0.0, "accepted_24h": 0, "rejected_24h": None}
+                account["workers"].append(worker)
+            _live_worker(worker, figures, key, nd)
+        account["workers"].sort(key=lambda w: w["name"])
+        for worker in account["workers"]:  # one shape, whether this process has seen the worker or not
+            if "rates" not in worker:
+                worker.update(rates=None, started=None, connected=False, user_agent=None, difficulty=None,
+                              best_share=best_json({"all_time": worker["best_difficulty"]}, key, nd))
+        if live:
+            workers = account["workers"]
+            account["hashrate"] = sum(w["hashrate"] for w in workers)
+            account["workers_online"] = sum(1 for w in workers if w["hashrate"] > 0)
+            account["best_difficulty"] = max((w["best_difficulty"] for w in workers), default=0.0)
+            if account["rejected_24h"] is None:  # no database: accepted shares counted in memory
+                account["accepted_24h"] = sum(w["accepted_24h"] for w in workers)
+            account["rates"] = {
+                name: {"hashrate": sum(f.rates[name].hashrate for f in live.values()),
+                       "shares": sum(f.rates[name].shares for f in live.values()),
+                       "seconds": max(f.rates[name].seconds for f in live.values())} for name in WINDOWS}
+            account["best_share"] = best_json(
+                {"since_block": max(f.best_round for f in live.values()),
+                 "session": max(f.best_session for f in live.values()),
+                 "all_time": account["best_difficulty"]}, key, nd)
+        else:
+            account["rates"] = None
+            account["best_share"] = best_json({"all_time": account["best_difficulty"]}, key, nd)
+        account["network_difficulty"] = nd
+        account.update(odds(nd, account["hashrate"]))
+        return account
 
     @staticmethod
     def account_json(account: q.Account, workers: list[q.WorkerStats], balance: q.Balance,
@@ -336,10 +539,22 @@ class _Api:
             out = []
             for account in accounts:
                 rows = await q.account_difficulty_history(conn, account.id, start=start, end=end, step_seconds=step)
-                out.append(self.series(account.coin_key, start, end, step, {b.start: b.difficulty for b in rows}))
+                series = self.series(account.coin_key, start, end, step, {b.start: b.difficulty for b in rows})
+                by_worker: dict[str, dict[datetime, float]] = {}
+                for w in await q.worker_difficulty_history(conn, account.id, start=start, end=end,
+                                                           step_seconds=step):
+                    by_worker.setdefault(w.worker, {})[w.start] = w.difficulty
+                series["workers"] = [{"name": name, "points": self.series(account.coin_key, start, end, step,
+                                                                           buckets)["points"]}
+                                     for name, buckets in sorted(by_worker.items())]
+                out.append(series)
             return out
 
-        series = await self.need_db().run(load)
+        if self.db is not None:
+            series = await self.db.run(load)
+        else:  # from memory: the pools that have seen a worker of this address
+            series = [self.live_address_series(p, address, start, end, step)
+                      for p in self.pools if (coin is None or p.coin_key == coin) and p.workers_of(address)] or None
         if series is None:
             return _error(404, "unknown miner")
         return _json({"address": address, "range": r, "step_seconds": step, "series": series})
@@ -349,6 +564,10 @@ class _Api:
         limit = self.limit_param(request)
 
         async def build() -> web.Response:
+            if self.db is None:  # the found blocks kept without a database (memory and the local file)
+                found = sorted((r for p in self.pools if coin is None or p.coin_key == coin
+                                for r in p.found_blocks(limit)), key=lambda r: -r.found_at)[:limit]
+                return _json({"blocks": [found_json(r) for r in found]})
             rows = await self.need_db().run(q.recent_blocks, coin_key=coin, limit=limit)
             return _json({"blocks": [{
                 "coin": b.coin_key, "symbol": b.symbol, "height": b.height, "hash": b.hash, "status": b.status,
@@ -362,6 +581,8 @@ class _Api:
         limit = self.limit_param(request)
 
         async def build() -> web.Response:
+            if self.db is None:  # without a database the pool pays only in coinbases (solo): no batches
+                return _json({"payouts": []})
             rows = await self.need_db().run(q.recent_payout_batches, coin_key=coin, limit=limit)
             return _json({"payouts": [{
                 "id": b.id, "coin": b.coin_key, "symbol": b.symbol, "status": b.status, "txid": b.txid,
@@ -382,7 +603,10 @@ class _Api:
                         await q.top_blocks_found(conn, limit=LEADERBOARD_SIZE),
                         await q.top_best_difficulty(conn, limit=LEADERBOARD_SIZE))
 
-            by_rate, by_blocks, by_best = await self.need_db().run(load)
+            if self.db is None:  # from this process's memory and its found blocks
+                by_rate, by_blocks, by_best = self.live_leaders()
+            else:
+                by_rate, by_blocks, by_best = await self.db.run(load)
             keys = [p.coin_key for p in self.pools]
             for row in (*by_rate, *by_blocks, *by_best):
                 if row.coin_key not in keys:

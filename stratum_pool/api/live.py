@@ -9,6 +9,8 @@ from stratum_pool.coins import DIFF1_TARGET
 
 if TYPE_CHECKING:
     from stratum_pool.cluster.peers import PeerGauges
+    from stratum_pool.hashrate import Rate, WorkerFigures
+    from stratum_pool.store.found import FoundRecord
 
 
 class CoinFigures(Protocol):
@@ -33,6 +35,18 @@ class CoinFigures(Protocol):
     def workers_online(self) -> int: ...  # authorized sessions
     @property
     def hashrate(self) -> float: ...  # hashes per second, from the shares of the last window
+
+    # this process's memory (bounded buffers): the same with or without a database
+    def rates(self) -> dict[str, Rate]: ...  # the coin's hashrate over each window of hashrate.WINDOWS
+    def best_share(self) -> dict[str, float]: ...  # since_block, session, all_time (achieved difficulty)
+    def workers_of(self, address: str) -> list[WorkerFigures]: ...
+    def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]: ...
+    def pool_history(self, start: float, end: float, step: float) -> dict[float, float]: ...  # hashes per bucket
+    def worker_history(self, address: str, start: float, end: float,
+                       step: float) -> dict[str, dict[float, float]]: ...  # by worker name
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]: ...  # without a database
+    def miners(self) -> list[tuple[str, float, float]]: ...  # (address, hashrate 10 min, best share ever)
+    def devices(self) -> dict[str, int]: ...  # authorized connections by firmware (user agent)
 
 
 class LiveView(CoinFigures, Protocol):
@@ -96,3 +110,31 @@ class CoinPoolView:
     @property
     def hashrate(self) -> float:
         return self._live.hashrate + self._others("stratum_pool_hashrate_hashes_per_second")
+
+    # In a multi-process pool these are worker 0's (the API's) own: the others' workers are in the database.
+    def rates(self) -> dict[str, Rate]:
+        return self._live.rates()
+
+    def best_share(self) -> dict[str, float]:
+        return self._live.best_share()
+
+    def workers_of(self, address: str) -> list[WorkerFigures]:
+        return self._live.workers_of(address)
+
+    def address_history(self, address: str, start: float, end: float, step: float) -> dict[float, float]:
+        return self._live.address_history(address, start, end, step)
+
+    def pool_history(self, start: float, end: float, step: float) -> dict[float, float]:
+        return self._live.pool_history(start, end, step)
+
+    def worker_history(self, address: str, start: float, end: float, step: float) -> dict[str, dict[float, float]]:
+        return self._live.worker_history(address, start, end, step)
+
+    def found_blocks(self, limit: int, finder: str | None = None) -> list[FoundRecord]:
+        return self._live.found_blocks(limit, finder)
+
+    def miners(self) -> list[tuple[str, float, float]]:
+        return self._live.miners()
+
+    def devices(self) -> dict[str, int]:
+        return self._live.devices()

@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             coins.append({"coin": "bitcoincash", "network": "regtest", "stratum_host": "127.0.0.1",
                           "stratum_port": args.bch_port, "vardiff": vardiff, "poll_interval_seconds": 1,
                           "daemons": [bch.daemon_config()]})
+        if not database:  # no database: found blocks are kept in a file there (not in /var/lib)
+            database = {"spool_dir": str(root / "spool")}
         doc: dict[str, Any] = {"coins": coins, "api": {"port": args.api_port}}
         if database:
             doc["database"] = database

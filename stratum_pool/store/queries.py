@@ -291,6 +291,27 @@ async def account_difficulty_history(conn: Conn, account_id: int, *, start: date
     return [Bucket(*row) for row in await cur.fetchall()]
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerBucket:
+    worker: str
+    start: datetime
+    difficulty: float
+
+
+async def worker_difficulty_history(conn: Conn, account_id: int, *, start: datetime, end: datetime,
+                                    step_seconds: int) -> list[WorkerBucket]:
+    """Accepted difficulty per worker of the account and ``step_seconds`` bucket (aligned on the epoch) for
+    ``start <= minute < end``; buckets with no shares are absent."""
+    cur = await conn.execute(
+        "SELECT w.name, to_timestamp(floor(extract(epoch FROM s.minute) / %(step)s) * %(step)s) AS bucket,"
+        " SUM(s.difficulty)::float8"
+        " FROM share_stats_minute s JOIN workers w ON w.id = s.worker_id"
+        " WHERE w.account_id = %(a)s AND s.minute >= %(start)s AND s.minute < %(end)s"
+        " GROUP BY w.name, bucket ORDER BY w.name, bucket",
+        {"a": account_id, "start": start, "end": end, "step": step_seconds})
+    return [WorkerBucket(*row) for row in await cur.fetchall()]
+
+
 # ----- the pool
 
 

@@ -34,6 +34,8 @@ function formatHashrate(h) {
   const units = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"];
   let i = 0;
   while (h >= 1000 && i < units.length - 1) { h /= 1000; i += 1; }
+  // below 10 H/s (regtest, an axis between 0 and 1 H/s) two significant digits, not "1, 1, 1, 0"
+  if (i === 0 && h > 0 && h < 10) return `${Number(h.toPrecision(2))} H/s`;
   return `${h.toFixed(h >= 100 || i === 0 ? 0 : 2)} ${units[i]}`;
 }
 
@@ -52,6 +54,57 @@ function formatDifficulty(d) {
   if (d === 0) return "0";
   if (d >= 1e6 || d < 0.001) return d.toExponential(3);
   return d.toLocaleString("en-US", { maximumFractionDigits: 3 });
+}
+
+// A span of seconds in the largest unit that keeps it readable ("3.2 days", "11,349 years").
+function formatDuration(seconds) {
+  if (seconds === null || seconds === undefined) return "never (no hashrate)";
+  const units = [["years", 31536000], ["days", 86400], ["hours", 3600], ["min", 60], ["s", 1]];
+  for (const [name, size] of units) {
+    if (seconds >= size) {
+      const v = seconds / size;
+      return `${v.toLocaleString("en-US", { maximumFractionDigits: v >= 100 ? 0 : 1 })} ${name}`;
+    }
+  }
+  return seconds < 0.001 ? seconds.toExponential(1) + " s" : `${seconds.toFixed(3)} s`;
+}
+
+function formatChance(p) {
+  if (p === null || p === undefined) return "–";
+  if (p >= 0.9995) return "≈ 100%";
+  if (p >= 0.001) return `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
+  return p === 0 ? "0%" : `${(p * 100).toExponential(2)}%`;
+}
+
+function formatFraction(f) {
+  // regtest: far past the network's difficulty
+  if (f >= 1e6) return `${f.toExponential(2)} times`;
+  if (f >= 10) return `${Number(f.toPrecision(3)).toLocaleString("en-US")} times`;
+  if (f >= 0.001) return `${(f * 100).toLocaleString("en-US", { maximumFractionDigits: f >= 0.1 ? 1 : 3 })}%`;
+  return `${(f * 100).toExponential(2)}%`;
+}
+
+// A hashrate with the share count behind it: a figure from few shares is a rough one, and says so.
+function rateText(rate) {
+  if (!rate) return "–";
+  const rough = rate.shares < 100 ? " (rough)" : "";
+  return `${formatHashrate(rate.hashrate)} from ${formatNumber(rate.shares)} shares${rough}`;
+}
+
+function bestText(best) {
+  if (!best) return "–";
+  const share = best.of_network === null ? "" : ` (${formatFraction(best.of_network)} of the network's)`;
+  return `${formatDifficulty(best.difficulty)}${share}`;
+}
+
+// The odds of a block: expected time and the chance within a day, a week, a month, a year.
+function oddsStats(o) {
+  const c = o.chance_of_block || {};
+  return [
+    stat("Expected time to a block", formatDuration(o.expected_seconds_to_block), "odds"),
+    stat("Chance of a block", `day ${formatChance(c.day)} · week ${formatChance(c.week)} · ` +
+      `month ${formatChance(c.month)} · year ${formatChance(c.year)}`, "odds"),
+  ];
 }
 
 function formatNumber(n) {
@@ -111,48 +164,69 @@ function showNotice(text) {
   notice.hidden = !text;
 }
 
-// ----- the hashrate chart: an SVG line over complete buckets
+// ----- hashrate charts: uPlot (vendored from the npm registry, static/uPlot.*, MIT), over complete buckets
 
-function hashrateChart(series, title, width) {
-  const height = 220;
-  const pad = { left: 78, right: 14, top: 14, bottom: 28 };
-  const points = series.points;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img",
-    "aria-label": title });
-  if (points.length < 2) return chart;
-  const t0 = points[0][0], t1 = points[points.length - 1][0];
-  const top = Math.max(...points.map((p) => p[1])) || 1;
-  const x = (t) => pad.left + (t - t0) / (t1 - t0) * (width - pad.left - pad.right);
-  const y = (h) => height - pad.bottom - h / top * (height - pad.top - pad.bottom);
+// The range every chart shows: 1h (per minute), 24h (per 10 minutes), 7d (per hour), 30d (per 6 hours).
+const RANGES = { "1h": "last hour, per minute", "24h": "last 24 hours, per 10 minutes",
+  "7d": "last 7 days, per hour", "30d": "last 30 days, per 6 hours" };
+let chartRange = localStorage.getItem("chartRange") || "1h";
+if (!(chartRange in RANGES)) chartRange = "1h";
 
-  for (let i = 0; i <= 4; i += 1) {
-    const value = top * i / 4;
-    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(value), y2: y(value), class: "grid" }));
-    chart.append(svg("text", { x: pad.left - 6, y: y(value) + 4, class: "axis", "text-anchor": "end" },
-      formatHashrate(value)));
-  }
-  const ticks = 6;
-  for (let i = 0; i <= ticks; i += 1) {
-    const t = t0 + (t1 - t0) * i / ticks;
-    const label = new Date(t * 1000).toISOString().slice(11, 16);
-    const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
-    chart.append(svg("text", { x: x(t), y: height - 8, class: "axis", "text-anchor": anchor }, label));
-  }
-  const line = points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
-  const area = `${line}L${x(t1).toFixed(1)},${y(0)}L${x(t0).toFixed(1)},${y(0)}Z`;
-  chart.append(svg("path", { d: area, class: "area" }));
-  chart.append(svg("path", { d: line, class: "line" }));
-  return chart;
+function rangePicker() {
+  return el("div", { class: "ranges", role: "group", "aria-label": "Chart range" },
+    Object.keys(RANGES).map((r) => {
+      const button = el("button", { type: "button", class: r === chartRange ? "active" : "", "data-range": r }, r);
+      button.addEventListener("click", () => {
+        chartRange = r;
+        localStorage.setItem("chartRange", r);
+        render();
+      });
+      return button;
+    }));
 }
 
-// Charts are drawn at the width they get on the page (so their text is never scaled): a card is made
-// empty, placed, then drawn by drawCharts(), and drawn again when the window is resized.
+// Charts are drawn at the width they get on the page: a card is made empty, placed, then drawn by
+// drawCharts(), and drawn again when the window is resized. Each card keeps the series it drew in
+// data-drawn (read back by the dashboard test: the chart shows what the page states).
 const chartSeries = new WeakMap();
 
 function chartCard(series, title) {
   const card = el("figure", { class: "chart-card" }, el("figcaption", {}, title));
   chartSeries.set(card, { series, title });
   return card;
+}
+
+const WORKER_COLOURS = ["#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#0b7285", "#5c940d", "#e67700"];
+
+function hashrateChart(card, series, title, width) {
+  const xs = series.points.map((p) => p[0]);
+  const ys = series.points.map((p) => p[1]);
+  // a miner's chart: one line per worker under the total (hover shows each value)
+  const workers = (series.workers || []).length > 1 ? series.workers : [];
+  const holder = el("div", { class: "chart", role: "img", "aria-label": title });
+  card.append(holder);
+  const accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#1f6feb";
+  const top = Math.max(0, ...ys);
+  const chart = new uPlot({
+    width, height: 220,
+    scales: { x: { time: true }, y: { range: () => [0, top > 0 ? top * 1.1 : 1] } },  // local time on x
+    axes: [{}, { size: 92, values: (u, ticks) => ticks.map((v) => formatHashrate(v)) }],
+    series: [
+      { value: (u, v) => (v === null ? "–" : new Date(v * 1000).toLocaleString()) },
+      { label: workers.length ? "All workers" : "Hashrate", stroke: accent, width: 2, fill: `${accent}22`,
+        points: { show: ys.length < 3 }, value: (u, v) => formatHashrate(v) },
+      ...workers.map((w, i) => ({ label: w.name || "(default)", stroke: WORKER_COLOURS[i % WORKER_COLOURS.length],
+        width: 1.5, value: (u, v) => formatHashrate(v) })),
+    ],
+    legend: { live: true },  // the values under the cursor, on hover
+    hooks: {  // after each drawing: what was drawn, for whoever checks the chart against the page
+      draw: [(u) => {
+        card.dataset.drawn = JSON.stringify({ x: u.data[0], y: u.data[1], yMax: u.scales.y.max,
+          workers: Object.fromEntries(workers.map((w, i) => [w.name, u.data[i + 2]])) });
+      }],
+    },
+  }, [xs, ys, ...workers.map((w) => w.points.map((p) => p[1]))], holder);
+  return chart;
 }
 
 function drawCharts() {
@@ -162,9 +236,9 @@ function drawCharts() {
     const style = getComputedStyle(card);
     const inner = card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     const width = Math.max(320, Math.round(inner));
-    const old = card.querySelector("svg");
-    const chart = hashrateChart(entry.series, entry.title, width);
-    if (old) old.replaceWith(chart); else card.append(chart);
+    if (entry.chart) { entry.chart.destroy(); entry.chart = null; }
+    for (const old of card.querySelectorAll(".chart")) old.remove();
+    entry.chart = hashrateChart(card, entry.series, entry.title, width);
   }
 }
 
@@ -172,7 +246,7 @@ function drawCharts() {
 
 async function renderPool() {
   const [pool, history, blocks, leaders, payouts] = await Promise.all([
-    getJson("/api/pool"), getJson("/api/pool/hashrate?range=24h"), getJson("/api/blocks?limit=25"),
+    getJson("/api/pool"), getJson(`/api/pool/hashrate?range=${chartRange}`), getJson("/api/blocks?limit=25"),
     getJson("/api/leaderboard"), getJson("/api/payouts?limit=10"),
   ]);
   if (pool.status !== 200) throw new Error("the pool status is unavailable");
@@ -191,11 +265,22 @@ async function renderPool() {
         stat("Network difficulty", formatDifficulty(c.network_difficulty)),
         stat("Blocks found", formatNumber(c.blocks_found)),
         stat("Last block", c.last_block ? `${c.last_block.height} (${formatAgo(c.last_block.found_at)})` : "–"),
-        stat("Stratum port", String(c.stratum_port))))));
+        stat("Stratum port", String(c.stratum_port)),
+        stat("Hashrate 10 min / 1 h / 24 h", c.rates && c.rates["10m"] ? ["10m", "1h", "24h"].map((k) => rateText(c.rates[k]))
+          .join(" · ") : "–", "odds"),
+        stat("Network hashrate", formatHashrate(c.network_hashrate)),
+        ...oddsStats(c),
+        stat("Blocks a year per TH/s", formatDifficulty(c.blocks_per_year_per_ths)),
+        stat("Best share since the last block", bestText(c.best_share && c.best_share.since_block)),
+        stat("Best share this session", bestText(c.best_share && c.best_share.session))),
+      el("h4", {}, "Online devices by firmware"),
+      table(["Firmware", "Online"], (c.devices || []).map((d) => el("tr", { class: "device-row" },
+        el("td", { class: "firmware" }, d.firmware || "(none sent)"), el("td", { class: "num" }, formatNumber(d.online)))),
+      "No devices online."))));
 
   const charts = document.getElementById("pool-charts");
-  charts.replaceChildren(...(history.status === 200 ? history.body.series : []).map((s) =>
-    chartCard(s, `${s.coin}, per 10 minutes`)));
+  charts.replaceChildren(rangePicker(), ...(history.status === 200 ? history.body.series : []).map((s) =>
+    chartCard(s, `${s.coin}, ${RANGES[chartRange]}`)));
 
   const blockRows = (blocks.status === 200 ? blocks.body.blocks : []).map((b) => el("tr", {},
     el("td", {}, b.coin), el("td", { class: "num" }, formatNumber(b.height)),
@@ -213,7 +298,15 @@ async function renderPool() {
       el("h3", {}, c.coin),
       table(["Miner", "Hashrate"], c.hashrate.map((r) => el("tr", {},
         el("td", { class: "mono" }, minerLink(r.address)), el("td", { class: "num" }, formatHashrate(r.hashrate)))),
-      "Nobody mining right now."))));
+      "Nobody mining right now."),
+      el("h4", {}, "Best difficulty, high scores"),
+      table(["Miner", "Best difficulty"], c.best_difficulty.map((r) => el("tr", { class: "best-row" },
+        el("td", { class: "mono" }, minerLink(r.address)),
+        el("td", { class: "num" }, formatDifficulty(r.best_difficulty)))), "No shares yet."),
+      el("h4", {}, "Blocks found"),
+      table(["Miner", "Blocks"], c.blocks.map((r) => el("tr", {},
+        el("td", { class: "mono" }, minerLink(r.address)), el("td", { class: "num" }, formatNumber(r.blocks)))),
+      "No blocks yet."))));
 
   const payoutRows = (payouts.status === 200 ? payouts.body.payouts : []).map((p) => el("tr", {},
     el("td", {}, p.coin), el("td", {}, badge(p.status)), el("td", { class: "num" }, formatAmount(p.total, p.symbol)),
@@ -234,7 +327,7 @@ async function renderMiner(address) {
   const holder = document.getElementById("miner-accounts");
   const [miner, history] = await Promise.all([
     getJson(`/api/miner/${encodeURIComponent(address)}`),
-    getJson(`/api/miner/${encodeURIComponent(address)}/hashrate?range=24h`),
+    getJson(`/api/miner/${encodeURIComponent(address)}/hashrate?range=${chartRange}`),
   ]);
   if (miner.status === 404) {
     holder.replaceChildren(el("p", { class: "empty" },
@@ -251,7 +344,10 @@ async function renderMiner(address) {
 function minerAccount(a, series) {
   const workers = a.workers.map((w) => el("tr", { class: w.hashrate > 0 ? "" : "idle" },
     el("td", { class: "worker-name" }, w.name || "(default)"),
-    el("td", { class: "num" }, formatHashrate(w.hashrate)),
+    el("td", { class: "num", title: w.rates ? rateText(w.rates["10m"]) : "" }, formatHashrate(w.hashrate)),
+    el("td", { class: "num" }, w.rates ? rateText(w.rates["1h"]) : "–"),
+    el("td", { class: "firmware" }, w.connected ? (w.user_agent || "(none sent)") : "offline"),
+    el("td", { class: "num" }, w.connected ? formatDifficulty(w.difficulty) : "–"),
     timeCell(w.last_share),
     el("td", { class: "num" }, formatDifficulty(w.best_difficulty)),
     el("td", { class: "num" }, formatNumber(w.accepted_24h)),
@@ -272,10 +368,19 @@ function minerAccount(a, series) {
       stat("Balance", formatAmount(a.balance, a.symbol), "balance"),
       stat("Pending", formatAmount(a.pending, a.symbol)),
       stat("Paid", formatAmount(a.paid, a.symbol)),
-      stat("Shares 24 h", `${formatNumber(a.accepted_24h)} accepted, ${formatNumber(a.rejected_24h)} rejected`)),
-    series ? chartCard(series, "Hashrate, last 24 hours (per 10 minutes)") : null,
+      stat("Shares 24 h", `${formatNumber(a.accepted_24h)} accepted, ${formatNumber(a.rejected_24h)} rejected`),
+      stat("Hashrate 10 min / 1 h / 24 h", a.rates ? ["10m", "1h", "24h"].map((k) => rateText(a.rates[k]))
+        .join(" · ") : "–", "odds"),
+      stat("Network difficulty", formatDifficulty(a.network_difficulty)),
+      ...oddsStats(a),
+      stat("Best share since the last block", bestText(a.best_share && a.best_share.since_block)),
+      stat("Best share this session", bestText(a.best_share && a.best_share.session)),
+      stat("Best share ever", bestText(a.best_share && a.best_share.all_time))),
+    series ? rangePicker() : null,
+    series ? chartCard(series, `Hashrate, ${RANGES[chartRange]}`) : null,
     el("h3", {}, "Workers"),
-    table(["Worker", "Hashrate", "Last share", "Best difficulty", "Accepted 24 h", "Rejected 24 h"], workers,
+    table(["Worker", "Hashrate", "1 h", "Firmware", "Difficulty", "Last share", "Best difficulty", "Accepted 24 h",
+      "Rejected 24 h"], workers,
       "No workers yet."),
     el("h3", {}, "Payouts"),
     table(["Amount", "Status", "Transaction", "When"], payouts, "No payouts yet."),
