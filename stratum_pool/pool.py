@@ -438,6 +438,7 @@ class Pool:
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)
             self.metrics.spool_bytes.set_function(lambda: loader.stats().spool_bytes)
+            self.metrics.db_load_failures.set_function(lambda: loader.stats().failures)
         sockets = self.listen_sockets + [None] * (len(settings.coins) - len(self.listen_sockets))
         self.coins = [CoinPool(cs, node_id=settings.node_id, clock=clock, metrics=self.metrics,
                                recorder=self.recorder, extranonce_prefix=self.extranonce_prefix,
