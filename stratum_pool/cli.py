@@ -12,6 +12,7 @@ from stratum_pool.config import ConfigError, Settings, load_pool_settings
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratum-pool", description="Stratum V1 mining pool server")
+    parser.add_argument("--version", action="version", version=f"stratum-pool {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the pool")
     p_serve.add_argument("--config", required=True)
@@ -58,6 +59,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stratum_pool.serve import run
 
     return run(settings, args.config)
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, whether installed from an sdist, a wheel or
+    editable)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stratum-pool")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def migrate_command(settings: Settings) -> int:
