@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from stratum_pool.config import ConfigError, Settings, load_pool_settings
+
+if TYPE_CHECKING:
+    from stratum_pool.daemon.probe import Check
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_serve.add_argument("--config", required=True)
     p_check = sub.add_parser("check-config", help="validate a config file and exit")
     p_check.add_argument("--config", required=True)
+    p_check.add_argument("--probe", action="store_true",
+                         help="also contact each daemon, wallet and the database; exit 1 if any check fails")
     p_migrate = sub.add_parser("migrate", help="create or upgrade the database schema (safe to run twice)")
     p_migrate.add_argument("--config", required=True)
     p_payout = sub.add_parser("payout", help="pay confirmed balances once, then exit (cron / systemd timer)")
@@ -35,7 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not host or not port.isdigit():
             print(f"--to: {args.to!r} is not HOST:PORT", file=sys.stderr)
             return 2
-        send_block_notify(host, int(port), args.blockhash)
+        try:
+            send_block_notify(host, int(port), args.blockhash)
+        except OSError as exc:
+            print(f"notify: cannot send to {args.to}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         return 0
 
     try:
@@ -47,15 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for cs in settings.coins:
             print(f"ok: {cs.coin.key} ({cs.coin.algorithm}) mode={cs.mode} port={cs.stratum_port} "
                   f"daemons={len(cs.daemons)}")
-        return 0
+        return probe_command(settings) if args.probe else 0
 
     from stratum_pool.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    if args.command == "migrate":
-        return migrate_command(settings)
-    if args.command == "payout":
-        return asyncio.run(payout_command(settings, args.dry_run))
+    import psycopg
+
+    try:
+        if args.command == "migrate":
+            return migrate_command(settings)
+        if args.command == "payout":
+            return asyncio.run(payout_command(settings, args.dry_run))
+    except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
+        print(f"database: {one_line(exc)}", file=sys.stderr)
+        return 1
     from stratum_pool.serve import run
 
     return run(settings, args.config)
@@ -70,6 +86,60 @@ def package_version() -> str:
         return version("stratum-pool")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def probe_command(settings: Settings) -> int:
+    """``check-config --probe``: one line per check (``ok:``, ``FAIL:`` or ``skip:``); 1 if any failed."""
+    from stratum_pool.daemon.probe import FAIL, PASS, Check, probe_daemon, probe_wallet
+    from stratum_pool.daemon.rpc import DaemonEndpoint
+    from stratum_pool.payout.wallet import wallet_endpoint
+
+    checks: list[Check] = []
+    for cs in settings.coins:
+        for d in cs.daemons:
+            try:
+                endpoint = DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
+                                          cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
+            except ValueError as exc:
+                checks.append(Check(f"{cs.coin.key}: daemon {d.name}", FAIL, str(exc)))
+                continue
+            checks += probe_daemon(endpoint, cs.coin, f"{cs.coin.key}: daemon {d.name}",
+                                   timeout=min(d.timeout_seconds, 10.0))
+        if cs.mode != "solo":  # the pool pays from a wallet; solo coinbases pay the finder
+            try:
+                wallet = wallet_endpoint(cs)
+            except ValueError as exc:
+                checks.append(Check(f"{cs.coin.key}: payout wallet", FAIL, str(exc)))
+            else:
+                checks += probe_wallet(wallet, f"{cs.coin.key}: payout")
+    if settings.database.dsn:
+        checks += probe_database(settings.database.dsn)
+    for check in checks:
+        print(check.line())
+    failed = sum(c.failed for c in checks)
+    print(f"{len(checks)} checks: {sum(c.status == PASS for c in checks)} ok, {failed} failed")
+    return 1 if failed else 0
+
+
+def probe_database(dsn: str) -> list[Check]:
+    import psycopg
+
+    from stratum_pool.daemon.probe import FAIL, PASS, SKIP, Check
+    from stratum_pool.store.migrate import schema_status
+
+    try:
+        current, latest = schema_status(dsn)
+    except psycopg.Error as exc:
+        return [Check("database: reachable", FAIL, one_line(exc)),
+                Check("database: schema current", SKIP, "database unreachable")]
+    schema = (Check("database: schema current", PASS, f"version {current}") if current == latest else
+              Check("database: schema current", FAIL,
+                    f"version {current}, this release needs {latest}: run stratum-pool migrate"))
+    return [Check("database: reachable", PASS), schema]
 
 
 def migrate_command(settings: Settings) -> int:
