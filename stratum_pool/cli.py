@@ -29,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_payout = sub.add_parser("payout", help="pay confirmed balances once, then exit (cron / systemd timer)")
     p_payout.add_argument("--config", required=True)
     p_payout.add_argument("--dry-run", action="store_true", help="print what would be paid; change nothing")
+    p_prune = sub.add_parser("prune-shares", help="drop share partitions older than [database] retention_days "
+                                                  "(the running pool does it hourly), then exit")
+    p_prune.add_argument("--config", required=True)
     p_notify = sub.add_parser("notify", help="tell a running pool about a new block (for -blocknotify)")
     p_notify.add_argument("--to", required=True, metavar="HOST:PORT", help="the coin's notify_listen address")
     p_notify.add_argument("blockhash", help="the new block's hash (%%s in -blocknotify)")
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return migrate_command(settings)
         if args.command == "payout":
             return asyncio.run(payout_command(settings, args.dry_run))
+        if args.command == "prune-shares":
+            return prune_command(settings)
     except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
         print(f"database: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -140,6 +145,25 @@ def probe_database(dsn: str) -> list[Check]:
               Check("database: schema current", FAIL,
                     f"version {current}, this release needs {latest}: run stratum-pool migrate"))
     return [Check("database: reachable", PASS), schema]
+
+
+def prune_command(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from stratum_pool.store.retention import prune_shares
+
+    db = settings.database
+    if not db.dsn or db.retention_days < 1:
+        print("config error: database.dsn and database.retention_days (at least 1) are required for prune-shares",
+              file=sys.stderr)
+        return 2
+    report = prune_shares(db.dsn, db.retention_days, datetime.now(UTC),
+                          [cs.coin.key for cs in settings.coins if cs.mode == "prop"])
+    print(f"dropped {len(report.dropped)} share partition(s) older than {db.retention_days} days"
+          + (f": {', '.join(report.dropped)}" if report.dropped else ""))
+    if report.kept_for_windows:
+        print(f"kept for pending blocks' windows / open PROP rounds: {', '.join(report.kept_for_windows)}")
+    return 0
 
 
 def migrate_command(settings: Settings) -> int:

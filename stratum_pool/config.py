@@ -112,6 +112,9 @@ class DatabaseSettings:
     # "" = no database: shares are counted in memory only (solo mining without accounting)
     dsn: str = field(default="", metadata=ANY)
     spool_dir: str = field(default="/var/lib/stratum-pool/spool", metadata=rule(bool, "a directory path"))
+    # days of shares kept in the shares table (whole daily partitions dropped after); 0 keeps them all. A
+    # partition a pending block's window or an open PROP round still needs is kept (store/retention.py).
+    retention_days: int = field(default=0, metadata=at_least(0, "0 (keep every share) or a number of days"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,8 @@ MAX_AUTHORIZED_REMEMBERED = 100_000
 # How often found blocks are checked on the daemon (they mature in ~100 blocks; no hurry, but an orphan
 # should void its credits before the payout worker runs).
 CONFIRMATIONS_INTERVAL_SECONDS = 60.0
+# share partitions are whole days: looking hourly drops one within the hour its day falls out of retention
+RETENTION_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass
@@ -449,6 +451,8 @@ class Pool:
         if db.dsn:
             for coin in self.coins:
                 self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
+            if db.retention_days and self.worker_index == 0:  # one process of a node is enough
+                self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         if self.workers_dir is not None:
             exchange = WorkerExchange(self.workers_dir, self.worker_index, self.metrics.registry, self.bans)
             self._tasks.append(asyncio.create_task(exchange.run(), name="worker-exchange"))
@@ -531,6 +535,26 @@ class Pool:
                 await track_confirmations(self.settings.database.dsn, coin.daemon, coin.coin)
             except Exception as exc:  # a database or daemon outage: try again next round
                 log.warning("confirmations_failed", coin=coin.coin.key, error=str(exc))
+            await asyncio.sleep(interval)
+
+    async def _retention_loop(self, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+        """Drop share partitions older than ``[database] retention_days`` (store/retention.py keeps the ones a
+        pending block's window or an open PROP round still needs)."""
+        from datetime import UTC, datetime
+
+        from stratum_pool.store.retention import prune_shares
+
+        db = self.settings.database
+        prop = [cs.coin.key for cs in self.settings.coins if cs.mode == "prop"]
+        while True:
+            try:
+                report = await asyncio.to_thread(prune_shares, db.dsn, db.retention_days,
+                                                 datetime.fromtimestamp(self.clock(), UTC), prop)
+                if report.dropped or report.kept_for_windows:
+                    log.info("share_partitions_pruned", dropped=report.dropped,
+                             kept_for_windows=report.kept_for_windows, retention_days=db.retention_days)
+            except Exception as exc:  # a database outage: try again next round
+                log.warning("share_retention_failed", error=str(exc))
             await asyncio.sleep(interval)
 
 
