@@ -51,6 +51,7 @@ import structlog
 
 from stratum_pool.cluster.worker import MAX_WORKERS, STATUS_TAG
 from stratum_pool.config import Settings
+from stratum_pool.server.sdnotify import SystemdNotifier
 
 log = structlog.get_logger("stratum_pool.cluster.supervisor")
 
@@ -170,10 +171,15 @@ class Supervisor:
                                            for cs in self.settings.coins]
         self._tasks = [asyncio.create_task(self._keep(worker), name=f"worker-{worker.index}")
                        for worker in self.workers]
+        notifier = SystemdNotifier()
+        if notifier.enabled:
+            self._tasks.append(asyncio.create_task(self._notify_systemd(notifier), name="sd-notify"))
         log.info("workers_starting", workers=len(self.workers), pid=os.getpid())
         try:
             await self.stopping.wait()
         finally:
+            if notifier.enabled:
+                notifier.stopping()
             await self._shutdown()
         log.info("workers_stopped")
         return 0
@@ -186,6 +192,17 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGHUP)
         log.info("workers_reloading", workers=len(self.workers))
+
+    async def _notify_systemd(self, notifier: SystemdNotifier) -> None:
+        """READY=1 once every worker serves (its ports listen), then the watchdog from this event loop."""
+        while True:
+            try:
+                await self.wait_ready(timeout=3600.0)
+                break
+            except TimeoutError:
+                continue
+        notifier.ready(f"{len(self.workers)} workers serving")
+        await notifier.watchdog()
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """Until every worker has reported that it serves."""
