@@ -32,6 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_prune = sub.add_parser("prune-shares", help="drop share partitions older than [database] retention_days "
                                                   "(the running pool does it hourly), then exit")
     p_prune.add_argument("--config", required=True)
+    p_workers = sub.add_parser("workers", help="a miner's workers, hashrate, shares and balance (from the database)")
+    p_workers.add_argument("--config", required=True)
+    p_workers.add_argument("--coin", default=None, help="a configured coin key, e.g. bitcoin-mainnet (default: all)")
+    p_workers.add_argument("address")
+    p_accounts = sub.add_parser("accounts", help="change an account (pool modes)")
+    accounts_sub = p_accounts.add_subparsers(dest="accounts_command", required=True)
+    p_threshold = accounts_sub.add_parser("set-threshold", help="an address's own payout threshold")
+    p_threshold.add_argument("--config", required=True)
+    p_threshold.add_argument("--coin", default=None, help="the configured coin key (needed with several coins)")
+    p_threshold.add_argument("address")
+    p_threshold.add_argument("amount", help="base units (satoshis), or 'default' for the pool's payout_threshold")
+    p_bans = sub.add_parser("bans", help="the running pool's bans (through its API)")
+    bans_sub = p_bans.add_subparsers(dest="bans_command", required=True)
+    p_bans_list = bans_sub.add_parser("list", help="the IPs the running pool refuses, why and until when")
+    p_bans_list.add_argument("--config", required=True)
     p_notify = sub.add_parser("notify", help="tell a running pool about a new block (for -blocknotify)")
     p_notify.add_argument("--to", required=True, metavar="HOST:PORT", help="the coin's notify_listen address")
     p_notify.add_argument("blockhash", help="the new block's hash (%%s in -blocknotify)")
@@ -74,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(payout_command(settings, args.dry_run))
         if args.command == "prune-shares":
             return prune_command(settings)
+        if args.command in ("workers", "accounts", "bans"):
+            from stratum_pool import admin
+
+            if args.command == "workers":
+                return asyncio.run(admin.workers_command(settings, args.address, args.coin))
+            if args.command == "accounts":
+                return asyncio.run(admin.set_threshold_command(settings, args.address, args.amount, args.coin))
+            return admin.bans_list_command(settings)
     except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
         print(f"database: {one_line(exc)}", file=sys.stderr)
         return 1
