@@ -1,9 +1,11 @@
 """Operator commands that need no SQL: ``stratum-pool workers ADDRESS``, ``stratum-pool accounts set-threshold
-ADDRESS AMOUNT``, ``stratum-pool bans list``.
+ADDRESS AMOUNT``, ``stratum-pool bans list | lift IP``.
 
 ``workers`` and ``accounts`` work on the database (store/), so they answer whether the pool runs or not; a
 threshold set here is used by the next payout run. ``bans list`` asks the running pool (its HTTP API's
-``/api/bans``): bans live in the pool's memory, shared by its workers.
+``/api/bans``): bans live in the pool's memory, shared by its workers; ``bans lift`` goes to the running
+pool's admin socket (``[pool] admin_socket``, server/admin.py), which lifts it at once (with ``workers = N``:
+every worker within a second).
 Each function prints its answer and returns the exit status (0 ok, 1 failed, 2 bad arguments); an expected
 failure is one line on stderr.
 """
@@ -128,6 +130,36 @@ async def set_threshold_command(settings: Settings, address: str, amount_text: s
     shown = (f"the pool's default ({_coins_text(cs.payout_threshold)} {cs.coin.symbol})" if amount is None
              else f"{amount} base units ({_coins_text(amount)} {cs.coin.symbol})")
     print(f"{cs.coin.key} {address}: payout threshold {shown}" + ("; account created" if created else ""))
+    return 0
+
+
+def bans_lift_command(settings: Settings, ip: str, timeout: float = 10.0) -> int:
+    from stratum_pool.server.admin import normalize_ip, request
+
+    path = settings.admin_socket
+    if not path:
+        _error("config error: pool.admin_socket: not set; the running pool takes `bans lift` on that socket")
+        return 2
+    try:
+        address = normalize_ip(ip)
+    except ValueError as exc:
+        _error(f"IP: {exc}")
+        return 2
+    try:
+        answer = request(path, {"command": "bans.lift", "ip": address}, timeout=timeout)
+    except OSError as exc:
+        _error(f"bans: no pool answers on {path}: {exc.strerror or exc}")
+        return 1
+    if not answer.get("ok"):
+        _error(f"bans: the pool refused: {answer.get('error')}")
+        return 1
+    lifted = answer.get("lifted")
+    if lifted == "sent":
+        print(f"{address}: ban lifted on all {answer.get('workers')} workers (within a second)")
+    elif lifted:
+        print(f"{address}: ban lifted")
+    else:
+        print(f"{address}: was not banned")
     return 0
 
 

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bans_sub = p_bans.add_subparsers(dest="bans_command", required=True)
     p_bans_list = bans_sub.add_parser("list", help="the IPs the running pool refuses, why and until when")
     p_bans_list.add_argument("--config", required=True)
+    p_bans_lift = bans_sub.add_parser("lift", help="lift one IP's ban in the running pool at once (pool.admin_socket)")
+    p_bans_lift.add_argument("--config", required=True)
+    p_bans_lift.add_argument("ip")
     p_notify = sub.add_parser("notify", help="tell a running pool about a new block (for -blocknotify)")
     p_notify.add_argument("--to", required=True, metavar="HOST:PORT", help="the coin's notify_listen address")
     p_notify.add_argument("blockhash", help="the new block's hash (%%s in -blocknotify)")
@@ -96,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(admin.workers_command(settings, args.address, args.coin))
             if args.command == "accounts":
                 return asyncio.run(admin.set_threshold_command(settings, args.address, args.amount, args.coin))
+            if args.bans_command == "lift":
+                return admin.bans_lift_command(settings, args.ip)
             return admin.bans_list_command(settings)
     except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
         print(f"database: {one_line(exc)}", file=sys.stderr)

@@ -142,6 +142,8 @@ class Settings:
     node_id: int = field(default=0, metadata=between(0, 255))
     # Processes sharing each stratum port (SO_REUSEPORT), each with its own slice of the extranonce1 space.
     workers: int = field(default=1, metadata=between(1, 64))
+    # unix socket of the running pool for `stratum-pool bans lift` ("" = none), e.g. /run/stratum-pool/admin.sock
+    admin_socket: str = field(default="", metadata=ANY)
     log_level: str = field(default="info", metadata=one_of(LOG_LEVELS, _OR_LEVELS))
     log_format: str = field(default="auto", metadata=one_of(LOG_FORMATS))
     source: str = ""

@@ -9,7 +9,7 @@ import asyncio
 import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from stratum_pool.protocol.actions import (
 )
 from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.rewards.crediting import credit_block
+from stratum_pool.server.admin import AdminServer, normalize_ip
 from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
 from stratum_pool.shares.names import split_user
@@ -421,6 +422,7 @@ class Pool:
         # One ban list for every coin of this process: an IP banned on one port is refused on all.
         self.bans = BanList()
         self._api_runner: Any = None
+        self.admin: AdminServer | None = None  # the admin socket ([pool] admin_socket), one process alone
         self.api_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -456,6 +458,9 @@ class Pool:
         if self.workers_dir is not None:
             exchange = WorkerExchange(self.workers_dir, self.worker_index, self.metrics.registry, self.bans)
             self._tasks.append(asyncio.create_task(exchange.run(), name="worker-exchange"))
+        if settings.admin_socket and self.workers_dir is None:  # with workers, the supervisor listens on it
+            self.admin = AdminServer(settings.admin_socket, {"bans.lift": self._admin_lift_ban})
+            await self.admin.start()
         api = self.settings.api
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
@@ -487,6 +492,9 @@ class Pool:
         if self._api_runner is not None:
             await self._api_runner.cleanup()
             self._api_runner = None
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
         for coin in self.coins:
             await coin.stop()
         if self.recorder is not None:
@@ -521,6 +529,13 @@ class Pool:
                                 bans=settings.bans)
         log.info("config_reloaded", changed=changed)
         return changed
+
+    def _admin_lift_ban(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``stratum-pool bans lift IP``: at once, on every coin of this process."""
+        ip = normalize_ip(str(request.get("ip", "")))
+        lifted = self.bans.lift(ip)
+        log.info("ban_lifted", ip=ip, was_banned=lifted)
+        return {"ip": ip, "lifted": lifted}
 
     def ban_rows(self) -> list[dict[str, object]]:
         """The active bans for the API: ip, until (unix time), reason."""

@@ -83,6 +83,7 @@ class BanList:
         self._bans: dict[str, Ban] = {}
         self.listeners: list[Callable[[Ban], None]] = []
         self.cleared_at = 0.0  # when clear() last lifted every ban (clock time)
+        self.lifted_at: dict[str, float] = {}  # when lift() last lifted each IP's ban (an operator's command)
 
     def ban(self, ip: str, seconds: float, reason: str) -> Ban:
         now = self.clock()
@@ -97,6 +98,8 @@ class BanList:
         False (nothing done) when it has expired, was decided before the last :meth:`clear` (the lift applies
         to it too), or a ban of that IP lasting as long is held already."""
         if entry.until <= self.clock() or entry.since < self.cleared_at:
+            return False
+        if entry.since <= self.lifted_at.get(entry.ip, -1.0):  # lifted by the operator after it was decided
             return False
         held = self._bans.get(entry.ip)
         if held is not None and held.until >= entry.until:
@@ -121,8 +124,16 @@ class BanList:
             del self._bans[ip]
         return sorted(self._bans.values(), key=lambda b: b.until)
 
-    def lift(self, ip: str) -> bool:
-        return self._bans.pop(ip, None) is not None
+    def lift(self, ip: str, at: float | None = None) -> bool:
+        """Lift ``ip``'s ban (one decided after ``at``, default now, stays); a ban of it decided before that,
+        held by another worker, is then never adopted here. True when a ban was held."""
+        when = self.clock() if at is None else at
+        self.lifted_at[ip] = max(when, self.lifted_at.get(ip, when))
+        held = self._bans.get(ip)
+        if held is None or held.since > when:
+            return False
+        del self._bans[ip]
+        return True
 
     def clear(self) -> int:
         count = len(self._bans)
