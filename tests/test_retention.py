@@ -4,6 +4,7 @@ confirmed they go too; the per-minute and per-day statistics stay."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from stratum_pool.devnet.bcoin import BcoinNode
 from stratum_pool.store import shares as q
 from stratum_pool.store.accounting import confirm_block
 from stratum_pool.store.retention import drop_old_share_partitions, share_partitions
@@ -71,8 +73,6 @@ class Chain:
 
 
 def confirm(dsn: str, block_id: int) -> None:
-    import asyncio
-
     async def run() -> None:
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             assert await confirm_block(conn, block_id, 101, NOW) is not None
@@ -192,3 +192,36 @@ def test_retention_days_config_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "database.retention_days" in result.stderr and "-1" in result.stderr
     assert "0 (keep every share) or a number of days" in result.stderr
+
+
+@pytest.mark.integration
+async def test_the_running_pool_prunes(pg_dsn: str, tmp_path: Path, bcoin_node: BcoinNode) -> None:
+    """A pool with retention_days drops the old partitions itself, at start and then hourly; a pending block's
+    window keeps its own."""
+    from stratum_pool.config import parse_settings
+    from stratum_pool.pool import Pool
+
+    with psycopg.connect(pg_dsn) as conn:
+        chain = Chain(conn)
+        chain.block(31, "pplns", window=10.0)  # March 22..31 (old: the whole of March, in real time)
+    doc = {
+        "database": {"dsn": pg_dsn, "spool_dir": str(tmp_path / "spool"), "retention_days": 3},
+        "api": {"enabled": False},
+        "coins": [{"coin": "bitcoin", "network": "regtest", "mode": "pplns", "stratum_host": "127.0.0.1",
+                   "stratum_port": 0, "pool_address": bcoin_node.mining_address,
+                   "daemons": [bcoin_node.daemon_config()]}],
+    }
+    pool = Pool(parse_settings(doc))
+    await pool.start()
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            for _ in range(100):
+                days = [day for _, day in share_partitions(conn)]
+                if days and days[0] != date(2026, 3, 1):
+                    break
+                await asyncio.sleep(0.1)
+            # March 1..21 went; the block's window (March 22..31) stays, old as it is; today's partition (the
+            # loader made it for the pool's own shares, if any) is young
+            assert [d for d in days if d.year == 2026 and d.month == 3] == march(22)
+    finally:
+        await pool.stop()
