@@ -66,3 +66,17 @@ def test_sdist_installs_into_a_fresh_venv(tmp_path: Path) -> None:
 def test_version_flag_of_this_checkout() -> None:
     result = run(sys.executable, "-m", "stratum_pool.cli", "--version")
     assert result.stdout.strip() == f"stratum-pool {VERSION}"
+
+
+def test_make_install_is_a_production_venv(tmp_path: Path) -> None:
+    """`make install` (the README's systemd section): the package, not editable, and no test tool."""
+    venv = tmp_path / "venv"
+    run("make", "-s", "install", f"VENV={venv}", cwd=ROOT)
+    bin_ = venv / "bin"
+    assert run(bin_ / "stratum-pool", "--version", cwd=tmp_path).stdout.strip() == f"stratum-pool {VERSION}"
+    where = run(bin_ / "python", "-c", "import stratum_pool; print(stratum_pool.__file__)", cwd=tmp_path).stdout
+    assert where.startswith(str(venv)), where  # a copy in the venv, not this checkout (editable)
+    listed = run(bin_ / "python", "-m", "pip", "list", "--format=freeze", cwd=tmp_path).stdout.lower()
+    installed = {line.split("==")[0] for line in listed.splitlines()}
+    assert "psycopg-pool" in installed
+    assert not installed & {"pytest", "mypy", "ruff", "atheris", "hypothesis", "import-linter", "build"}, installed
