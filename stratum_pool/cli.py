@@ -185,12 +185,14 @@ def prune_command(settings: Settings) -> int:
         print("config error: database.dsn and database.retention_days (at least 1) are required for prune-shares",
               file=sys.stderr)
         return 2
+    # a PPLNS coin's open window: sized as recorded with its newest block (the CLI has no template)
     report = prune_shares(db.dsn, db.retention_days, datetime.now(UTC),
-                          [cs.coin.key for cs in settings.coins if cs.mode == "prop"])
+                          [cs.coin.key for cs in settings.coins if cs.mode == "prop"],
+                          {cs.coin.key: None for cs in settings.coins if cs.mode == "pplns"})
     print(f"dropped {len(report.dropped)} share partition(s) older than {db.retention_days} days"
           + (f": {', '.join(report.dropped)}" if report.dropped else ""))
     if report.kept_for_windows:
-        print(f"kept for pending blocks' windows / open PROP rounds: {', '.join(report.kept_for_windows)}")
+        print(f"kept for reward windows (pending blocks, open rounds): {', '.join(report.kept_for_windows)}")
     return 0
 
 

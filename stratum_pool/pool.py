@@ -562,9 +562,16 @@ class Pool:
         db = self.settings.database
         prop = [cs.coin.key for cs in self.settings.coins if cs.mode == "prop"]
         while True:
+            # each PPLNS coin's next block is paid from the last factor x network difficulty of shares
+            windows: dict[str, float | None] = {}
+            for coin in self.coins:
+                if coin.settings.mode == "pplns":
+                    template = coin.jobs.template
+                    windows[coin.coin.key] = (coin.settings.pplns_window_factor * coin.coin.diff1_target
+                                              / template.target if template is not None else None)
             try:
                 report = await asyncio.to_thread(prune_shares, db.dsn, db.retention_days,
-                                                 datetime.fromtimestamp(self.clock(), UTC), prop)
+                                                 datetime.fromtimestamp(self.clock(), UTC), prop, windows)
                 if report.dropped or report.kept_for_windows:
                     log.info("share_partitions_pruned", dropped=report.dropped,
                              kept_for_windows=report.kept_for_windows, retention_days=db.retention_days)

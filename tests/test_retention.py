@@ -152,6 +152,23 @@ def test_an_open_prop_round_is_kept_for_the_next_block(chain: Chain) -> None:
         q.partition_name(d) for d in march(11, 23)]
 
 
+def test_an_open_pplns_window_is_kept_for_the_next_block(chain: Chain) -> None:
+    # the pool's current window: 15 difficulty back from the newest share, the shares of March 17..31
+    report = drop_old_share_partitions(chain.conn, RETENTION, NOW, open_pplns_windows={COIN: 15.0})
+    assert report.dropped == [q.partition_name(d) for d in march(1, 16)]
+    assert chain.days_left() == march(17)
+
+
+def test_an_open_pplns_window_of_unknown_size(chain: Chain) -> None:
+    # no block yet, no size given: the window may reach back to the first share, so every partition stays
+    report = drop_old_share_partitions(chain.conn, RETENTION, NOW, open_pplns_windows={COIN: None})
+    assert report.dropped == [] and report.kept_from == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    # the size recorded with the newest block (window 12 x factor 1): the shares of March 20..31
+    chain.block(15, "pplns", window=12.0, pending=False)
+    report = drop_old_share_partitions(chain.conn, RETENTION, NOW, open_pplns_windows={COIN: None})
+    assert report.dropped == [q.partition_name(d) for d in march(1, 19)]
+
+
 def test_orphaned_blocks_keep_nothing(chain: Chain) -> None:
     block_id = chain.block(31, "pplns", window=30.0)
     chain.conn.execute("UPDATE blocks SET status = 'orphaned' WHERE id = %s", (block_id,))

@@ -9,7 +9,10 @@ the cutoff AND no share in it is still needed:
   difficulty up to its share; its PROP round: the shares since the previous accepted block), kept until the
   block is confirmed or orphaned, so its credits can be audited or computed again while they are not final;
 * the open PROP round of each coin named by the caller (shares after its last accepted block), which the
-  next block of that coin will be paid from.
+  next block of that coin will be paid from;
+* the open PPLNS window of each coin named by the caller: the last ``size`` of difficulty (the caller's
+  pplns_window_factor x the current network difficulty; None: the size recorded with the coin's newest
+  block, and every share while the coin has none), which the next block of that coin will be paid from.
 
 Synchronous psycopg, one transaction: the pool runs it on a thread, ``stratum-pool prune-shares`` directly.
 """
@@ -17,7 +20,7 @@ Synchronous psycopg, one transaction: the pool runs it on a thread, ``stratum-po
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -77,9 +80,34 @@ def _round_start(conn: Conn, coin_id: int, node_id: int, after_seq: int, up_to_s
     return None if row is None else row[0]
 
 
-def oldest_needed_share(conn: Conn, open_round_coins: Iterable[str] = ()) -> datetime | None:
-    """The time of the oldest share a pending block's window or an open PROP round (of the coins keyed
-    ``open_round_coins``) still needs; None when none does."""
+def _nodes(conn: Conn, keys: Iterable[str]) -> list[tuple[int, int]]:
+    """(coin id, node id) of the coins keyed ``keys``, for every node that ever loaded a spool."""
+    rows = conn.execute("SELECT c.id, n.node_id FROM coins c CROSS JOIN spool_checkpoints n WHERE c.key = ANY(%s)",
+                        (sorted(set(keys)),)).fetchall()
+    return [(int(c), int(n)) for c, n in rows]
+
+
+def _open_pplns_start(conn: Conn, coin_id: int, node_id: int, size: float | None) -> datetime | None:
+    row = conn.execute("SELECT max(seq) FROM shares WHERE coin_id = %s AND node_id = %s",
+                       (coin_id, node_id)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    tip = int(row[0])
+    if size is None:
+        recorded = conn.execute(
+            "SELECT pplns_window_factor * network_difficulty FROM blocks WHERE coin_id = %s AND node_id = %s"
+            " AND submit_accepted ORDER BY share_seq DESC LIMIT 1", (coin_id, node_id)).fetchone()
+        if recorded is None or not recorded[0] or recorded[0] <= 0:
+            return _round_start(conn, coin_id, node_id, 0, None)  # size unknown: every share may be needed
+        size = float(recorded[0])
+    return _pplns_window_start(conn, coin_id, node_id, tip, size)
+
+
+def oldest_needed_share(conn: Conn, open_round_coins: Iterable[str] = (),
+                        open_pplns_windows: Mapping[str, float | None] | None = None) -> datetime | None:
+    """The time of the oldest share a pending block's window, an open PROP round (of the coins keyed
+    ``open_round_coins``) or an open PPLNS window (``open_pplns_windows``: coin key -> size, module
+    docstring) still needs; None when none does."""
     needed: list[datetime] = []
     pending = conn.execute(
         "SELECT coin_id, node_id, share_seq, scheme, pplns_window_factor * network_difficulty FROM blocks"
@@ -104,11 +132,18 @@ def oldest_needed_share(conn: Conn, open_round_coins: Iterable[str] = ()) -> dat
             start = _round_start(conn, coin_id, node_id, int(last_end), None)
             if start is not None:
                 needed.append(start)
+    windows = open_pplns_windows or {}
+    for coin_id, node_id in _nodes(conn, windows):
+        key_row = conn.execute("SELECT key FROM coins WHERE id = %s", (coin_id,)).fetchone()
+        assert key_row is not None
+        start = _open_pplns_start(conn, coin_id, node_id, windows[str(key_row[0])])
+        if start is not None:
+            needed.append(start)
     return min(needed) if needed else None
 
 
-def drop_old_share_partitions(conn: Conn, retention_days: int, now: datetime,
-                              open_round_coins: Iterable[str] = ()) -> RetentionReport:
+def drop_old_share_partitions(conn: Conn, retention_days: int, now: datetime, open_round_coins: Iterable[str] = (),
+                              open_pplns_windows: Mapping[str, float | None] | None = None) -> RetentionReport:
     """Drop every ``shares`` partition whose day ended ``retention_days`` before ``now`` and holds no share
     a window still needs (module docstring). Commits; run it outside any other transaction."""
     if retention_days < 1:
@@ -122,7 +157,7 @@ def drop_old_share_partitions(conn: Conn, retention_days: int, now: datetime,
         # The loader inserts blocks (and computes their windows) in its own transactions: hold them off
         # until the partitions are gone, so no block is recorded between the look at the windows and the drop.
         conn.execute("LOCK TABLE blocks IN SHARE ROW EXCLUSIVE MODE")
-        kept_from = oldest_needed_share(conn, open_round_coins)
+        kept_from = oldest_needed_share(conn, open_round_coins, open_pplns_windows)
         dropped, kept = [], []
         for name, day in share_partitions(conn):
             end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
@@ -137,7 +172,8 @@ def drop_old_share_partitions(conn: Conn, retention_days: int, now: datetime,
 
 
 def prune_shares(dsn: str, retention_days: int, now: datetime, open_round_coins: Iterable[str] = (),
+                 open_pplns_windows: Mapping[str, float | None] | None = None,
                  connect_timeout: int = 10) -> RetentionReport:
     """:func:`drop_old_share_partitions` on a connection of its own."""
     with psycopg.connect(dsn, connect_timeout=connect_timeout) as conn:
-        return drop_old_share_partitions(conn, retention_days, now, open_round_coins)
+        return drop_old_share_partitions(conn, retention_days, now, open_round_coins, open_pplns_windows)
