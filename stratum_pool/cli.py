@@ -105,9 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
         print(f"database: {one_line(exc)}", file=sys.stderr)
         return 1
+    from stratum_pool.daemon.rpc import DaemonError
     from stratum_pool.serve import run
 
-    return run(settings, args.config)
+    try:
+        return run(settings, args.config)
+    except DaemonError as exc:  # no daemon ready within the start timeout: one line, not a traceback
+        print(f"daemon: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a stratum port or the admin socket taken, a spool directory not writable
+        print(f"serve: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 def package_version() -> str:

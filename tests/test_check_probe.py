@@ -6,6 +6,7 @@ the exit code is 1 and nothing is a traceback. ``migrate`` with the database dow
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -161,3 +162,19 @@ def test_expected_failures_are_one_line(args: tuple[str, ...], first_words: str)
     assert result.returncode == 2
     assert result.stderr.startswith(first_words)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_serve_with_its_port_taken_is_one_line(bcoin_node: BcoinNode, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "pool.toml", bcoin_node, "", mode="solo", wallet=False)
+        text = config.read_text().replace('dsn = ""', "").replace("stratum_port = 0", f"stratum_port = {port}")
+        config.write_text(text.replace("[pool]", "[api]\nenabled = false\n\n[pool]", 1))
+        result = subprocess.run([sys.executable, "-m", "stratum_pool.cli", "serve", "--config", str(config)],
+                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("serve: [Errno 98]"), result.stderr
+    assert "Traceback" not in result.stderr
