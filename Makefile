@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# `make run` needs only the runtime dependencies; the test stamp implies it (the test extras include them)
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test venv build lint typecheck daemons litecoind bcoin chromium bench clean
+.PHONY: install promtool
 
-run: venv daemons
+run: $(RUN_STAMP) daemons
 	$(PY) -m stratum_pool.devnet.run $(RUN_ARGS)
 
-test: venv daemons chromium
+test: venv daemons chromium promtool
 	$(PY) -m ruff check stratum_pool tests bench
 	$(PY) -m mypy stratum_pool
 	$(VENV)/bin/lint-imports
@@ -22,6 +25,21 @@ $(STAMP): pyproject.toml setup.py $(wildcard native/*.pyx native/*.pxi native/*.
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
+	touch $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml setup.py $(wildcard native/*.pyx native/*.pxi native/*.c native/*.h)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+# Production: the package and its runtime dependencies only (no test tools), not editable; the systemd units
+# run $(VENV)/bin/stratum-pool. `make install VENV=/some/where` puts it elsewhere.
+install:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q .
+	rm -f $(STAMP) $(RUN_STAMP)
 
 build: venv
 	$(PY) setup.py build_ext --inplace -q
@@ -47,6 +65,12 @@ haproxy:
 	@command -v haproxy >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; \
 	  else echo "haproxy is missing: sudo apt-get install haproxy" >&2; exit 1; fi; }
+
+# promtool (Debian's prometheus package) checks and unit-tests monitoring/'s alert rules.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
+	  else echo "promtool is missing: sudo apt-get install prometheus" >&2; exit 1; fi; }
 
 # bcoin (Bitcoin regtest, sha256d) from the npm registry into a project-local folder.
 bcoin:

@@ -7,23 +7,50 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratum_pool.config import ConfigError, Settings, load_pool_settings
+
+if TYPE_CHECKING:
+    from stratum_pool.daemon.probe import Check
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratum-pool", description="Stratum V1 mining pool server")
+    parser.add_argument("--version", action="version", version=f"stratum-pool {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the pool")
     p_serve.add_argument("--config", required=True)
     p_check = sub.add_parser("check-config", help="validate a config file and exit")
     p_check.add_argument("--config", required=True)
+    p_check.add_argument("--probe", action="store_true",
+                         help="also contact each daemon, wallet and the database; exit 1 if any check fails")
     p_migrate = sub.add_parser("migrate", help="create or upgrade the database schema (safe to run twice)")
     p_migrate.add_argument("--config", required=True)
     p_payout = sub.add_parser("payout", help="pay confirmed balances once, then exit (cron / systemd timer)")
     p_payout.add_argument("--config", required=True)
     p_payout.add_argument("--dry-run", action="store_true", help="print what would be paid; change nothing")
+    p_prune = sub.add_parser("prune-shares", help="drop share partitions older than [database] retention_days "
+                                                  "(the running pool does it hourly), then exit")
+    p_prune.add_argument("--config", required=True)
+    p_workers = sub.add_parser("workers", help="a miner's workers, hashrate, shares and balance (from the database)")
+    p_workers.add_argument("--config", required=True)
+    p_workers.add_argument("--coin", default=None, help="a configured coin key, e.g. bitcoin-mainnet (default: all)")
+    p_workers.add_argument("address")
+    p_accounts = sub.add_parser("accounts", help="change an account (pool modes)")
+    accounts_sub = p_accounts.add_subparsers(dest="accounts_command", required=True)
+    p_threshold = accounts_sub.add_parser("set-threshold", help="an address's own payout threshold")
+    p_threshold.add_argument("--config", required=True)
+    p_threshold.add_argument("--coin", default=None, help="the configured coin key (needed with several coins)")
+    p_threshold.add_argument("address")
+    p_threshold.add_argument("amount", help="base units (satoshis), or 'default' for the pool's payout_threshold")
+    p_bans = sub.add_parser("bans", help="the running pool's bans (through its API)")
+    bans_sub = p_bans.add_subparsers(dest="bans_command", required=True)
+    p_bans_list = bans_sub.add_parser("list", help="the IPs the running pool refuses, why and until when")
+    p_bans_list.add_argument("--config", required=True)
+    p_bans_lift = bans_sub.add_parser("lift", help="lift one IP's ban in the running pool at once (pool.admin_socket)")
+    p_bans_lift.add_argument("--config", required=True)
+    p_bans_lift.add_argument("ip")
     p_notify = sub.add_parser("notify", help="tell a running pool about a new block (for -blocknotify)")
     p_notify.add_argument("--to", required=True, metavar="HOST:PORT", help="the coin's notify_listen address")
     p_notify.add_argument("blockhash", help="the new block's hash (%%s in -blocknotify)")
@@ -41,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not host or not port.isdigit():
             print(f"--to: {args.to!r} is not HOST:PORT", file=sys.stderr)
             return 2
-        send_block_notify(host, int(port), args.blockhash)
+        try:
+            send_block_notify(host, int(port), args.blockhash)
+        except OSError as exc:
+            print(f"notify: cannot send to {args.to}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         return 0
 
     try:
@@ -53,18 +84,130 @@ def main(argv: Sequence[str] | None = None) -> int:
         for cs in settings.coins:
             print(f"ok: {cs.coin.key} ({cs.coin.algorithm}) mode={cs.mode} port={cs.stratum_port} "
                   f"daemons={len(cs.daemons)}")
-        return 0
+        return probe_command(settings) if args.probe else 0
 
     from stratum_pool.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    if args.command == "migrate":
-        return migrate_command(settings)
-    if args.command == "payout":
-        return asyncio.run(payout_command(settings, args.dry_run))
+    import psycopg
+
+    try:
+        if args.command == "migrate":
+            return migrate_command(settings)
+        if args.command == "payout":
+            return asyncio.run(payout_command(settings, args.dry_run))
+        if args.command == "prune-shares":
+            return prune_command(settings)
+        if args.command in ("workers", "accounts", "bans"):
+            from stratum_pool import admin
+
+            if args.command == "workers":
+                return asyncio.run(admin.workers_command(settings, args.address, args.coin))
+            if args.command == "accounts":
+                return asyncio.run(admin.set_threshold_command(settings, args.address, args.amount, args.coin))
+            if args.bans_command == "lift":
+                return admin.bans_lift_command(settings, args.ip)
+            return admin.bans_list_command(settings)
+    except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
+        print(f"database: {one_line(exc)}", file=sys.stderr)
+        return 1
+    from stratum_pool.daemon.rpc import DaemonError
     from stratum_pool.serve import run
 
-    return run(settings, args.config)
+    try:
+        return run(settings, args.config)
+    except DaemonError as exc:  # no daemon ready within the start timeout: one line, not a traceback
+        print(f"daemon: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a stratum port or the admin socket taken, a spool directory not writable
+        print(f"serve: {one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, whether installed from an sdist, a wheel or
+    editable)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stratum-pool")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def probe_command(settings: Settings) -> int:
+    """``check-config --probe``: one line per check (``ok:``, ``FAIL:`` or ``skip:``); 1 if any failed."""
+    from stratum_pool.daemon.probe import FAIL, PASS, Check, probe_daemon, probe_wallet
+    from stratum_pool.daemon.rpc import DaemonEndpoint
+    from stratum_pool.payout.wallet import wallet_endpoint
+
+    checks: list[Check] = []
+    for cs in settings.coins:
+        for d in cs.daemons:
+            try:
+                endpoint = DaemonEndpoint(name=d.name, url=d.url, user=d.user or None, password=d.password or None,
+                                          cookie_file=d.cookie_file or None, timeout=d.timeout_seconds)
+            except ValueError as exc:
+                checks.append(Check(f"{cs.coin.key}: daemon {d.name}", FAIL, str(exc)))
+                continue
+            checks += probe_daemon(endpoint, cs.coin, f"{cs.coin.key}: daemon {d.name}",
+                                   timeout=min(d.timeout_seconds, 10.0))
+        if cs.mode != "solo":  # the pool pays from a wallet; solo coinbases pay the finder
+            try:
+                wallet = wallet_endpoint(cs)
+            except ValueError as exc:
+                checks.append(Check(f"{cs.coin.key}: payout wallet", FAIL, str(exc)))
+            else:
+                checks += probe_wallet(wallet, f"{cs.coin.key}: payout")
+    if settings.database.dsn:
+        checks += probe_database(settings.database.dsn)
+    for check in checks:
+        print(check.line())
+    failed = sum(c.failed for c in checks)
+    print(f"{len(checks)} checks: {sum(c.status == PASS for c in checks)} ok, {failed} failed")
+    return 1 if failed else 0
+
+
+def probe_database(dsn: str) -> list[Check]:
+    import psycopg
+
+    from stratum_pool.daemon.probe import FAIL, PASS, SKIP, Check
+    from stratum_pool.store.migrate import schema_status
+
+    try:
+        current, latest = schema_status(dsn)
+    except psycopg.Error as exc:
+        return [Check("database: reachable", FAIL, one_line(exc)),
+                Check("database: schema current", SKIP, "database unreachable")]
+    schema = (Check("database: schema current", PASS, f"version {current}") if current == latest else
+              Check("database: schema current", FAIL,
+                    f"version {current}, this release needs {latest}: run stratum-pool migrate"))
+    return [Check("database: reachable", PASS), schema]
+
+
+def prune_command(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from stratum_pool.store.retention import prune_shares
+
+    db = settings.database
+    if not db.dsn or db.retention_days < 1:
+        print("config error: database.dsn and database.retention_days (at least 1) are required for prune-shares",
+              file=sys.stderr)
+        return 2
+    # a PPLNS coin's open window: sized as recorded with its newest block (the CLI has no template)
+    report = prune_shares(db.dsn, db.retention_days, datetime.now(UTC),
+                          [cs.coin.key for cs in settings.coins if cs.mode == "prop"],
+                          {cs.coin.key: None for cs in settings.coins if cs.mode == "pplns"})
+    print(f"dropped {len(report.dropped)} share partition(s) older than {db.retention_days} days"
+          + (f": {', '.join(report.dropped)}" if report.dropped else ""))
+    if report.kept_for_windows:
+        print(f"kept for reward windows (pending blocks, open rounds): {', '.join(report.kept_for_windows)}")
+    return 0
 
 
 def migrate_command(settings: Settings) -> int:

@@ -142,6 +142,9 @@ class DatabaseSettings:
     spool_dir: str = field(default="/var/lib/stratum-pool/spool", metadata=rule(bool, "a directory path"))
     # Found blocks without a database (kept across restarts): "" = found-blocks.jsonl in spool_dir.
     found_blocks_file: str = field(default="", metadata=ANY)
+    # days of shares kept in the shares table (whole daily partitions dropped after); 0 keeps them all. A
+    # partition a pending block's window or an open PROP round still needs is kept (store/retention.py).
+    retention_days: int = field(default=0, metadata=at_least(0, "0 (keep every share) or a number of days"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,8 @@ class Settings:
     node_id: int = field(default=0, metadata=between(0, 255))
     # Processes sharing each stratum port (SO_REUSEPORT), each with its own slice of the extranonce1 space.
     workers: int = field(default=1, metadata=between(1, 64))
+    # unix socket of the running pool for `stratum-pool bans lift` ("" = none), e.g. /run/stratum-pool/admin.sock
+    admin_socket: str = field(default="", metadata=ANY)
     log_level: str = field(default="info", metadata=one_of(LOG_LEVELS, _OR_LEVELS))
     log_format: str = field(default="auto", metadata=one_of(LOG_FORMATS))
     # [coin_definitions.NAME]: coins the operator adds, in the format of the built-in coins.toml

@@ -85,6 +85,10 @@ class PoolMetrics:
                                   ["daemon", "method", "kind"], registry=r)
         self.db_queue = Gauge("stratum_pool_db_queue_records", "Spool records not yet in PostgreSQL", registry=r)
         self.spool_bytes = Gauge("stratum_pool_spool_bytes", "Bytes of share spool on disk", registry=r)
+        # the loader's consecutive failed attempts: > 0 for a while means PostgreSQL is unreachable (or refusing)
+        self.db_load_failures = Gauge("stratum_pool_db_load_failures",
+                                      "Consecutive failed attempts to load the spool into PostgreSQL (0: healthy)",
+                                      registry=r)
         self.share_not_durable = Counter("stratum_pool_share_spool_errors_total",
                                          "Spool records (accepted shares, reject counts, blocks) that could not "
                                          "be made durable", registry=r)
@@ -170,4 +174,8 @@ class PoolMetrics:
         """Gauges computed when scraped; the coin's hashrate is judged from now on."""
         self._window.setdefault(coin, RateMeter(self.clock()))
         self.hashrate.labels(coin).set_function(lambda: self.hashrate_of(coin))
+        # both results exported at 0 from the start: the first rejected block must be an increase an alert sees
+        # (a series born at 1 has no increase)
+        for result in ("accepted", "rejected"):
+            self.blocks.labels(coin, result)
 

@@ -9,7 +9,7 @@ import asyncio
 import socket
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ from stratum_pool.protocol.session import Session, SessionConfig
 from stratum_pool.protocol.v2.keys import ServerKeys
 from stratum_pool.protocol.v2.session import Sv2Session
 from stratum_pool.rewards.crediting import credit_block
+from stratum_pool.server.admin import AdminServer, normalize_ip
 from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
 from stratum_pool.server.sv2 import Sv2Server
@@ -73,6 +74,8 @@ MAX_AUTHORIZED_REMEMBERED = 100_000
 # How often found blocks are checked on the daemon (they mature in ~100 blocks; no hurry, but an orphan
 # should void its credits before the payout worker runs).
 CONFIRMATIONS_INTERVAL_SECONDS = 60.0
+# share partitions are whole days: looking hourly drops one within the hour its day falls out of retention
+RETENTION_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass
@@ -594,6 +597,7 @@ class Pool:
         # One ban list for every coin of this process: an IP banned on one port is refused on all.
         self.bans = BanList()
         self._api_runner: Any = None
+        self.admin: AdminServer | None = None  # the admin socket ([pool] admin_socket), one process alone
         self.api_port: int | None = None
         self.notifier = Notifier(settings.notify, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
@@ -614,6 +618,7 @@ class Pool:
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)
             self.metrics.spool_bytes.set_function(lambda: loader.stats().spool_bytes)
+            self.metrics.db_load_failures.set_function(lambda: loader.stats().failures)
         found_blocks = FoundBlockLog(None)
         if not db.dsn and (self.workers_dir is None or self.worker_index == 0):
             # without a database, found blocks are kept in a small local file (the API's worker writes it)
@@ -636,9 +641,14 @@ class Pool:
         if db.dsn:
             for coin in self.coins:
                 self._tasks.append(asyncio.create_task(self._confirmations_loop(coin), name="confirmations"))
+            if db.retention_days and self.worker_index == 0:  # one process of a node is enough
+                self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         if self.workers_dir is not None:
             exchange = WorkerExchange(self.workers_dir, self.worker_index, self.metrics.registry, self.bans)
             self._tasks.append(asyncio.create_task(exchange.run(), name="worker-exchange"))
+        if settings.admin_socket and self.workers_dir is None:  # with workers, the supervisor listens on it
+            self.admin = AdminServer(settings.admin_socket, {"bans.lift": self._admin_lift_ban})
+            await self.admin.start()
         api = self.settings.api
         if api.enabled:
             from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app, start_api_server
@@ -681,6 +691,9 @@ class Pool:
         if self._api_runner is not None:
             await self._api_runner.cleanup()
             self._api_runner = None
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
         for coin in self.coins:
             await coin.stop()
         await self.notifier.stop(drain_seconds=5.0)  # found blocks' messages have a moment to go out
@@ -717,6 +730,13 @@ class Pool:
         log.info("config_reloaded", changed=changed)
         return changed
 
+    def _admin_lift_ban(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``stratum-pool bans lift IP``: at once, on every coin of this process."""
+        ip = normalize_ip(str(request.get("ip", "")))
+        lifted = self.bans.lift(ip)
+        log.info("ban_lifted", ip=ip, was_banned=lifted)
+        return {"ip": ip, "lifted": lifted}
+
     def ban_rows(self) -> list[dict[str, object]]:
         """The active bans for the API: ip, until (unix time), reason, worker ("" for the whole address)."""
         return [{"ip": b.ip, "until": b.until, "reason": b.reason, "worker": b.worker} for b in self.bans.active()]
@@ -730,6 +750,33 @@ class Pool:
                 await track_confirmations(self.settings.database.dsn, coin.daemon, coin.coin)
             except Exception as exc:  # a database or daemon outage: try again next round
                 log.warning("confirmations_failed", coin=coin.coin.key, error=str(exc))
+            await asyncio.sleep(interval)
+
+    async def _retention_loop(self, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+        """Drop share partitions older than ``[database] retention_days`` (store/retention.py keeps the ones a
+        pending block's window or an open PROP round still needs)."""
+        from datetime import UTC, datetime
+
+        from stratum_pool.store.retention import prune_shares
+
+        db = self.settings.database
+        prop = [cs.coin.key for cs in self.settings.coins if cs.mode == "prop"]
+        while True:
+            # each PPLNS coin's next block is paid from the last factor x network difficulty of shares
+            windows: dict[str, float | None] = {}
+            for coin in self.coins:
+                if coin.settings.mode == "pplns":
+                    template = coin.jobs.template
+                    windows[coin.coin.key] = (coin.settings.pplns_window_factor * coin.coin.diff1_target
+                                              / template.target if template is not None else None)
+            try:
+                report = await asyncio.to_thread(prune_shares, db.dsn, db.retention_days,
+                                                 datetime.fromtimestamp(self.clock(), UTC), prop, windows)
+                if report.dropped or report.kept_for_windows:
+                    log.info("share_partitions_pruned", dropped=report.dropped,
+                             kept_for_windows=report.kept_for_windows, retention_days=db.retention_days)
+            except Exception as exc:  # a database outage: try again next round
+                log.warning("share_retention_failed", error=str(exc))
             await asyncio.sleep(interval)
 
 

@@ -30,6 +30,7 @@ from stratum_pool.cluster.worker import Worker, spool_node_id, status_line, work
 from stratum_pool.config import ConfigError, Settings, load_pool_settings
 from stratum_pool.logs import configure_logging
 from stratum_pool.pool import Pool
+from stratum_pool.server.sdnotify import SystemdNotifier
 
 T = TypeVar("T")
 
@@ -83,6 +84,13 @@ async def serve(settings: Settings, config_path: str | None = None, worker: Work
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     await pool.start()
+    # under systemd (Type=notify): ready once every stratum port listens, then the watchdog pings (a worker's
+    # supervisor speaks for the service)
+    notifier = SystemdNotifier() if worker is None else None
+    watchdog: asyncio.Task[None] | None = None
+    if notifier is not None and notifier.enabled:
+        notifier.ready(", ".join(f"{c.coin.key} on port {c.port}" for c in pool.coins))
+        watchdog = asyncio.create_task(notifier.watchdog(), name="sd-watchdog")
     if worker is None:
         for coin in pool.coins:
             print(f"stratum+tcp://{coin.settings.stratum_host}:{coin.port}  {coin.coin.name} {coin.coin.network} "
@@ -99,7 +107,11 @@ async def serve(settings: Settings, config_path: str | None = None, worker: Work
     try:
         await stop.wait()
     finally:
+        if notifier is not None:
+            notifier.stopping()
         await pool.stop()
+        if watchdog is not None:
+            watchdog.cancel()
 
 
 def run_workers(settings: Settings, config_path: str | Path) -> int:

@@ -48,6 +48,22 @@ def _replace(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+LIFTS_FILE = "bans-lifted.json"
+
+
+def write_lift(directory: Path, ip: str, at: float) -> None:
+    """The supervisor's side of ``stratum-pool bans lift``: record that ``ip``'s ban is lifted as of ``at``;
+    every worker lifts it within a second (:meth:`WorkerExchange.step`) and adopts no ban of it decided
+    before."""
+    path = directory / LIFTS_FILE
+    try:
+        lifts = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        lifts = {}
+    lifts[ip] = max(at, float(lifts.get(ip, at)))
+    _replace(path, orjson.dumps(lifts))
+
+
 def write_snapshot(registry: CollectorRegistry, directory: Path, index: int) -> None:
     """Worker ``index``'s metrics, in the exposition format, to ``directory/worker-INDEX.prom``."""
     _replace(directory / f"worker-{index}.prom", generate_latest(registry))
@@ -165,6 +181,7 @@ class WorkerExchange:
         self._bans_changed = True  # write once at start, so a restarted worker's old file is replaced
         self._cleared_at = bans.cleared_at
         self._seen: dict[Path, float] = {}  # the other workers' ban files: mtime when last read
+        self._lifts_seen = -1.0  # mtime of the lifts file when last read
         bans.listeners.append(self._on_ban)
 
     def _on_ban(self, _: Ban) -> None:
@@ -177,11 +194,28 @@ class WorkerExchange:
         if self.bans.cleared_at != self._cleared_at:  # a SIGHUP lifted them: say so at once
             self._cleared_at = self.bans.cleared_at
             self._bans_changed = True
+        self._apply_lifts()
         if self._bans_changed:
             self._bans_changed = False
             held = [[b.ip, b.until, b.reason, b.since, b.worker] for b in self.bans.active()]
             _replace(self.directory / f"bans-worker-{self.index}.json", orjson.dumps({"bans": held}))
         return self._adopt()
+
+    def _apply_lifts(self) -> None:
+        path = self.directory / LIFTS_FILE
+        try:
+            modified = path.stat().st_mtime
+            if modified == self._lifts_seen:
+                return
+            lifts = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        self._lifts_seen = modified
+        for ip, at in lifts.items():
+            if self.bans.lifted_at.get(str(ip), -1.0) < float(at):
+                if self.bans.lift(str(ip), float(at)):
+                    log.info("ban_lifted", worker=self.index, ip=ip)
+                self._bans_changed = True  # this worker's file must no longer offer it
 
     def _adopt(self) -> int:
         adopted = 0

@@ -44,13 +44,17 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from stratum_pool.cluster.peers import write_lift
 from stratum_pool.cluster.worker import MAX_WORKERS, STATUS_TAG
 from stratum_pool.config import Settings
+from stratum_pool.server.admin import AdminServer, normalize_ip
+from stratum_pool.server.sdnotify import SystemdNotifier
 
 log = structlog.get_logger("stratum_pool.cluster.supervisor")
 
@@ -149,6 +153,7 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         # what the workers share: each one's metrics and bans (cluster.peers)
         self.workers_dir: Path | None = None
+        self._admin: AdminServer | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -165,15 +170,25 @@ class Supervisor:
         # systemd's RuntimeDirectory= when the unit has one, else the system's temporary directory
         self.workers_dir = Path(tempfile.mkdtemp(prefix="stratum-pool-workers-",
                                                  dir=os.environ.get("RUNTIME_DIRECTORY") or None))
+        if self.settings.admin_socket:
+            self._admin = AdminServer(self.settings.admin_socket, {"bans.lift": self._admin_lift_ban})
+            await self._admin.start()
         for worker in self.workers:
             self._sockets[worker.index] = [listening_socket(cs.stratum_host, cs.stratum_port)
                                            for cs in self.settings.coins]
         self._tasks = [asyncio.create_task(self._keep(worker), name=f"worker-{worker.index}")
                        for worker in self.workers]
+        notifier = SystemdNotifier()
+        if notifier.enabled:
+            self._tasks.append(asyncio.create_task(self._notify_systemd(notifier), name="sd-notify"))
         log.info("workers_starting", workers=len(self.workers), pid=os.getpid())
         try:
             await self.stopping.wait()
         finally:
+            if notifier.enabled:
+                notifier.stopping()
+            if self._admin is not None:
+                await self._admin.close()
             await self._shutdown()
         log.info("workers_stopped")
         return 0
@@ -186,6 +201,25 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGHUP)
         log.info("workers_reloading", workers=len(self.workers))
+
+    def _admin_lift_ban(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``stratum-pool bans lift IP``: every worker lifts it within a second (cluster.peers.write_lift)."""
+        ip = normalize_ip(str(request.get("ip", "")))
+        assert self.workers_dir is not None
+        write_lift(self.workers_dir, ip, time.time())
+        log.info("ban_lift_sent", ip=ip, workers=len(self.workers))
+        return {"ip": ip, "lifted": "sent", "workers": len(self.workers)}
+
+    async def _notify_systemd(self, notifier: SystemdNotifier) -> None:
+        """READY=1 once every worker serves (its ports listen), then the watchdog from this event loop."""
+        while True:
+            try:
+                await self.wait_ready(timeout=3600.0)
+                break
+            except TimeoutError:
+                continue
+        notifier.ready(f"{len(self.workers)} workers serving")
+        await notifier.watchdog()
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """Until every worker has reported that it serves."""

@@ -113,6 +113,7 @@ class BanList:
         self._bans: dict[tuple[str, str], Ban] = {}  # (ip, worker): worker "" bans the whole address
         self.listeners: list[Callable[[Ban], None]] = []
         self.cleared_at = 0.0  # when clear() last lifted every ban (clock time)
+        self.lifted_at: dict[str, float] = {}  # when lift() last lifted each IP's ban (an operator's command)
 
     def ban(self, ip: str, seconds: float, reason: str, worker: str = "") -> Ban:
         now = self.clock()
@@ -127,6 +128,8 @@ class BanList:
         False (nothing done) when it has expired, was decided before the last :meth:`clear` (the lift applies
         to it too), or a ban of that IP lasting as long is held already."""
         if entry.until <= self.clock() or entry.since < self.cleared_at:
+            return False
+        if entry.since <= self.lifted_at.get(entry.ip, -1.0):  # lifted by the operator after it was decided
             return False
         held = self._bans.get(entry.key)
         if held is not None and held.until >= entry.until:
@@ -157,8 +160,16 @@ class BanList:
             del self._bans[key]
         return sorted(self._bans.values(), key=lambda b: b.until)
 
-    def lift(self, ip: str, worker: str = "") -> bool:
-        return self._bans.pop((ip, worker), None) is not None
+    def lift(self, ip: str, at: float | None = None) -> bool:
+        """Lift ``ip``'s bans, the address's and its workers' (one decided after ``at``, default now, stays); a
+        ban of it decided before that, held by another worker, is then never adopted here. True when a ban was
+        held."""
+        when = self.clock() if at is None else at
+        self.lifted_at[ip] = max(when, self.lifted_at.get(ip, when))
+        lifted = [key for key, held in self._bans.items() if held.ip == ip and held.since <= when]
+        for key in lifted:
+            del self._bans[key]
+        return bool(lifted)
 
     def clear(self) -> int:
         count = len(self._bans)

@@ -355,3 +355,25 @@ async def verify_ledger(dsn: str) -> list[str]:
     """:func:`ledger_problems` on a connection of its own."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         return await ledger_problems(conn)
+
+
+async def set_payout_threshold(conn: AsyncConn, coin_id: int, address: str, threshold: int | None) -> tuple[int, bool]:
+    """Set the account's own payout threshold in base units (None: back to the pool's default), creating the
+    account when the address never mined yet. Returns (its id, whether it was created now)."""
+    if threshold is not None and threshold <= 0:
+        raise ValueError(f"threshold {threshold}: must be a positive number of base units")
+    cur = await conn.execute(
+        "INSERT INTO accounts (coin_id, address, payout_threshold) VALUES (%s, %s, %s)"
+        " ON CONFLICT (coin_id, address) DO UPDATE SET payout_threshold = EXCLUDED.payout_threshold"
+        " RETURNING id, xmax = 0", (coin_id, address, threshold))
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), bool(row[1])
+
+
+async def account_threshold(conn: AsyncConn, coin_id: int, address: str) -> tuple[bool, int | None]:
+    """(the account exists, its own payout threshold or None for the pool's default)."""
+    cur = await conn.execute("SELECT payout_threshold FROM accounts WHERE coin_id = %s AND address = %s",
+                             (coin_id, address))
+    row = await cur.fetchone()
+    return (False, None) if row is None else (True, None if row[0] is None else int(row[0]))

@@ -67,3 +67,15 @@ def current_version(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         return int(row[0]) if row else 0
+
+
+def schema_status(dsn: str, connect_timeout: int = 10) -> tuple[int, int]:
+    """(the database's schema version, the newest this code ships); 0 for a database never migrated.
+    Raises ``psycopg.Error`` when the database cannot be reached."""
+    latest = len(available_migrations())
+    with psycopg.connect(dsn, connect_timeout=connect_timeout) as conn:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return 0, latest
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return (int(row[0]) if row else 0), latest

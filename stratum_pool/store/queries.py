@@ -9,15 +9,15 @@ Amounts are integer base units; difficulty sums are floats; the caller turns the
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -27,6 +27,7 @@ Conn = AsyncConnection[tuple[Any, ...]]
 # overload, and the API answers 503 instead of piling up requests.
 STATEMENT_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_SECONDS = 3
+FAIL_FAST_SECONDS = 5.0
 
 
 class DatabaseUnavailable(Exception):
@@ -34,50 +35,49 @@ class DatabaseUnavailable(Exception):
 
 
 class ReadPool:
-    """A few autocommit, read-only connections shared by the API handlers, opened on first use.
+    """A few autocommit, read-only connections shared by the API handlers (a ``psycopg_pool``
+    ``AsyncConnectionPool``), opened on first use, so the API starts whether or not the database is up.
 
-    A connection that fails is dropped; a query that failed on a reused (possibly stale) connection is tried
-    once more on a fresh one, so a database restart costs no failed request.
+    The pool drops a connection that broke; a query that failed on a reused (possibly stale) connection is
+    tried once more on a fresh one, so a database restart costs no failed request. With the database down, a
+    request waits at most ``connect_timeout`` for a connection, then fails (503).
     """
 
     def __init__(self, dsn: str, *, size: int = 4, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
                  statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
-        self._dsn = dsn
-        self._connect_timeout = connect_timeout
-        self._options = f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[Conn] = []
+        options = f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
+        # min_size 0: nothing is opened until a request needs it, and an idle API holds no backend for long
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            dsn, min_size=0, max_size=size, open=False, timeout=connect_timeout, max_idle=300.0,
+            name="stratum-pool-api", reconnect_timeout=0.0, reconnect_failed=self._connect_failed,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout, "options": options,
+                    "application_name": "stratum-pool-api"})
+        self._opened = False
+        self._failed_at: float | None = None  # monotonic time of the last failed connect
 
-    async def _connect(self) -> Conn:
-        try:
-            return await AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=self._connect_timeout,
-                                                 options=self._options, application_name="stratum-pool-api")
-        except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"connect failed: {type(exc).__name__}") from exc
-
-    @asynccontextmanager
-    async def _connection(self, fresh: bool) -> AsyncIterator[Conn]:
-        async with self._slots:
-            conn = self._idle.pop() if self._idle and not fresh else await self._connect()
-            try:
-                yield conn
-            except BaseException:
-                await conn.close()
-                raise
-            if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                await conn.close()
-            else:
-                self._idle.append(conn)
+    def _connect_failed(self, _: AsyncConnectionPool[Conn]) -> None:
+        self._failed_at = time.monotonic()
 
     async def run(self, query: Callable[Concatenate[Conn, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await query(conn, *args, **kwargs)`` on a pooled connection."""
-        reused = bool(self._idle)
+        if not self._opened:
+            self._opened = True
+            await self._pool.open(wait=False)
+        # A client waiting for a connection is not woken when the connect fails: it waits out the timeout. So
+        # once a connect failed, requests fail at once for a while (then one tries again) instead of each
+        # waiting the timeout while the database is down.
+        if (self._failed_at is not None and time.monotonic() - self._failed_at < FAIL_FAST_SECONDS
+                and not self._pool.get_stats().get("pool_available")):
+            raise DatabaseUnavailable("connect failed recently")
         for attempt in (1, 2):
             try:
-                async with self._connection(fresh=attempt == 2) as conn:
+                async with self._pool.connection() as conn:
                     return await query(conn, *args, **kwargs)
+            except PoolTimeout as exc:
+                raise DatabaseUnavailable("connect failed: no connection within the timeout") from exc
             except psycopg.OperationalError as exc:
-                if attempt == 1 and reused:
+                # the pool discards the broken connection; the second attempt gets another (or a new) one
+                if attempt == 1:
                     continue
                 raise DatabaseUnavailable(f"query failed: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
@@ -86,9 +86,8 @@ class ReadPool:
         await self.run(_ping)
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
+        if self._opened:
+            await self._pool.close()
 
 
 async def _ping(conn: Conn) -> None:
