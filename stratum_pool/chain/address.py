@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from enum import Enum
 
 from stratum_pool.chain import cashaddr
-from stratum_pool.chain.encoding import push_data
+from stratum_pool.chain.encoding import push_data, regroup_bits
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.coins import Coin
 
@@ -138,26 +138,10 @@ def bech32_decode(text: str) -> tuple[str, list[int], Encoding]:
 
 def convert_bits(data: Sequence[int], from_bits: int, to_bits: int, pad: bool) -> list[int]:
     """Regroup a sequence of ``from_bits``-bit numbers into ``to_bits``-bit numbers (BIP173)."""
-    acc = 0
-    bits = 0
-    out = []
-    maxv = (1 << to_bits) - 1
-    for value in data:
-        if value < 0 or value >> from_bits:
-            raise AddressError("bech32 data value out of range")
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & maxv)
-    if pad:
-        if bits:
-            out.append((acc << (to_bits - bits)) & maxv)
-    elif bits >= from_bits:
-        raise AddressError("bech32 data has more than 4 bits of padding")
-    elif (acc << (to_bits - bits)) & maxv:
-        raise AddressError("bech32 data has non-zero padding")
-    return out
+    try:
+        return regroup_bits(data, from_bits, to_bits, pad)
+    except ValueError as exc:
+        raise AddressError(f"bech32 data {exc}") from None
 
 
 def decode_segwit(text: str) -> tuple[str, int, bytes]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from stratum_pool.chain.encoding import regroup_bits
+
 
 class CashAddrError(ValueError):
     """Not a valid cashaddr string; the message says why (``chain.address`` hands it on as an AddressError)."""
@@ -29,22 +31,10 @@ TYPE_TOKEN_P2SH = 3
 
 
 def _regroup(data: Sequence[int], from_bits: int, to_bits: int, pad: bool) -> list[int]:
-    """Regroup ``from_bits``-bit numbers into ``to_bits``-bit numbers; without ``pad`` the rest must be zeros."""
-    acc = bits = 0
-    out = []
-    maxv = (1 << to_bits) - 1
-    for value in data:
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & maxv)
-    if pad:
-        if bits:
-            out.append((acc << (to_bits - bits)) & maxv)
-    elif bits >= from_bits or (acc << (to_bits - bits)) & maxv:
-        raise CashAddrError("cashaddr payload has extra or non-zero padding bits")
-    return out
+    try:
+        return regroup_bits(data, from_bits, to_bits, pad)
+    except ValueError:
+        raise CashAddrError("cashaddr payload has extra or non-zero padding bits") from None
 
 
 def polymod(values: Sequence[int]) -> int:

@@ -7,6 +7,7 @@ Everything here is a pure function of its arguments. Byte strings named ``*_inte
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 _OP_0 = 0x00
 _OP_PUSHDATA1 = 0x4C
@@ -200,3 +201,28 @@ def internal_from_display(hash_display: str) -> bytes:
 def display_from_internal(hash_internal: bytes) -> str:
     """An internal-order hash as display hex (as RPC and block explorers print it)."""
     return hash_internal[::-1].hex()
+
+
+def regroup_bits(data: Sequence[int], from_bits: int, to_bits: int, pad: bool) -> list[int]:
+    """Regroup a sequence of ``from_bits``-bit numbers into ``to_bits``-bit numbers (bech32's and cashaddr's
+    base32 payloads). Without ``pad`` the leftover bits must be fewer than ``from_bits`` and all zero;
+    ValueError says what is wrong."""
+    acc = bits = 0
+    out = []
+    maxv = (1 << to_bits) - 1
+    for value in data:
+        if value < 0 or value >> from_bits:
+            raise ValueError("value out of range")
+        acc = (acc << from_bits) | value
+        bits += from_bits
+        while bits >= to_bits:
+            bits -= to_bits
+            out.append((acc >> bits) & maxv)
+    if pad:
+        if bits:
+            out.append((acc << (to_bits - bits)) & maxv)
+    elif bits >= from_bits:
+        raise ValueError(f"has more than {from_bits - 1} bits of padding")
+    elif (acc << (to_bits - bits)) & maxv:
+        raise ValueError("has non-zero padding")
+    return out
