@@ -50,8 +50,9 @@ class BlockSubmitter:
 
     ``settings``: the coin, its payout scheme and fee (what the block record carries); ``reward_for``: what a
     job's block pays to whom the pool credits (``JobManager.reward_for``); ``recorder``: where the block record
-    goes (None: nowhere); ``on_accepted``: called after a block a daemon took (fetch the new work at once);
-    ``found``: the list each ``FoundBlock`` is appended to.
+    goes (None: nowhere); ``on_accepted``: started as soon as a daemon took the block (fetch the new work at
+    once), concurrently with the best-chain check and the record, and awaited before ``on_found``; ``found``:
+    the list each ``FoundBlock`` is appended to.
     """
 
     settings: CoinSettings
@@ -93,16 +94,21 @@ class BlockSubmitter:
             accepted, reason = result.accepted, result.reason
         except DaemonError as exc:
             accepted, reason = False, f"submit-failed: {exc}"
-        in_best = await self._in_best_chain(height, block_hash) if accepted else False
-        found = FoundBlock(height, block_hash, candidate.worker, candidate.address, accepted, reason, in_best,
-                           self.clock())
-        self.found.append(found)
-        self.metrics.blocks.labels(coin_key, "accepted" if accepted else "rejected").inc()
-        self.log.info("block_submitted", coin=coin_key, height=height, hash=block_hash, accepted=accepted,
-                      reason=reason, in_best_chain=in_best)
-        await self._record(candidate, found)
-        if accepted and self.on_accepted is not None:
-            await self.on_accepted()
+        # The daemon has taken the block: every miner is hashing on a dead tip from here on, so the new work is
+        # fetched now, alongside the best-chain check and the record rather than after their round trips.
+        refresh = asyncio.ensure_future(self.on_accepted()) if accepted and self.on_accepted is not None else None
+        try:
+            in_best = await self._in_best_chain(height, block_hash) if accepted else False
+            found = FoundBlock(height, block_hash, candidate.worker, candidate.address, accepted, reason, in_best,
+                               self.clock())
+            self.found.append(found)
+            self.metrics.blocks.labels(coin_key, "accepted" if accepted else "rejected").inc()
+            self.log.info("block_submitted", coin=coin_key, height=height, hash=block_hash, accepted=accepted,
+                          reason=reason, in_best_chain=in_best)
+            await self._record(candidate, found)
+        finally:
+            if refresh is not None:
+                await refresh  # new work before on_found, and its failure is the submission's, as before
         if self.on_found is not None:
             await self.on_found(candidate, found)
         return found
