@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from stratum_pool.hashrate import HASHES_PER_DIFF1 as HASHES_PER_DIFF1
 from stratum_pool.hashrate import RateMeter
@@ -47,6 +48,29 @@ class _FlushFirst:
         return []
 
 
+class _ByProtocol:
+    """Shares judged and connections open per coin and protocol (V1, V2), read from the listeners' own plain
+    counts when scraped (nothing more per share than an integer addition)."""
+
+    def __init__(self) -> None:
+        self.sources: list[tuple[str, str, Callable[[], tuple[int, int, int]]]] = []
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        shares = CounterMetricFamily("stratum_pool_protocol_shares", "Shares judged, by protocol and result",
+                                     labels=["coin", "protocol", "result"])
+        connections = GaugeMetricFamily("stratum_pool_protocol_connections_open", "Open miner connections by protocol",
+                                        labels=["coin", "protocol"])
+        for coin, protocol, figures in self.sources:
+            accepted, rejected, open_ = figures()
+            shares.add_metric([coin, protocol, "accepted"], accepted)
+            shares.add_metric([coin, protocol, "rejected"], rejected)
+            connections.add_metric([coin, protocol], open_)
+        return [shares, connections]
+
+
 class PoolMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -54,6 +78,8 @@ class PoolMetrics:
         r = self.registry
         # first in the registry, so a scrape flushes the share counts before the counters are read
         r.register(_FlushFirst(self.flush))
+        self._by_protocol = _ByProtocol()
+        r.register(self._by_protocol)
         self.connections = Gauge("stratum_pool_connections_open", "Open miner connections", ["coin"], registry=r)
         self.sessions_authorized = Gauge("stratum_pool_sessions_authorized", "Authorized sessions", ["coin"],
                                          registry=r)
@@ -169,6 +195,11 @@ class PoolMetrics:
     def meter(self, coin: str) -> RateMeter:
         """The coin's accepted work (its hashrate over any window, its history)."""
         return self._meter(coin)
+
+    def watch_protocol(self, coin: str, protocol: str, figures: Callable[[], tuple[int, int, int]]) -> None:
+        """Export ``figures()`` = (shares accepted, shares rejected, connections open) of ``coin``'s listener of
+        ``protocol`` (read when scraped)."""
+        self._by_protocol.sources.append((coin, protocol, figures))
 
     def watch_coin(self, coin: str) -> None:
         """Gauges computed when scraped; the coin's hashrate is judged from now on."""

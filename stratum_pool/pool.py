@@ -279,6 +279,9 @@ class CoinPool:
         self.metrics.sessions_authorized.labels(key).set_function(lambda: self.live.workers_online)
         self.metrics.template_age.labels(key).set_function(self._template_age)
         self.metrics.watch_coin(key)
+        for listener in (self.server, self.sv2_server):
+            if listener is not None:
+                self.metrics.watch_protocol(key, listener.protocol, _listener_figures(listener))
 
     async def _found(self, candidate: BlockCandidate, found: FoundBlock) -> None:
         record = FoundRecord(
@@ -549,6 +552,10 @@ class CoinPool:
                 self._authorized.popitem(last=False)
             log.info("authorized", coin=self.coin.key, worker=action.worker, session=action.session_id)
         return None
+
+
+def _listener_figures(listener: StratumServer) -> Callable[[], tuple[int, int, int]]:
+    return lambda: (listener.shares_accepted, listener.shares_rejected, len(listener.sessions))
 
 
 def _session_config(settings: CoinSettings, limits: ServerLimits) -> SessionConfig:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from sv2_client import Sv2Client
 from test_integration_mining import coinbase_scripts
 
@@ -144,6 +145,11 @@ async def test_a_miner_mines_real_blocks_through_sv2_paying_its_address(
         await asyncio.sleep(0.05)
     blocks = pool.stats.blocks
     assert [b.accepted for b in blocks] == [True, True, True], blocks
+    # the same metrics as V1's, and the shares counted by protocol
+    metrics = generate_latest(pool.metrics.registry).decode()
+    assert 'stratum_pool_blocks_found_total{coin="bitcoin-regtest",result="accepted"} 3.0' in metrics
+    assert 'stratum_pool_protocol_shares_total{coin="bitcoin-regtest",protocol="v2",result="accepted"} 3.0' in metrics
+    assert 'stratum_pool_protocol_shares_total{coin="bitcoin-regtest",protocol="v1",result="accepted"} 0.0' in metrics
     script = address_to_script(address, BTC)
     for found in blocks:
         assert found.in_best_chain and found.worker == f"{address}.bitaxe"

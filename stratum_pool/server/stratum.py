@@ -330,10 +330,13 @@ class _Connection(asyncio.Protocol):
         """The guard's count of a judged share, then the pool's handling of ``action``; what the lines after
         it wait for (None: nothing)."""
         kind = type(action)
+        server = self.server
         if kind is ShareAccepted:
-            self.server.guard.valid(self.peer, action.worker)  # type: ignore[union-attr]
+            server.shares_accepted += 1
+            server.guard.valid(self.peer, action.worker)  # type: ignore[union-attr]
         elif kind is ShareRejected:
-            self.server.guard.share(self.peer, action.reason, action.worker)  # type: ignore[union-attr]
+            server.shares_rejected += 1
+            server.guard.share(self.peer, action.reason, action.worker)  # type: ignore[union-attr]
         try:
             return self.server.on_action(action)
         except Exception:
@@ -454,8 +457,9 @@ def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
 class StratumServer:
     """Listens on ``host:port`` and runs one :class:`Session` per connection."""
 
-    # what serves one socket (the Stratum V2 listener, server/sv2.py, has its own)
+    # what serves one socket (the Stratum V2 listener, server/sv2.py, has its own), and the protocol's name
     connection_class: type[_Connection] = _Connection
+    protocol = "v1"
 
     def __init__(
         self,
@@ -512,6 +516,8 @@ class StratumServer:
         self._tls_socket: socket.socket | None = None
         self._tls_accept: asyncio.Task[None] | None = None
         self._handshakes: dict[asyncio.Task[None], None] = {}  # TLS handshakes under way
+        self.shares_accepted = 0  # shares judged on this listener (metrics read them by protocol)
+        self.shares_rejected = 0
         self._connections: dict[_Connection, None] = {}  # insertion-ordered set
         # a durability barrier -> the connections holding lines behind it (_Connection._hold_one)
         self._waiting: dict[asyncio.Future[Any], list[_Connection]] = {}

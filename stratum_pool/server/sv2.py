@@ -79,6 +79,7 @@ class Sv2Server(StratumServer):
     """Listens on the coin's ``sv2_port`` and runs one :class:`Sv2Session` per connection."""
 
     connection_class = Sv2Connection
+    protocol = "v2"
 
     def __init__(self, host: str, port: int, session_factory: Callable[[str], Sv2Session],
                  on_action: Callable[..., Any], *, keys: ServerKeys, clock: Callable[[], float] = time.time,
