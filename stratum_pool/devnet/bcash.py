@@ -22,13 +22,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from stratum_pool.chain.address import address_to_script, script_to_address
 from stratum_pool.coins import get_coin
-from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, _tool
+from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, _tool, node_cli
 
 __all__ = ["BCASH_VERSION", "PACKAGE_DIR", "PATCHES", "BcashInstallError", "BcashNode", "install", "is_installed",
            "main"]
@@ -163,34 +162,7 @@ class BcashNode(BcoinNode):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: python -m stratum_pool.devnet.bcash install [--force] | run DATADIR"
-    if not args or args[0] in ("-h", "--help"):
-        print(usage)
-        return 0 if args else 2
-    if args[0] == "install":
-        started = time.monotonic()
-        try:
-            ran = install(force="--force" in args[1:])
-        except BcashInstallError as exc:
-            print(f"bcash install: {exc}", file=sys.stderr)
-            return 1
-        took = f" ({time.monotonic() - started:.0f}s)" if ran else ""
-        print(f"bcash {BCASH_VERSION} {'installed' if ran else 'already installed'} in {NODE_MODULES}{took}")
-        return 0
-    if args[0] == "run" and len(args) == 2:
-        node = BcashNode(Path(args[1]))
-        with node:
-            print(f"bcash regtest: rpc {node.url} wallet {node.wallet_url} p2p {node.p2p_address}"
-                  f" user {node.rpc_user!r} password {node.rpc_password!r}; Ctrl-C stops", flush=True)
-            try:
-                while node.running:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-        return 0
-    print(usage, file=sys.stderr)
-    return 2
+    return node_cli("bcash", BCASH_VERSION, NODE_MODULES, install, BcashInstallError, BcashNode, argv)
 
 
 if __name__ == "__main__":

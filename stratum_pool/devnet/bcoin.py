@@ -33,7 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -443,29 +443,31 @@ def running_node(datadir: Path, **kwargs: Any) -> Iterator[BcoinNode]:
 # --------------------------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def node_cli(name: str, version: str, node_modules: Path, install_node: Callable[..., bool],
+             install_error: type[Exception], node_class: Callable[[Path], BcoinNode],
+             argv: Sequence[str] | None = None) -> int:
+    """``python -m stratum_pool.devnet.NAME install [--force] | run DATADIR`` for an npm-installed node."""
     args = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: python -m stratum_pool.devnet.bcoin install [--force] | run DATADIR"
+    usage = f"usage: python -m stratum_pool.devnet.{name} install [--force] | run DATADIR"
     if not args or args[0] in ("-h", "--help"):
         print(usage)
         return 0 if args else 2
     if args[0] == "install":
-        force = "--force" in args[1:]
         started = time.monotonic()
         try:
-            ran = install(force=force)
-        except BcoinInstallError as exc:
-            print(f"bcoin install: {exc}", file=sys.stderr)
+            ran = install_node(force="--force" in args[1:])
+        except install_error as exc:
+            print(f"{name} install: {exc}", file=sys.stderr)
             return 1
         if ran:
-            print(f"bcoin {BCOIN_VERSION} installed in {NODE_MODULES} ({time.monotonic() - started:.0f}s)")
+            print(f"{name} {version} installed in {node_modules} ({time.monotonic() - started:.0f}s)")
         else:
-            print(f"bcoin {BCOIN_VERSION} already installed in {NODE_MODULES}")
+            print(f"{name} {version} already installed in {node_modules}")
         return 0
     if args[0] == "run" and len(args) == 2:
-        node = BcoinNode(Path(args[1]))
+        node = node_class(Path(args[1]))
         with node:
-            print(f"bcoin regtest: rpc {node.url} wallet {node.wallet_url} p2p {node.p2p_address}"
+            print(f"{name} regtest: rpc {node.url} wallet {node.wallet_url} p2p {node.p2p_address}"
                   f" user {node.rpc_user!r} password {node.rpc_password!r}; Ctrl-C stops", flush=True)
             try:
                 while node.running:
@@ -475,6 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(usage, file=sys.stderr)
     return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return node_cli("bcoin", BCOIN_VERSION, NODE_MODULES, install, BcoinInstallError, BcoinNode, argv)
 
 
 if __name__ == "__main__":
