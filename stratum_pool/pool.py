@@ -50,23 +50,24 @@ from stratum_pool.protocol.actions import (
     ShareRejected,
 )
 from stratum_pool.protocol.session import Session, SessionConfig
-from stratum_pool.protocol.v2.keys import ServerKeys
-from stratum_pool.protocol.v2.session import Sv2Session
-from stratum_pool.rewards.crediting import credit_block
 from stratum_pool.server.admin import AdminServer, normalize_ip
 from stratum_pool.server.limits import Ban, BanList, BanPolicy, Guard, ServerLimits, WorkerRegistry
 from stratum_pool.server.stratum import ExtranonceAllocator, StratumServer
-from stratum_pool.server.sv2 import Sv2Server
 from stratum_pool.server.tls import TlsError, server_context
 from stratum_pool.shares.names import split_user
 from stratum_pool.shares.vardiff import VardiffConfig
 from stratum_pool.store.found import FILE_NAME as FOUND_BLOCKS_FILE
 from stratum_pool.store.found import FoundBlockLog, FoundRecord
-from stratum_pool.store.loader import SpoolLoader
 from stratum_pool.store.recorder import ShareRecorder
 from stratum_pool.store.spool import ShareSpool
 from stratum_pool.webhooks import Notifier
 from stratum_pool.webhooks import events as notify_events
+
+if TYPE_CHECKING:  # imported where used: Stratum V2 (coincurve, cryptography) and the loader (psycopg) cost
+    # memory a pool without them does not need
+    from stratum_pool.protocol.v2.session import Sv2Session
+    from stratum_pool.server.sv2 import Sv2Server
+    from stratum_pool.store.loader import SpoolLoader
 
 log = structlog.get_logger("stratum_pool.pool")
 
@@ -256,6 +257,9 @@ class CoinPool:
         self.sv2_server: Sv2Server | None = None
         self._sv2_sessions = 0
         if settings.sv2_port:
+            from stratum_pool.protocol.v2.keys import ServerKeys
+            from stratum_pool.server.sv2 import Sv2Server
+
             self.sv2_keys = ServerKeys.from_file(settings.sv2_authority_key_file, int(clock()))
             self.sv2_server = Sv2Server(
                 settings.stratum_host, settings.sv2_port, self._new_sv2_session, self.on_action,
@@ -480,6 +484,8 @@ class CoinPool:
                        self.clock, self.share_rules, admit=self.worker_registry.admit)
 
     def _new_sv2_session(self, peer_ip: str) -> Sv2Session:
+        from stratum_pool.protocol.v2.session import Sv2Session
+
         self._sv2_sessions += 1
         return Sv2Session(self.session_config, self.jobs, self.check_address, f"v2-{self._sv2_sessions}",
                           self.allocator.allocate, self.allocator.release, self.clock(), rules=self.share_rules,
@@ -620,6 +626,9 @@ class Pool:
             self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id, on_failure=self.metrics.spool_failed)
             self.recorder = ShareRecorder(self.spool, clock=clock)
             self.recorder.start()
+            from stratum_pool.rewards.crediting import credit_block
+            from stratum_pool.store.loader import SpoolLoader
+
             self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, credit_block, clock=clock)
             self.loader.start()
             loader = self.loader
