@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
@@ -32,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from floor_server import FloorConnection, FloorServer  # noqa: E402
-from load import ADDRESSES, COIN, SHARE_DIFFICULTY, job_from_notify, write_config  # noqa: E402
+from load import ADDRESSES, COIN, SHARE_DIFFICULTY, job_from_notify, print_result, write_config  # noqa: E402
 from load import _lines as session_lines  # noqa: E402
 from standin_daemon import base_template  # noqa: E402
 
@@ -188,10 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("pool - floor", f"{r['pool_minus_floor_us']} us"),
         ("pool / native check", f"{r['pool_over_native_check']}x"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
-    print(json.dumps(r), flush=True)
+    print_result(rows, r)
     return r
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
 from bench_submit import CountingTransport, best_of, per_call_ns  # noqa: E402
 from bench_submit import measure as measure_v1  # noqa: E402
-from load import ADDRESSES, COIN, SHARE_DIFFICULTY, write_config  # noqa: E402
+from load import ADDRESSES, COIN, SHARE_DIFFICULTY, print_result, write_config  # noqa: E402
 from standin_daemon import base_template  # noqa: E402
 from sv2_client import Sv2Client  # noqa: E402
 
@@ -134,10 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("V2 / V1", f"{r['v2_over_v1']}x"),
         ("one Noise handshake, the pool's side", f"{r['handshake_responder_ms']} ms"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
-    print(json.dumps(r), flush=True)
+    print_result(rows, r)
     return r
 
 

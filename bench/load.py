@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
 from stratum_pool import _native  # noqa: E402
 from stratum_pool.coins import ALGO_SHA256D, COINS  # noqa: E402
 from stratum_pool.daemon.blocknotify import send_block_notify  # noqa: E402
+from stratum_pool.devnet.common import free_port_below_ephemeral as free_port  # noqa: E402
 
 PYTHON = sys.executable
 COIN = COINS["bitcoin-mainnet"]
@@ -75,19 +76,6 @@ FAILURE_REASONS: Counter[str] = Counter()
 # ----- processes and /proc
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free port below the ephemeral range: a listening port picked from that range can be taken by an
-    outgoing connection's source port (the pool's own RPC calls) before a second worker binds it."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(1000):
-        port = random.randrange(max(1024, low - 12_000), low)
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def raise_nofile() -> int:
@@ -414,6 +402,14 @@ class ClientJob:
     version: int
     nbits: int
     ntime: int
+
+
+def print_result(rows: list[tuple[str, str]], result: dict[str, Any]) -> None:
+    """A bench's table (label, figure) and then its one JSON line."""
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label.ljust(width)}  {value}")
+    print(json.dumps(result), flush=True)
 
 
 def job_from_notify(params: list[Any]) -> ClientJob:
@@ -773,10 +769,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("submit round trip", f"p50 {r['rtt_p50_ms']} ms, p99 {r['rtt_p99_ms']} ms"),
         ("share rows/s into PostgreSQL", str(r["db_share_rows_per_second"])),
     ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
-    print(json.dumps(r), flush=True)
+    print_result(rows, r)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from bcoin_fixtures import nodes_under
 
 from stratum_pool.devnet.bcash import BcashNode, install
 
@@ -38,17 +38,5 @@ def bcash_node(bcash_installed: bool, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture
 def bcash_factory(bcash_installed: bool, tmp_path: Path) -> Iterator[Callable[..., BcashNode]]:
-    made: list[BcashNode] = []
-
-    def make(name: str = "node", start: bool = True, **kwargs: Any) -> BcashNode:
-        node = BcashNode(tmp_path / name, **kwargs)
-        made.append(node)
-        if start:
-            node.start()
-        return node
-
-    try:
+    with nodes_under(BcashNode, tmp_path) as make:
         yield make
-    finally:
-        for node in reversed(made):
-            node.stop()

@@ -12,15 +12,18 @@ Each node listens on free 127.0.0.1 ports; use ``node.url``, ``node.rpc_user``, 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from stratum_pool.devnet.bcoin import BcoinNode, install
 
-__all__ = ["bcoin_factory", "bcoin_installed", "bcoin_node", "bcoin_segwit_node"]
+__all__ = ["bcoin_factory", "bcoin_installed", "bcoin_node", "bcoin_segwit_node", "nodes_under"]
+
+N = TypeVar("N", bound=BcoinNode)  # bcoin, or a node built on it (bcash)
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +56,14 @@ def bcoin_segwit_node(bcoin_installed: bool,
         node.stop()
 
 
-@pytest.fixture
-def bcoin_factory(bcoin_installed: bool, tmp_path: Path) -> Iterator[Callable[..., BcoinNode]]:
-    made: list[BcoinNode] = []
+@contextlib.contextmanager
+def nodes_under(node_class: Callable[..., N], directory: Path) -> Iterator[Callable[..., N]]:
+    """``make(name, start=True, **kwargs)`` builds ``node_class(directory / name, **kwargs)`` (started unless
+    told not to); every node made is stopped on leaving, the newest first."""
+    made: list[N] = []
 
-    def make(name: str = "node", start: bool = True, **kwargs: Any) -> BcoinNode:
-        node = BcoinNode(tmp_path / name, **kwargs)
+    def make(name: str = "node", start: bool = True, **kwargs: Any) -> N:
+        node = node_class(directory / name, **kwargs)
         made.append(node)
         if start:
             node.start()
@@ -69,3 +74,9 @@ def bcoin_factory(bcoin_installed: bool, tmp_path: Path) -> Iterator[Callable[..
     finally:
         for node in reversed(made):
             node.stop()
+
+
+@pytest.fixture
+def bcoin_factory(bcoin_installed: bool, tmp_path: Path) -> Iterator[Callable[..., BcoinNode]]:
+    with nodes_under(BcoinNode, tmp_path) as make:
+        yield make

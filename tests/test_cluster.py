@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stratum_pool.cluster.worker import worker_prefix
 from stratum_pool.coins import get_coin
 from stratum_pool.daemon.blocknotify import send_block_notify
+from stratum_pool.devnet.common import free_port_below_ephemeral
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -38,19 +38,6 @@ NODE_ID = 7
 SESSIONS = 24  # the kernel hashes each connection to a worker: all on one would be a 2**-23 chance
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free port below the ephemeral range (one from it could become a worker's RPC source port before
-    the second worker binds it)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(1000):
-        port = random.randrange(max(1024, low - 12_000), low)
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def _children(pid: int) -> list[int]:
@@ -72,7 +59,7 @@ def standin() -> Iterator[object]:
 @contextlib.contextmanager
 def _supervisor(tmp_path: Path, standin: object, api_port: int | None = None, extra: str = ""
                 ) -> Iterator[tuple[subprocess.Popen[bytes], int, int, object]]:
-    port, notify = _free_port(), _free_port(socket.SOCK_DGRAM)
+    port, notify = free_port_below_ephemeral(), free_port_below_ephemeral(socket.SOCK_DGRAM)
     daemon_port = standin.server_address[1]  # type: ignore[attr-defined]
     api = "enabled = false" if api_port is None else f"enabled = true\nhost = \"127.0.0.1\"\nport = {api_port}"
     config = tmp_path / "pool.toml"
@@ -228,7 +215,7 @@ def _scrape(api_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 
 
 async def test_metrics_of_every_worker_on_one_endpoint(tmp_path: Path, standin: object) -> None:
-    api_port = _free_port()
+    api_port = free_port_below_ephemeral()
     with _supervisor(tmp_path, standin, api_port) as (proc, port, _, _):
         await _wait_listening(port, proc, 2)
         miners = await asyncio.gather(*(_miner(port, i) for i in range(SESSIONS)))

@@ -7,7 +7,6 @@ authority key refused.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from stratum_pool.chain.address import address_to_script
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.coins import get_coin
 from stratum_pool.config import parse_settings
+from stratum_pool.devnet.common import free_port
 from stratum_pool.pool import CoinPool
 from stratum_pool.protocol.v2 import messages as m
 from stratum_pool.protocol.v2.keys import create_authority_key_file, decode_authority_key, new_secret, xonly_public_key
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.integration
 
 BTC = get_coin("bitcoin", "regtest")
 SHARE_DIFFICULTY = 1e-12  # below regtest's network difficulty, so a share need not be a block
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

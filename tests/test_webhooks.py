@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from stratum_pool.chain.address import address_to_script
 from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import get_coin
 from stratum_pool.config import parse_settings
+from stratum_pool.devnet.common import free_port
 from stratum_pool.pool import Pool
 from stratum_pool.webhooks import Notifier, NotifySettings
 from stratum_pool.webhooks.events import block_found, payout_sent, worker_offline
@@ -75,12 +75,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     r = await Receiver().start()
     yield r
     await r.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

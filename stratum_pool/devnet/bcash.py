@@ -27,7 +27,7 @@ from pathlib import Path
 
 from stratum_pool.chain.address import address_to_script, script_to_address
 from stratum_pool.coins import get_coin
-from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, _tool, node_cli
+from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, _tool, install_step, node_cli
 
 __all__ = ["BCASH_VERSION", "PACKAGE_DIR", "PATCHES", "BcashInstallError", "BcashNode", "install", "is_installed",
            "main"]
@@ -75,14 +75,7 @@ def is_installed() -> bool:
 
 
 def _run(argv: list[str], what: str, timeout: float) -> None:
-    try:
-        done = subprocess.run(argv, cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise BcashInstallError(f"{what} timed out after {timeout:.0f}s") from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise BcashInstallError(f"{what} failed (exit {done.returncode}) in {PACKAGE_DIR}:\n{tail}")
+    install_step(argv, what, timeout, PACKAGE_DIR, BcashInstallError)
 
 
 def _apply_patches() -> None:

@@ -111,15 +111,22 @@ def is_installed() -> bool:
         return False
 
 
-def _run(argv: list[str], what: str, timeout: float) -> None:
+def install_step(argv: list[str], what: str, timeout: float, cwd: Path,
+                 error: type[Exception]) -> None:
+    """One step of an npm-installed node's install, run in ``cwd``; ``error`` names what failed, with the
+    output's tail."""
     try:
-        done = subprocess.run(argv, cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=timeout,
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
-        raise BcoinInstallError(f"{what} timed out after {timeout:.0f}s") from exc
+        raise error(f"{what} timed out after {timeout:.0f}s") from exc
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise BcoinInstallError(f"{what} failed (exit {done.returncode}) in {PACKAGE_DIR}:\n{tail}")
+        raise error(f"{what} failed (exit {done.returncode}) in {cwd}:\n{tail}")
+
+
+def _run(argv: list[str], what: str, timeout: float) -> None:
+    install_step(argv, what, timeout, PACKAGE_DIR, BcoinInstallError)
 
 
 def install(force: bool = False, timeout: float = 600.0) -> bool:
