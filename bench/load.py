@@ -116,6 +116,9 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
+THREAD_NAMES = {"sp-spool": "spool writer", "sp-loader": "loader", "sp-rpc": "RPC", "sp-rpc-longpoll": "RPC"}
+
+
 def thread_cpu(pids: list[int]) -> dict[str, float]:
     """CPU seconds of ``pids``: the event loops (the processes' main threads) apart from every other thread."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -133,9 +136,8 @@ def thread_cpu(pids: list[int]) -> dict[str, float]:
                     name = f.read().strip()
             except OSError:
                 continue
-            # Python 3.11 does not name its threads for the OS: every other thread reads "python"
-            name = "event loop (main thread)" if task == str(pid) else (
-                "other threads (spool writer, loader, RPC)" if name == "python" else name)
+            # the pool names its threads for the OS (stratum_pool.osthread); unnamed ones read "python"
+            name = "event loop (main thread)" if task == str(pid) else THREAD_NAMES.get(name, "other threads")
             out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
 

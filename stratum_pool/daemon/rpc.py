@@ -51,6 +51,7 @@ from bitcoinrpc.authproxy import USER_AGENT, AuthServiceProxy, JSONRPCException
 
 from stratum_pool.coins import Coin
 from stratum_pool.daemon.gcpause import gc_automatic, gc_paused
+from stratum_pool.osthread import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -415,9 +416,11 @@ class DaemonClient:
         self.backoff_max = backoff_max
         self.recheck_after = recheck_after
         self.longpoll_timeout = longpoll_timeout
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc",
+                                            initializer=name_this_thread, initargs=("sp-rpc",))
         # Long polls block for minutes: they get their own threads so they never starve ordinary calls.
-        self._long_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rpc-longpoll")
+        self._long_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rpc-longpoll",
+                                                 initializer=name_this_thread, initargs=("sp-rpc-longpoll",))
         self._closed = False
         # Told of every call: (endpoint name, method, seconds, error kind or None). Metrics hook in here.
         self.observer: Callable[[str, str, float, str | None], None] | None = None

@@ -39,6 +39,7 @@ import contextlib
 import random
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -48,6 +49,7 @@ import psycopg
 import structlog
 
 from stratum_pool.coins import COINS, Coin
+from stratum_pool.osthread import name_this_thread
 from stratum_pool.store import shares as q
 from stratum_pool.store.spool import (
     KIND_SHARE,
@@ -182,6 +184,8 @@ class SpoolLoader:
         self._task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
         self._recent: deque[tuple[float, int]] = deque()  # (monotonic start, records) of the last interval's batches
+        # the batches' own thread (named for the OS: its CPU shows apart from the pool's other threads)
+        self._executor: ThreadPoolExecutor | None = None
 
     # ----- numbers for metrics and the API
 
@@ -275,6 +279,11 @@ class SpoolLoader:
 
     # ----- the task
 
+    async def _in_thread(self) -> int:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, "loader", initializer=name_this_thread, initargs=("sp-loader",))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.load_batch)
+
     def start(self) -> None:
         if self._task is None:
             self._stopping = asyncio.Event()
@@ -286,7 +295,7 @@ class SpoolLoader:
         while not stopping.is_set():
             started = time.monotonic()
             try:
-                loaded = await asyncio.to_thread(self.load_batch)
+                loaded = await self._in_thread()
             except Exception as exc:
                 self._failed(exc)
                 await self._wait(stopping, self._backoff(), wake_on_data=False)
@@ -347,11 +356,14 @@ class SpoolLoader:
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline:
             try:
-                if not await asyncio.to_thread(self.load_batch):
+                if not await self._in_thread():
                     break
             except Exception as exc:
                 self._failed(exc)
                 break
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
         self.close()
 
 

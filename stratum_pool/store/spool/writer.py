@@ -20,6 +20,7 @@ from typing import Final
 
 import structlog
 
+from stratum_pool.osthread import name_this_thread
 from stratum_pool.store.spool.codec import HEAD, KIND_SHARE, encode_frame, pack_share_body
 from stratum_pool.store.spool.records import SpoolRecord
 from stratum_pool.store.spool.segments import Segments
@@ -62,6 +63,7 @@ class _WriterThread:
         return future
 
     def _run(self) -> None:
+        name_this_thread("sp-spool")
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:
