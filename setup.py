@@ -24,9 +24,11 @@ native = Extension(
         "native/sha256_armv8.c",
         "native/scrypt.c",
         "native/share.c",
+        "native/groupcommit.c",
     ],
     include_dirs=["native"],
-    depends=["native/sha256.h", "native/scrypt.h", "native/share.h", "native/shareset.pxi", "native/sharecore.pxi", "native/v1submit.pxi"],
+    depends=["native/sha256.h", "native/scrypt.h", "native/share.h", "native/shareset.pxi", "native/sharecore.pxi", "native/v1submit.pxi",
+             "native/groupcommit.h", "native/groupcommit.pxi"],
     extra_compile_args=COMPILE_ARGS,
     extra_link_args=LINK_ARGS,
 )

@@ -194,6 +194,36 @@ def pool_side_notify_ms(api_port: int) -> tuple[int, float] | None:
     return (int(count), total / count * 1000) if count else None
 
 
+def spool_counts(api_port: int) -> tuple[float, float] | None:
+    """The pool's spool group commits and records made durable so far, from its /metrics (None: no spool)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    commits = records = None
+    for line in text.splitlines():
+        if line.startswith("stratum_pool_spool_group_commits_total "):
+            commits = float(line.split()[-1])
+        elif line.startswith("stratum_pool_spool_records_total "):
+            records = float(line.split()[-1])
+    return (commits, records) if commits is not None and records is not None else None
+
+
+def postgres_pids() -> list[int]:
+    """Every process of this machine named postgres (the server, its backends, its writers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == "postgres":
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
 def rss_bytes(pids: list[int]) -> int:
     return status_sum([f"/proc/{pid}/status" for pid in pids], "VmRSS:") * 1024
 
@@ -216,8 +246,9 @@ def wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes] | None =
 
 
 def write_config(path: Path, *, stratum_port: int, daemon_port: int, notify_port: int, workers: int,
-                 longpoll: bool, dsn: str, log_level: str, api_port: int) -> None:
-    database = f'[database]\ndsn = "{dsn}"\nspool_dir = "{path.parent / "spool"}"\n\n' if dsn else ""
+                 longpoll: bool, dsn: str, log_level: str, api_port: int, group_commit_ms: float = 2.0) -> None:
+    database = (f'[database]\ndsn = "{dsn}"\nspool_dir = "{path.parent / "spool"}"\n'
+                f"group_commit_ms = {group_commit_ms}\n\n") if dsn else ""
     path.write_text(f"""{database}[api]
 enabled = true
 host = "127.0.0.1"
@@ -698,9 +729,14 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
     threads_before = thread_cpu(pids)
     wakeups_before = wakeups(workers)
     rows_before = share_rows(args.dsn) if args.dsn else 0
+    measure_spool = bool(args.dsn) and not args.baseline
+    spool_before = spool_counts(ports["api"]) if measure_spool else None
+    postgres_before = cpu_seconds(postgres_pids()) if args.dsn else 0.0
     started = time.monotonic()
     elapsed = await submit_load(active, args.rate, args.seconds, mix, tally)
     cpu = cpu_seconds(pids) - cpu_before
+    postgres_cpu = cpu_seconds(postgres_pids()) - postgres_before if args.dsn else 0.0
+    spool_after = spool_counts(ports["api"]) if measure_spool else None
     threads_after = thread_cpu(pids)
     woken = wakeups(workers) - wakeups_before
     submits = sum(tally.answered.values())
@@ -710,6 +746,12 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
             for name, seconds in sorted(threads_after.items())
             if seconds - threads_before.get(name, 0.0) > 0},
         loop_wakeups_per_1000_submits=round(woken / max(1, submits) * 1000, 1))
+    if spool_before is not None and spool_after is not None:
+        commits, records = spool_after[0] - spool_before[0], spool_after[1] - spool_before[1]
+        result.update(spool_group_commits_per_second=round(commits / elapsed, 1),
+                      spool_records_per_group_commit=round(records / max(1.0, commits), 2))
+    if args.dsn:  # not the pool's: every postgres process of this machine, for scale
+        result.update(postgres_cpu_us_per_submit=round(postgres_cpu / max(1, submits) * 1e6, 2))
     accepted = tally.answered["valid:accepted"]
     wrong = {k: v for k, v in tally.answered.items() if k.split(":")[1] != EXPECTED[k.split(":")[0]]}
     result.update(
@@ -771,6 +813,11 @@ def print_table(r: dict[str, Any]) -> None:
         ("submit round trip", f"p50 {r['rtt_p50_ms']} ms, p99 {r['rtt_p99_ms']} ms"),
         ("share rows/s into PostgreSQL", str(r["db_share_rows_per_second"])),
     ]
+    if "spool_group_commits_per_second" in r:
+        rows.append(("spool group commits (fsyncs)", f"{r['spool_group_commits_per_second']}/s, "
+                                                     f"{r['spool_records_per_group_commit']} records each"))
+    if "postgres_cpu_us_per_submit" in r:
+        rows.append(("PostgreSQL's CPU per submit (not the pool's)", f"{r['postgres_cpu_us_per_submit']} us"))
     print_result(rows, r)
 
 
@@ -792,6 +839,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="run the pool through its supervisor (stratum_pool.serve supervise) even with one worker")
     p.add_argument("--longpoll", action="store_true", help="turn the pool's longpoll on")
     p.add_argument("--dsn", default="", help="database.dsn: measure share rows/s reaching PostgreSQL")
+    p.add_argument("--group-commit-ms", type=float, default=2.0, help="database.group_commit_ms (with --dsn)")
     p.add_argument("--connect-timeout", type=float, default=120)
     p.add_argument("--log-level", default="warning")
     p.add_argument("--profile", default="",
@@ -861,7 +909,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config = tmp / "pool.toml"
         write_config(config, stratum_port=ports["stratum"], daemon_port=ports["daemon"], notify_port=ports["notify"],
                      workers=args.workers, longpoll=args.longpoll, dsn=args.dsn, log_level=args.log_level,
-                     api_port=ports["api"])
+                     api_port=ports["api"], group_commit_ms=args.group_commit_ms)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if args.dsn:  # the schema first (safe to run twice), as an operator's ExecStartPre does
             subprocess.run([PYTHON, "-m", "stratum_pool.cli", "migrate", "--config", str(config)], env=env,

@@ -203,3 +203,4 @@ def set_sha_backend(str name):
 include "shareset.pxi"
 include "sharecore.pxi"
 include "v1submit.pxi"
+include "groupcommit.pxi"

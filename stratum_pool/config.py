@@ -145,6 +145,9 @@ class DatabaseSettings:
     # days of shares kept in the shares table (whole daily partitions dropped after); 0 keeps them all. A
     # partition a pending block's window or an open PROP round still needs is kept (store/retention.py).
     retention_days: int = field(default=0, metadata=at_least(0, "0 (keep every share) or a number of days"))
+    # The spool's group commit: accepted shares of this many milliseconds (counted from the first) are made
+    # durable with one fdatasync, and their miners answered then. Longer: less CPU per share, later answers.
+    group_commit_ms: float = field(default=2.0, metadata=at_least(0, "0 (every batch at once) or more milliseconds"))
 
 
 @dataclass(frozen=True, slots=True)

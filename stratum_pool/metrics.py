@@ -71,6 +71,24 @@ class _ByProtocol:
         return [shares, connections]
 
 
+class _Spool:
+    """The spool's own counts when scraped: group commits (one write and fsync each) and records written."""
+
+    def __init__(self) -> None:
+        self.figures: Callable[[], tuple[int, int]] | None = None  # (group commits, records fsynced)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        if self.figures is None:
+            return []
+        commits, records = self.figures()
+        return [CounterMetricFamily("stratum_pool_spool_group_commits", "Spool writes made durable (one fsync each)",
+                                    value=commits),
+                CounterMetricFamily("stratum_pool_spool_records", "Spool records made durable", value=records)]
+
+
 class PoolMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -80,6 +98,8 @@ class PoolMetrics:
         r.register(_FlushFirst(self.flush))
         self._by_protocol = _ByProtocol()
         r.register(self._by_protocol)
+        self._spool = _Spool()
+        r.register(self._spool)
         self.connections = Gauge("stratum_pool_connections_open", "Open miner connections", ["coin"], registry=r)
         self.sessions_authorized = Gauge("stratum_pool_sessions_authorized", "Authorized sessions", ["coin"],
                                          registry=r)
@@ -200,6 +220,10 @@ class PoolMetrics:
         """Export ``figures()`` = (shares accepted, shares rejected, connections open) of ``coin``'s listener of
         ``protocol`` (read when scraped)."""
         self._by_protocol.sources.append((coin, protocol, figures))
+
+    def watch_spool(self, figures: Callable[[], tuple[int, int]]) -> None:
+        """Export ``figures()`` = (group commits, records made durable) of the share spool (read when scraped)."""
+        self._spool.figures = figures
 
     def watch_coin(self, coin: str) -> None:
         """Gauges computed when scraped; the coin's hashrate is judged from now on."""

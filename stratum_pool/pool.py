@@ -623,8 +623,16 @@ class Pool:
             # PostgreSQL, exactly once, whenever it is reachable.
             # a record the spool could not write is still answered (server/stratum.py logs share_not_durable):
             # counted for alerting
-            self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id, on_failure=self.metrics.spool_failed)
+            self.spool = ShareSpool(Path(db.spool_dir), self.spool_node_id, on_failure=self.metrics.spool_failed,
+                                    group_commit_seconds=db.group_commit_ms / 1000)
             self.recorder = ShareRecorder(self.spool, clock=clock)
+            spool = self.spool
+
+            def spool_figures() -> tuple[int, int]:
+                stats = spool.stats()
+                return stats.fsyncs, stats.records_written
+
+            self.metrics.watch_spool(spool_figures)
             self.recorder.start()
             from stratum_pool.rewards.crediting import credit_block
             from stratum_pool.store.loader import SpoolLoader

@@ -42,29 +42,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def default_write(fd: int, data: bytes) -> int:
-    return os.write(fd, data)
-
-
 class Segments:
-    """The segment files of one spool directory. The writer thread appends (:meth:`append`); any thread may
-    list them (:meth:`snapshot`), delete loaded ones (:meth:`truncate_through`) or read the counters under
-    ``lock``, which guards the list, the sizes, ``fsynced_seq`` and the counters."""
+    """The segment files of one spool directory. The writer thread (:mod:`.writer`) appends to the last one
+    through its file descriptor (:attr:`fd`) and starts new ones (:meth:`rotate`); any thread may
+    :meth:`snapshot` and :meth:`truncate_through`. ``lock`` guards the list and the sizes; the last
+    segment's size is the writer's (``live_size``: what it has made durable)."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 fsync: Callable[[int], None] = os.fsync,
-                 write: Callable[[int, bytes], int] = default_write) -> None:
+    def __init__(self, directory: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
-        self._fsync = fsync
-        self._write = write
         self.lock = threading.Lock()
         self.segments: list[Segment] = []
-        self._fd: int | None = None  # open for append: the last segment, owned by the writer thread
-        self._rotate = False  # start a new segment at the next write (after a failed one)
-        self.fsynced_seq = 0  # every record up to here that did not fail is on disk
-        self.fsyncs = 0
-        self.write_errors = 0
+        self.fd: int | None = None  # open for append: the last segment, written by the writer thread
+        self.live_size: Callable[[], int] | None = None  # the last segment's durable size, once a writer owns it
 
     def open(self, clock: Callable[[], float]) -> int:
         """Take over the directory's segments (creating it and a first segment if need be); returns the next
@@ -76,11 +66,10 @@ class Segments:
         for p in paths:
             self.segments.append(Segment(int(p.stem), p, p.stat().st_size))
         if self.segments:
-            next_seq = self._recover_tail(self.segments[-1])
-        else:
-            next_seq = max(1, int(clock() * 1_000_000))
-            self.new_segment(next_seq)
-        self.fsynced_seq = next_seq - 1
+            return self._recover_tail(self.segments[-1])
+        next_seq = max(1, int(clock() * 1_000_000))
+        self.fd = self._create(next_seq)
+        self.segments.append(Segment(next_seq, self.directory / segment_name(next_seq), 0))
         return next_seq
 
     def _recover_tail(self, last: Segment) -> int:
@@ -92,83 +81,55 @@ class Segments:
             with open(last.path, "r+b") as f:
                 f.truncate(good)
                 f.flush()
-                self._fsync(f.fileno())
+                os.fsync(f.fileno())
             last.size = good
         next_seq = found[-1][0] + 1 if found else last.first_seq
-        self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+        self.fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
         # never hand out a number at or below one an earlier segment already used
         return max(next_seq, last.first_seq)
 
-    def new_segment(self, first_seq: int) -> None:
-        """Open a fresh segment for appending (writer thread, or :meth:`open`)."""
-        path = self.directory / segment_name(first_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def _create(self, first_seq: int) -> int:
+        """A fresh, empty segment file for ``first_seq``, its name durable in the directory; its descriptor."""
+        fd = os.open(self.directory / segment_name(first_seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.ftruncate(fd, 0)  # a leftover of a failed write with that name is not ours
             fsync_dir(self.directory)
         except BaseException:
             os.close(fd)
             raise
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd = fd
+        return fd
+
+    def rotate(self, first_seq: int, old_size: int, adopt: Callable[[int], None]) -> None:
+        """Writer thread: start a new segment for the records from ``first_seq`` on; the last one keeps
+        ``old_size`` bytes (its durable size). ``adopt(fd)`` hands the new descriptor to the writer, under the
+        lock, so that no snapshot sees the new segment with the old one's size. Raises ``OSError`` (nothing
+        changed) if the file cannot be made."""
+        fd = self._create(first_seq)
         with self.lock:
-            if self.segments and self.segments[-1].first_seq == first_seq:
+            if self.segments and self.segments[-1].first_seq == first_seq:  # its first write failed: the same name
                 self.segments[-1].size = 0
             else:
-                self.segments.append(Segment(first_seq, path, 0))
-
-    def append(self, data: bytes, first_seq: int, last_seq: int) -> None:
-        """Writer thread: append ``data`` (the frames of first_seq..last_seq) and fsync, or undo and raise."""
-        fd: int | None = None
-        start = 0
-        try:
-            if self._rotate or self._fd is None:
-                self.new_segment(first_seq)
-                self._rotate = False
-            else:
-                with self.lock:
-                    full = self.segments[-1].size > 0 and \
-                        self.segments[-1].size + len(data) > self.segment_bytes
-                if full:
-                    self.new_segment(first_seq)  # the old one was fsynced with its last batch
-            fd = self._fd
-            assert fd is not None
-            with self.lock:
-                segment = self.segments[-1]
-                start = segment.size
-            written = 0
-            while written < len(data):
-                written += self._write(fd, data[written:] if written else data)
-            self._fsync(fd)
-        except OSError as exc:
-            with self.lock:
-                self.write_errors += 1
-            log.error("spool_write_failed", error=str(exc), first_seq=first_seq, last_seq=last_seq)
-            # cut the partial write off and carry on in a new segment; if the cut fails too, the garbage stays
-            # at the end of a segment nothing is appended to any more, where readers stop
-            if fd is not None:
-                try:
-                    os.ftruncate(fd, start)
-                except OSError:
-                    pass
-            self._rotate = True
-            raise
-        with self.lock:
-            segment.size = start + len(data)
-            self.fsynced_seq = last_seq
-            self.fsyncs += 1
+                if self.segments:
+                    self.segments[-1].size = old_size
+                self.segments.append(Segment(first_seq, self.directory / segment_name(first_seq), 0))
+            adopt(fd)
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd = fd
 
     def close(self) -> None:
         """Close the segment open for appending (after the writer thread stopped)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def snapshot(self) -> list[tuple[int, Path, int]]:
         """(first seq, path, fsynced size) of every segment, in seq order."""
         with self.lock:
-            return [(s.first_seq, s.path, s.size) for s in self.segments]
+            out = [(s.first_seq, s.path, s.size) for s in self.segments]
+            if out and self.live_size is not None:
+                out[-1] = (out[-1][0], out[-1][1], self.live_size())
+            return out
 
     def truncate_through(self, seq: int) -> int:
         """Delete every segment whose records all have seq <= ``seq`` (never the one being appended to).

@@ -3,7 +3,6 @@ of one directory together."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 from stratum_pool.store.spool.codec import Frame
 from stratum_pool.store.spool.reader import SpoolReader
 from stratum_pool.store.spool.records import SpoolRecord
-from stratum_pool.store.spool.segments import DEFAULT_SEGMENT_BYTES, Segments, default_write
+from stratum_pool.store.spool.segments import DEFAULT_SEGMENT_BYTES, Segments
 from stratum_pool.store.spool.writer import DEFAULT_GROUP_COMMIT_SECONDS, SpoolWriter
 
 
@@ -27,6 +26,7 @@ class SpoolStats:
     fsyncs: int
     write_errors: int
     records_failed: int = 0  # records whose write failed: their futures carried the error
+    records_written: int = 0  # records made durable since the spool was opened (in ``fsyncs`` group commits)
 
 
 class ShareSpool(SpoolWriter):
@@ -37,13 +37,11 @@ class ShareSpool(SpoolWriter):
     def __init__(self, directory: Path | str, node_id: int = 0, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
                  group_commit_seconds: float = DEFAULT_GROUP_COMMIT_SECONDS,
                  clock: Callable[[], float] | None = None,
-                 fsync: Callable[[int], None] = os.fsync,
-                 write: Callable[[int, bytes], int] = default_write,
                  on_failure: Callable[[int, BaseException], None] | None = None) -> None:
         self.directory = Path(directory)
         self.node_id = node_id
         self.segment_bytes = segment_bytes
-        segments = Segments(self.directory, segment_bytes=segment_bytes, fsync=fsync, write=write)
+        segments = Segments(self.directory, segment_bytes=segment_bytes)
         next_seq = segments.open(clock if clock is not None else time.time)
         super().__init__(segments, next_seq, group_commit_seconds=group_commit_seconds, on_failure=on_failure)
         self._reader = SpoolReader(segments)
@@ -62,12 +60,19 @@ class ShareSpool(SpoolWriter):
         return self._segments.truncate_through(seq)
 
     def stats(self) -> SpoolStats:
-        segments = self._segments
-        with segments.lock:
-            return SpoolStats(
-                first_seq=segments.segments[0].first_seq if segments.segments else self._next_seq,
-                last_seq=self._next_seq - 1, fsynced_seq=segments.fsynced_seq,
-                pending_records=len(self._pending) + self._inflight,
-                bytes=sum(s.size for s in segments.segments), segments=len(segments.segments),
-                fsyncs=segments.fsyncs, write_errors=segments.write_errors, records_failed=self._records_failed,
-            )
+        fsynced_seq, pending, commits, written, _ = self._counts()
+        snapshot = self._segments.snapshot()
+        return SpoolStats(
+            first_seq=snapshot[0][0] if snapshot else self._next_seq,
+            last_seq=self._next_seq - 1, fsynced_seq=fsynced_seq, pending_records=pending,
+            bytes=sum(size for _, _, size in snapshot), segments=len(snapshot),
+            fsyncs=commits, write_errors=self.write_errors, records_failed=self._records_failed,
+            records_written=written,
+        )
+
+    def inject_fault(self, err: int, *, partial: int = 0, on_fsync: bool = False, times: int = 1,
+                     delay: float = 0.0) -> None:
+        """Tests: the next ``times`` batches fail with ``errno`` ``err`` in the writer's own write (after
+        ``partial`` bytes reached the file) or fdatasync (``on_fsync``); with ``err`` 0, each sleeps ``delay``
+        seconds after its fdatasync (a slow disk)."""
+        self._gc.fault(err, partial, on_fsync, times, delay)
