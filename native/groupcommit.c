@@ -173,15 +173,16 @@ static fault_t next_fault(sp_gc *gc) {
     return f;
 }
 
-static int write_all(int fd, const uint8_t *data, size_t len, fault_t fault, int64_t *written) {
+/* The batch at `at` (the segment is preallocated: its size does not change, so fdatasync writes the data only). */
+static int write_all(int fd, const uint8_t *data, size_t len, int64_t at, fault_t fault, int64_t *written) {
     size_t done = 0;
     if (fault.err != 0 && !fault.on_fsync) {
         size_t partial = (size_t)fault.partial < len ? (size_t)fault.partial : len;
-        if (partial > 0 && write(fd, data, partial) > 0) *written = (int64_t)partial;
+        if (partial > 0 && pwrite(fd, data, partial, (off_t)at) > 0) *written = (int64_t)partial;
         return fault.err;
     }
     while (done < len) {
-        ssize_t n = write(fd, data + done, len - done);
+        ssize_t n = pwrite(fd, data + done, len - done, (off_t)(at + (int64_t)done));
         if (n < 0) {
             if (errno == EINTR) continue;
             return errno;
@@ -227,10 +228,10 @@ int sp_gc_run(sp_gc *gc) {
         pthread_mutex_unlock(&gc->mu);
 
         int64_t written = 0;
-        int err = write_all(fd, gc->spare, len, fault, &written);
+        int err = write_all(fd, gc->spare, len, start, fault, &written);
         if (err != 0 && written > 0) {
-            /* cut the partial write off; if that fails too, the bytes stay at the end of a segment nothing is
-             * appended to any more (need_rotate), where readers stop */
+            /* cut the partial write off (the rest of the segment is unused: need_rotate); if that fails too, the
+             * bytes stay after the last record of a segment nothing is written to any more, where readers stop */
             while (ftruncate(fd, (off_t)start) != 0 && errno == EINTR) {}
         }
         pthread_mutex_lock(&gc->mu);

@@ -104,8 +104,10 @@ async def test_append_share_writes_the_frame_append_writes(tmp_path: Path) -> No
         spool.append_share(r.time, r.difficulty, r.achieved, r.height, r.is_block, key)
     spool.append(share(3))
     await spool.flush()
-    assert next(tmp_path.glob("*.seg")).read_bytes() == b"".join(
-        encode_frame(i + 1, replace(r, seq=i + 1)) for i, r in enumerate([*records, share(3)]))
+    expected = b"".join(encode_frame(i + 1, replace(r, seq=i + 1)) for i, r in enumerate([*records, share(3)]))
+    data = next(tmp_path.glob("*.seg")).read_bytes()
+    assert data[:len(expected)] == expected
+    assert not any(data[len(expected):])  # then the preallocated rest: zeros
     assert spool.read_from(0, 10) == [replace(r, seq=i + 1) for i, r in enumerate([*records, share(3)])]
     await spool.close()
 
@@ -158,17 +160,27 @@ async def test_seq_continues_across_reopen(tmp_path: Path) -> None:
     await again.close()
 
 
+def data_end(segment: Path) -> int:
+    """Where a segment's records end (a preallocated segment is zeros after them)."""
+    data = segment.read_bytes()
+    _, good, stop = codec.frames(data, 0, len(data))
+    assert stop in ("end", "zeros")
+    return good
+
+
 async def test_torn_tail_is_truncated_on_open(tmp_path: Path) -> None:
     spool = ShareSpool(tmp_path, clock=zero)
     await asyncio.gather(*(spool.append(share(i))[1] for i in range(3)))
     await spool.close()
     segment = next(tmp_path.glob("*.seg"))
-    good_size = segment.stat().st_size
+    good_size = data_end(segment)
     frame = encode_frame(4, share(3))
-    with open(segment, "ab") as f:
+    with open(segment, "r+b") as f:
+        f.seek(good_size)
         f.write(frame[: len(frame) // 2])  # the crash came in the middle of a write
     again = ShareSpool(tmp_path, clock=zero)
-    assert segment.stat().st_size == good_size
+    assert data_end(segment) == good_size
+    assert not any(segment.read_bytes()[good_size:])  # the torn bytes are gone, the rest is zeros again
     assert [r.seq for r in again.read_from(0, 10)] == [1, 2, 3]
     seq, future = again.append(share(3))
     await future
@@ -183,7 +195,7 @@ async def test_corrupt_tail_is_truncated_on_open(tmp_path: Path) -> None:
     await spool.close()
     segment = next(tmp_path.glob("*.seg"))
     data = bytearray(segment.read_bytes())
-    data[-3] ^= 0xFF  # the last record's bytes are not what was written
+    data[data_end(segment) - 3] ^= 0xFF  # the last record's bytes are not what was written
     segment.write_bytes(bytes(data))
     again = ShareSpool(tmp_path, clock=zero)
     assert [r.seq for r in again.read_from(0, 10)] == [1, 2]
@@ -376,6 +388,8 @@ def _plain_frames(data: bytes, start: int, end: int, max_frames: int = 1 << 62) 
         if offset + 8 > end:
             return out, offset, "torn"
         length, crc = struct.unpack_from("<II", data, offset)
+        if length == 0 and crc == 0:
+            return out, offset, "zeros"
         if length < 9 or length > MAX_FRAME_BODY:
             return out, offset, "corrupt"
         body_end = offset + 8 + length
@@ -390,7 +404,7 @@ def _plain_frames(data: bytes, start: int, end: int, max_frames: int = 1 << 62) 
     return out, offset, "end"
 
 
-@given(count=st.integers(0, 12), damage=st.sampled_from(["none", "flip", "cut", "garbage", "length"]),
+@given(count=st.integers(0, 12), damage=st.sampled_from(["none", "flip", "cut", "garbage", "length", "zeros"]),
        where=st.floats(0.0, 1.0), value=st.integers(0, 255), max_frames=st.integers(0, 20))
 def test_frames_agree_with_the_plain_parser_on_damaged_data(count: int, damage: str, where: float, value: int,
                                                            max_frames: int) -> None:
@@ -403,6 +417,8 @@ def test_frames_agree_with_the_plain_parser_on_damaged_data(count: int, damage: 
         del data[at:]
     elif damage == "garbage":
         data[at:at] = bytes([value]) * (1 + value % 23)
+    elif damage == "zeros":  # a preallocated segment: the records, then zeros (cut anywhere)
+        data[at:] = bytes(value + 1)
     elif damage == "length" and len(data) >= 4:
         data[at - at % 4:at - at % 4 + 4] = struct.pack("<I", value * 1_000_003)
     raw = bytes(data)
@@ -434,7 +450,7 @@ async def test_a_corrupt_frame_mid_segment_ends_that_segment_only(tmp_path: Path
     await spool.close()
     segments = sorted(tmp_path.glob("*.seg"))
     assert len(segments) >= 3
-    first = bytearray(segments[0].read_bytes())
+    first = bytearray(segments[0].read_bytes()[:data_end(segments[0])])
     per_segment = len(first) // len(encode_frame(1, share(0)))
     frame = len(first) // per_segment
     first[frame + 30] ^= 0x01  # the second record's body: its CRC no longer matches
@@ -467,3 +483,34 @@ async def test_a_reader_that_caught_up_resumes_where_it_stopped(tmp_path: Path,
     assert [r.seq for r in spool.read_from(500, 10_000)] == [501, 502, 503, 504, 505]
     assert sum(scanned) == sum(len(encode_frame(1, share(i))) for i in range(500, 505))  # not the segment again
     await spool.close()
+
+
+async def test_preallocated_segments_read_back_across_a_restart(tmp_path: Path) -> None:
+    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=2000, group_commit_seconds=0.0)
+    for i in range(60):
+        await spool.append(share(i))[1]
+    await spool.close()
+    segments = sorted(tmp_path.glob("*.seg"))
+    assert len(segments) > 3
+    assert all(p.stat().st_size >= 2000 for p in segments)  # each its full size, zeros after its records
+    again = ShareSpool(tmp_path, clock=zero, segment_bytes=2000, group_commit_seconds=0.0)
+    assert [r.seq for r in again.read_from(0, 1000)] == list(range(1, 61))  # past every segment's zeros
+    assert [r.seq for r in again.read_from(58, 10)] == [59, 60]
+    assert again.append(share(60))[0] == 61
+    await again.flush()
+    assert [r.seq for r in again.read_from(59, 10)] == [60, 61]
+    await again.close()
+
+
+async def test_a_segment_written_without_preallocation_is_appended_to(tmp_path: Path) -> None:
+    """Segments as earlier versions left them (exactly their records' size) open and carry on."""
+    data = b"".join(encode_frame(i + 1, share(i)) for i in range(5))
+    (tmp_path / f"{1:020d}.seg").write_bytes(data)
+    spool = ShareSpool(tmp_path, clock=zero)
+    seq, future = spool.append(share(5))
+    await future
+    assert seq == 6
+    assert [r.seq for r in spool.read_from(0, 10)] == [1, 2, 3, 4, 5, 6]
+    assert spool.stats().fsynced_seq == 6
+    await spool.close()
+    assert [r.seq for r in ShareSpool(tmp_path, clock=zero).read_from(0, 10)] == [1, 2, 3, 4, 5, 6]

@@ -149,8 +149,9 @@ def decode_payload(seq: int, kind: int, data: bytes | memoryview, start: int = 0
 def frames(data: bytes | memoryview, start: int, end: int,
            max_frames: int = 1 << 62) -> tuple[list[Frame], int, str]:
     """Valid frames in ``data[start:end]`` (at most ``max_frames``): (seq, kind, payload_start, payload_end), the
-    offset after the last valid one, and why parsing stopped: ``"end"`` (or enough frames), ``"torn"`` (a frame
-    runs past ``end``) or ``"corrupt"``. Every frame's CRC is checked (the loop is the reader's hot path)."""
+    offset after the last valid one, and why parsing stopped: ``"end"`` (or enough frames), ``"zeros"`` (a head
+    of zeros: the unwritten, preallocated rest of a segment), ``"torn"`` (a frame runs past ``end``) or
+    ``"corrupt"``. Every frame's CRC is checked (the loop is the reader's hot path)."""
     out: list[Frame] = []
     append = out.append
     unpack = FRAME_HEAD.unpack_from
@@ -165,13 +166,13 @@ def frames(data: bytes | memoryview, start: int, end: int,
         if offset + whole > end:  # the last few bytes: torn or corrupt, decided by the head alone
             if offset + head > end:
                 return out, offset, "torn"
-            length = HEAD.unpack_from(data, offset)[0]
+            length, crc = HEAD.unpack_from(data, offset)
             if length < shortest or length > longest:
-                return out, offset, "corrupt"
+                return out, offset, "zeros" if length == 0 and crc == 0 else "corrupt"
             return out, offset, "torn"
         length, crc, seq, kind = unpack(data, offset)
         if length < shortest or length > longest:
-            return out, offset, "corrupt"
+            return out, offset, "zeros" if length == 0 and crc == 0 else "corrupt"
         body_end = offset + head + length
         if body_end > end:
             return out, offset, "torn"

@@ -72,6 +72,11 @@ class SpoolReader:
                 count += len(frames)
                 last = frames[-1][0]
             offset += good
+            if stop == "zeros":  # the unwritten rest of a preallocated segment: nothing more in it
+                if index == len(segments) - 1:
+                    break
+                index, offset = index + 1, 0
+                continue
             if stop == "corrupt" or (stop == "torn" and offset + (len(data) - good) >= size):
                 # bytes that never became a record: the tail of a write that failed; nothing follows it
                 log.error("spool_segment_corrupt", segment=path.name, offset=offset)
