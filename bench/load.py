@@ -210,18 +210,28 @@ def spool_counts(api_port: int) -> tuple[float, float] | None:
     return (commits, records) if commits is not None and records is not None else None
 
 
-def postgres_pids() -> list[int]:
-    """Every process of this machine named postgres (the server, its backends, its writers)."""
-    out = []
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every postgres process of this machine (the server, its backends, its writers), with the
+    backends that have exited since it started (their time is in the postmaster's reaped children's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == "postgres":
-                        out.append(int(entry))
-            except OSError:
-                continue
-    return out
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            with open(f"/proc/{fields[1]}/comm") as f:
+                parent_is_postgres = f.read().strip() == "postgres"
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if not parent_is_postgres:  # the postmaster: cutime, cstime hold its exited backends
+            total += int(fields[13]) + int(fields[14])
+    return total / tick
 
 
 def rss_bytes(pids: list[int]) -> int:
@@ -731,11 +741,11 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
     rows_before = share_rows(args.dsn) if args.dsn else 0
     measure_spool = bool(args.dsn) and not args.baseline
     spool_before = spool_counts(ports["api"]) if measure_spool else None
-    postgres_before = cpu_seconds(postgres_pids()) if args.dsn else 0.0
+    postgres_before = postgres_cpu_seconds() if args.dsn else 0.0
     started = time.monotonic()
     elapsed = await submit_load(active, args.rate, args.seconds, mix, tally)
     cpu = cpu_seconds(pids) - cpu_before
-    postgres_cpu = cpu_seconds(postgres_pids()) - postgres_before if args.dsn else 0.0
+    postgres_cpu = postgres_cpu_seconds() - postgres_before if args.dsn else 0.0
     spool_after = spool_counts(ports["api"]) if measure_spool else None
     threads_after = thread_cpu(pids)
     woken = wakeups(workers) - wakeups_before
