@@ -6,8 +6,7 @@ on the disk. The event loop builds each record's frame (:mod:`~stratum_pool.stor
 behind its head, the length and crc32) and copies it into the native group commit
 (``stratum_pool._native.GroupCommit``, native/groupcommit.c), whose writer thread waits out the window,
 writes, syncs and rings an eventfd the event loop reads, all without the GIL: the thread never waits for the
-interpreter, and the event loop never hands it the GIL in the middle of a share (in Python, these
-hand-overs cost the pool more CPU than the fsyncs themselves; docs/performance.md). It comes back to Python
+interpreter, and the event loop never hands it the GIL in the middle of a share. It comes back to Python
 only to start a new segment or to report a failure. A write that fails (``ENOSPC``, ``EIO``) fails the
 future of its records, is cut off the file, and the spool carries on in a fresh segment, so it recovers by
 itself once space is back.
