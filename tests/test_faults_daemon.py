@@ -133,17 +133,8 @@ async def test_failover_to_the_second_daemon(bcoin_factory: Callable[..., Any]) 
 
 
 async def test_spool_disk_full_is_counted_and_survived(bcoin_node: Any, tmp_path: Path) -> None:
-    full = [False]
-
-    def write(fd: int, data: bytes) -> int:
-        if full[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        import os
-
-        return os.write(fd, data)
-
     metrics = PoolMetrics()
-    spool = ShareSpool(tmp_path / "spool", 0, write=write, on_failure=metrics.spool_failed)  # as Pool wires it
+    spool = ShareSpool(tmp_path / "spool", 0, on_failure=metrics.spool_failed)  # as Pool wires it
     recorder = ShareRecorder(spool)
     recorder.start()
     pool = CoinPool(settings([daemon(bcoin_node, "main")]), recorder=recorder, metrics=metrics)
@@ -151,11 +142,11 @@ async def test_spool_disk_full_is_counted_and_survived(bcoin_node: Any, tmp_path
     miner = await Miner("127.0.0.1", pool.port, BTC, bcoin_node.new_address(), order="cgminer").start()
     try:
         await accepted(miner)
-        full[0] = True
+        spool.inject_fault(errno.ENOSPC, times=1_000_000)  # the disk is full: every write fails
         await accepted(miner, 3)  # answered (not lost from the miner's view), logged share_not_durable
         assert recorder.stats.not_durable >= 3
         assert metrics.registry.get_sample_value("stratum_pool_share_spool_errors_total") >= 3
-        full[0] = False
+        spool.inject_fault(0, times=0)
         await accepted(miner)  # the disk has room again: mining never stopped
         assert pool.server.sessions
     finally:
