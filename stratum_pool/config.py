@@ -148,6 +148,9 @@ class DatabaseSettings:
     # The spool's group commit: accepted shares of this many milliseconds (counted from the first) are made
     # durable with one fdatasync, and their miners answered then. Longer: less CPU per share, later answers.
     group_commit_ms: float = field(default=2.0, metadata=at_least(0, "0 (every batch at once) or more milliseconds"))
+    # While shares flow, the loader copies them into PostgreSQL at most this often (in one transaction): longer
+    # costs less CPU per share and shows them later (a trickle of shares is loaded as it comes).
+    load_interval_seconds: float = field(default=1.0, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -637,7 +637,8 @@ class Pool:
             from stratum_pool.rewards.crediting import credit_block
             from stratum_pool.store.loader import SpoolLoader
 
-            self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, credit_block, clock=clock)
+            self.loader = SpoolLoader(self.spool, db.dsn, self.spool_node_id, credit_block, clock=clock,
+                                      batch_interval=db.load_interval_seconds)
             self.loader.start()
             loader = self.loader
             self.metrics.db_queue.set_function(lambda: loader.stats().backlog)

@@ -19,11 +19,11 @@ half. While PostgreSQL is unreachable the loader retries with exponential backof
 and the spool simply grows.
 
 Batching: while records flow (TRICKLE_RECORDS or more in the last ``batch_interval``), a batch starts at
-most every ``batch_interval`` seconds (0.25 by default; at once again after a full one), so that at
-thousands of shares a second each transaction carries hundreds or thousands of rows, not the few of one
-group commit. A trickle is loaded at each group commit, as it comes: a quiet pool's shares show up at once,
-in at most TRICKLE_RECORDS / ``batch_interval`` batches a second. A miner's answer waits only for the
-spool's fsync, never for this.
+most every ``batch_interval`` seconds (``[database] load_interval_seconds``, 1 by default; at once again after
+a full one), so that at thousands of shares a second each transaction carries hundreds or thousands of rows,
+not the few of one group commit. A trickle is loaded at each group commit, as it comes: a quiet pool's shares
+show up at once, in at most TRICKLE_RECORDS / ``batch_interval`` batches a second. A miner's answer waits
+only for the spool's fsync, never for this.
 
 Per-row cost: shares go straight from the spool's frames into binary COPY rows, with no ``ShareRecord``
 or ``datetime`` per share. What depends only on a share's (coin, address, worker, user agent) bytes is done
@@ -73,7 +73,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 IDLE_SECONDS = 1.0
 # While records flow, a batch starts at most this often, unless the one before was full: shares reach
 # PostgreSQL within about this (plus the batch's own time), in transactions of hundreds or thousands of rows.
-BATCH_INTERVAL_SECONDS = 0.25
+# Each batch has a fixed cost (a transaction, the statistics upserts, the checkpoint): at 1,000 shares/s,
+# 1 s instead of 0.25 s took the loader from about 8 to 3 us of CPU per share (docs/performance.md).
+BATCH_INTERVAL_SECONDS = 1.0
 # Fewer records than this in the last batch interval are a trickle, loaded as they come (see the docstring).
 TRICKLE_RECORDS = 8
 # Id caches are dropped when they grow past this many entries (they refill from the database).
