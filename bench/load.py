@@ -854,7 +854,7 @@ def print_table(r: dict[str, Any]) -> None:
          f"{', '.join(f'{x} ms' for x in last)} from {SIGNALS[signal]} (sessions {r['new_block_sessions']}; "
          f"median session {r['new_block_to_median_ms']} ms)"),
         (f"new block ({signal}) -> first session clean_jobs", f"{', '.join(f'{x} ms' for x in first)} "
-                                                              "(the signal, the pool's own part, one loopback read)"),
+                                                              "(the signal, the server's own part, one loopback read)"),
         ("  pool side: new block -> broadcast done", f"{r['pool_new_block_to_broadcast_done_ms']} ms mean over "
                                                  f"{r['pool_new_blocks_timed']} (its own histogram, worker 0)"),
         ("  pool side: template fetch + parse", "n/a (the floor fetches none)" if r["server"] == "floor"
