@@ -4,11 +4,12 @@ It speaks just enough Stratum for the load generator's clients: a subscribe gets
 authorize gets ``true``, the fixed share difficulty and one job, and every ``mining.submit`` is answered
 ``true`` without being looked at (no JSON parse, no hashing, no bookkeeping, no persistence). A datagram on
 the notify port (what ``stratum-pool notify`` sends the pool) writes a new ``clean_jobs`` job to every session
-in one loop, with no template to fetch. What this process spends per submit, and how long its fan-out takes, is
+in one loop, with no template to fetch (``--zmq ENDPOINT``: a ZMQ ``hashblock`` message does the same, for
+``load.py --signal zmq``). What this process spends per submit, and how long its fan-out takes, is
 what the event loop, the kernel and this machine cost before a pool does any work: the pool's figures are read
 against it, in the same run.
 
-    python bench/floor_server.py --port P --notify-port U [--workers N] [--difficulty D]
+    python bench/floor_server.py --port P --notify-port U [--zmq tcp://127.0.0.1:Z] [--workers N] [--difficulty D]
 
 ``--workers N`` forks N processes sharing the port with SO_REUSEPORT, like the pool's supervisor
 (``stratum_pool.cluster``).
@@ -118,15 +119,42 @@ class NotifyListener(asyncio.DatagramProtocol):
         self.server.new_block()
 
 
+async def zmq_hashblock(endpoint: str, listener: NotifyListener) -> None:
+    """A ZMQ SUB on the daemon's ``hashblock`` (the pool's ZmqBlockSubscriber's socket): each message is a new
+    block, told to the workers and written to the sessions as a notify datagram would be."""
+    import zmq
+    import zmq.asyncio
+
+    ctx = zmq.asyncio.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"hashblock")
+    sub.connect(endpoint)
+    try:
+        while True:
+            await sub.recv_multipart()
+            listener.datagram_received(b"", None)
+    finally:
+        sub.close(linger=0)
+        ctx.term()
+
+
 async def serve(sock: socket.socket, notify: socket.socket, relays: list[socket.socket], difficulty: float,
-                worker: int) -> None:
+                worker: int, zmq_endpoint: str = "") -> None:
     loop = asyncio.get_running_loop()
     server = FloorServer(difficulty, worker)
     stratum = await loop.create_server(lambda: FloorConnection(server), sock=sock, backlog=4096)
-    await loop.create_datagram_endpoint(lambda: NotifyListener(server, relays), sock=notify)
+    listener = NotifyListener(server, relays)
+    await loop.create_datagram_endpoint(lambda: listener, sock=notify)
+    subscriber = asyncio.create_task(zmq_hashblock(zmq_endpoint, listener)) if zmq_endpoint else None
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
+    if subscriber is not None:
+        subscriber.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await subscriber
     stratum.close()
 
 
@@ -134,6 +162,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--notify-port", type=int, required=True)
+    p.add_argument("--zmq", default="", help="also take new blocks from a ZMQ hashblock publisher (worker 0)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--difficulty", type=float, default=2.0**-30)
     args = p.parse_args()
@@ -160,7 +189,7 @@ def main() -> None:
         theirs.close()
         relays.append(mine)
         children.append(pid)
-    run(listening_socket(args), notify, relays, args.difficulty, 0)
+    run(listening_socket(args), notify, relays, args.difficulty, 0, args.zmq)
     for child in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGTERM)
@@ -179,12 +208,12 @@ def listening_socket(args: argparse.Namespace) -> socket.socket:
 
 
 def run(sock: socket.socket, notify: socket.socket, relays: list[socket.socket], difficulty: float,
-        worker: int) -> None:
+        worker: int, zmq_endpoint: str = "") -> None:
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    asyncio.run(serve(sock, notify, relays, difficulty, worker))
+    asyncio.run(serve(sock, notify, relays, difficulty, worker, zmq_endpoint))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,20 @@ What happens, in order (every step bounded in time; the pool is stopped at the e
 2. ``--idle`` sessions connect from 127.0.0.2.. (several source addresses, ``--holders`` client
    processes), subscribe and authorize; the server's RSS growth per session is measured;
 3. ``--active`` sessions connect in this process;
-4. ``--blocks`` times: the daemon moves to a new tip, the bench sends the block notification and times
-   until the LAST session (idle and active) has received ``clean_jobs`` work;
+4. ``--blocks`` times: the daemon moves to a new tip and the new block is signalled (``--signal``), timed
+   until the FIRST and the LAST session (idle and active) have received ``clean_jobs`` work:
+
+   * ``udp`` (the default): the bench sends the pool's notify datagram itself (:func:`send_block_notify`,
+     what ``stratum-pool notify`` does), t0 taken here;
+   * ``zmq``: the stand-in daemon publishes ``hashblock`` on its ZMQ PUB socket (``--zmq-port``, the pool's
+     ``zmq_hashblock``), as bitcoind's ``-zmqpubhashblock`` does, t0 taken by the daemon just before the send;
+   * ``blocknotify``: the stand-in daemon runs the README's ``-blocknotify`` command
+     (:func:`blocknotify_shell_command`, bash writing the datagram) through ``/bin/sh -c``, as bitcoind does,
+     t0 taken by the daemon just before the shell starts;
+
+   (t0 is ``time.monotonic()``, one clock for every process of this machine); the pool's template fetch
+   (``getblocktemplate`` round trip and JSON parse, from its own ``stratum_pool_rpc_seconds``) and its own
+   new block -> broadcast done (``stratum_pool_new_block_to_notify_seconds``) are read from its /metrics;
 5. the active sessions submit ``--rate`` shares per second for ``--seconds``: real shares found by hashing
    (native ``check_share``) at the pool's low fixed difficulty, mixed with stale (job of the previous
    block), duplicate and low-difficulty ones; the server's CPU (``/proc/<pid>/stat`` utime+stime of the
@@ -56,7 +68,7 @@ if str(ROOT) not in sys.path:
 
 from stratum_pool import _native  # noqa: E402
 from stratum_pool.coins import ALGO_SHA256D, COINS  # noqa: E402
-from stratum_pool.daemon.blocknotify import send_block_notify  # noqa: E402
+from stratum_pool.daemon.blocknotify import blocknotify_shell_command, send_block_notify  # noqa: E402
 from stratum_pool.devnet.common import free_port_below_ephemeral as free_port  # noqa: E402
 
 PYTHON = sys.executable
@@ -194,6 +206,29 @@ def pool_side_notify_ms(api_port: int) -> tuple[int, float] | None:
     return (int(count), total / count * 1000) if count else None
 
 
+def template_fetch_totals(api_port: int) -> tuple[float, float] | None:
+    """The pool's ``getblocktemplate`` calls so far from its /metrics: (seconds, calls), each call timed from the
+    request to the parsed answer (HTTP round trip and JSON parse, on the RPC thread); None: no /metrics."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    total = count = 0.0
+    for line in text.splitlines():
+        if 'method="getblocktemplate"' not in line:
+            continue
+        if line.startswith("stratum_pool_rpc_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("stratum_pool_rpc_seconds_count"):
+            count += float(line.split()[-1])
+    return total, count
+
+
+SIGNALS = {"udp": "the bench's notify datagram", "zmq": "the daemon's ZMQ hashblock",
+           "blocknotify": "the daemon's -blocknotify (bash /dev/udp)"}
+
+
 def spool_counts(api_port: int) -> tuple[float, float] | None:
     """The pool's spool group commits and records made durable so far, from its /metrics (None: no spool)."""
     try:
@@ -256,7 +291,8 @@ def wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes] | None =
 
 
 def write_config(path: Path, *, stratum_port: int, daemon_port: int, notify_port: int, workers: int,
-                 longpoll: bool, dsn: str, log_level: str, api_port: int, group_commit_ms: float = 2.0) -> None:
+                 longpoll: bool, dsn: str, log_level: str, api_port: int, group_commit_ms: float = 2.0,
+                 zmq_hashblock: str = "") -> None:
     database = (f'[database]\ndsn = "{dsn}"\nspool_dir = "{path.parent / "spool"}"\n'
                 f"group_commit_ms = {group_commit_ms}\n\n") if dsn else ""
     path.write_text(f"""{database}[api]
@@ -291,6 +327,7 @@ stratum_host = "127.0.0.1"
 stratum_port = {stratum_port}
 longpoll = {str(longpoll).lower()}
 notify_listen = "127.0.0.1:{notify_port}"
+zmq_hashblock = "{zmq_hashblock}"
 poll_interval_seconds = 3600
 template_refresh_seconds = 3600
 
@@ -657,7 +694,8 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
                     holders: list[tuple[multiprocessing.process.BaseProcess, Connection]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     result: dict[str, Any] = {"bench": "load", "server": "floor" if args.baseline else "pool",
-                              "workers": args.workers, "multiproc": args.workers > 1 or args.multiproc,
+                              "signal": args.signal, "workers": args.workers,
+                              "multiproc": args.workers > 1 or args.multiproc,
                               "client_uvloop": _uses_uvloop(), "pinned": bool(args.pin)}
     stratum = ports["stratum"]
 
@@ -694,18 +732,23 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
 
     # 4. new blocks
     latencies: list[float] = []
+    firsts: list[float] = []
     medians: list[float] = []
     reached: list[int] = []
+    fetch_before = template_fetch_totals(ports["api"])
     for _ in range(args.blocks):
         for _, conn in holders:
             conn.send(("arm",))
             conn.recv()
         for c in active:
             c.clean_at = 0.0
-        # the floor has no daemon: any notification is a new block to it
-        new_tip = "00" * 32 if args.baseline else await asyncio.to_thread(rpc, ports["daemon"], "bench_newblock")
-        t0 = time.monotonic()
-        send_block_notify("127.0.0.1", ports["notify"], new_tip)
+        if args.signal == "udp":
+            # the floor has no daemon then: any notification is a new block to it
+            new_tip = "00" * 32 if args.baseline else await asyncio.to_thread(rpc, ports["daemon"], "bench_newblock")
+            t0 = time.monotonic()
+            send_block_notify("127.0.0.1", ports["notify"], new_tip)
+        else:  # the daemon signals the block itself and says when it did
+            _, t0 = await asyncio.to_thread(rpc, ports["daemon"], "bench_newblock_signal", args.signal)
         for _, conn in holders:
             conn.send(("collect", 30.0))
         deadline = time.monotonic() + 30
@@ -718,14 +761,23 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
             times += conn.recv()[1]
         if times:
             latencies.append(max(times) - t0)
+            firsts.append(min(times) - t0)
             medians.append(statistics.median(times) - t0)
         reached.append(len(times))
         await asyncio.sleep(0.5)
     pool_side = pool_side_notify_ms(ports["api"])
+    fetch_after = template_fetch_totals(ports["api"])
+    if fetch_before is not None and fetch_after is not None and fetch_after[1] > fetch_before[1]:
+        fetch_ms = (fetch_after[0] - fetch_before[0]) / (fetch_after[1] - fetch_before[1]) * 1000
+        result.update(pool_template_fetch_ms=round(fetch_ms, 2),
+                      pool_template_fetches=int(fetch_after[1] - fetch_before[1]))
+    else:
+        result.update(pool_template_fetch_ms=None, pool_template_fetches=0)
     result.update(pool_new_block_to_broadcast_done_ms=round(pool_side[1], 1) if pool_side else None,
                   pool_new_blocks_timed=pool_side[0] if pool_side else 0)
     result.update(new_block_sessions=reached,
                   new_block_to_last_ms=[round(x * 1000, 1) for x in latencies],
+                  new_block_to_first_ms=[round(x * 1000, 2) for x in firsts],
                   new_block_to_median_ms=[round(x * 1000, 1) for x in medians])
 
     # 5. submits
@@ -798,6 +850,8 @@ def _uses_uvloop() -> bool:
 
 def print_table(r: dict[str, Any]) -> None:
     last = r.get("new_block_to_last_ms") or []
+    first = r.get("new_block_to_first_ms") or []
+    signal = r.get("signal", "udp")
     rows = [
         ("server processes (workers)", f"{r['workers']} ("
          + ("bench/floor_server.py: the floor" if r["server"] == "floor"
@@ -806,11 +860,16 @@ def print_table(r: dict[str, Any]) -> None:
                                f"{r['connect_cpu_us_per_session']} us server CPU each"),
         ("active (submitting) sessions", f"{r['active_sessions']} (failed {r['active_failures']})"),
         ("server RSS", f"{r['server_rss_mb']} MiB, {r['rss_bytes_per_session']} B per idle session"),
-        ("new block -> last session clean_jobs",
-         f"{', '.join(f'{x} ms' for x in last)} (sessions {r['new_block_sessions']}; "
+        (f"new block ({signal}) -> last session clean_jobs",
+         f"{', '.join(f'{x} ms' for x in last)} from {SIGNALS[signal]} (sessions {r['new_block_sessions']}; "
          f"median session {r['new_block_to_median_ms']} ms)"),
+        (f"new block ({signal}) -> first session clean_jobs", f"{', '.join(f'{x} ms' for x in first)} "
+                                                              "(the signal, the server's own part, one loopback read)"),
         ("  pool side: new block -> broadcast done", f"{r['pool_new_block_to_broadcast_done_ms']} ms mean over "
                                                  f"{r['pool_new_blocks_timed']} (its own histogram, worker 0)"),
+        ("  pool side: template fetch + parse", "n/a (the floor fetches none)" if r["server"] == "floor"
+         else f"{r['pool_template_fetch_ms']} ms mean over {r['pool_template_fetches']} "
+              "(its getblocktemplate RPC histogram, worker 0)"),
         ("submits answered", f"{r['submits_answered']} of {r['submits_sent']} in {r['submit_seconds']} s "
                              f"({r['submits_per_second']}/s), accepted {r['accepted']}"),
         ("answers", ", ".join(f"{k}={v}" for k, v in sorted(r["answers"].items()))),
@@ -848,6 +907,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--multiproc", action="store_true",
                    help="run the pool through its supervisor (stratum_pool.serve supervise) even with one worker")
     p.add_argument("--longpoll", action="store_true", help="turn the pool's longpoll on")
+    p.add_argument("--signal", choices=tuple(SIGNALS), default="udp",
+                   help="how a new block is signalled: udp = the bench sends the notify datagram (default); "
+                        "zmq = the stand-in daemon publishes hashblock (the pool's zmq_hashblock); blocknotify = "
+                        "the stand-in daemon runs the README's -blocknotify command. The floor takes the same "
+                        "signal (a ZMQ SUB of its own, or the same datagram)")
     p.add_argument("--dsn", default="", help="database.dsn: measure share rows/s reaching PostgreSQL")
     p.add_argument("--group-commit-ms", type=float, default=2.0, help="database.group_commit_ms (with --dsn)")
     p.add_argument("--connect-timeout", type=float, default=120)
@@ -887,7 +951,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     tmp = Path(tempfile.mkdtemp(prefix="stratum-bench-"))
     ports = {"stratum": free_port(), "daemon": free_port(), "notify": free_port(socket.SOCK_DGRAM),
-             "api": free_port()}
+             "api": free_port(), "zmq": free_port()}
     procs: list[subprocess.Popen[bytes]] = []
     holders: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
     try:
@@ -904,22 +968,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             proc.start()
             holders.append((proc, parent))
 
+        zmq_endpoint = f"tcp://127.0.0.1:{ports['zmq']}" if args.signal == "zmq" else ""
+        if not args.baseline or args.signal != "udp":  # the floor needs the daemon only for its signals
+            signal_args = (["--zmq-port", str(ports["zmq"])] if args.signal == "zmq"
+                           else ["--blocknotify", blocknotify_shell_command("127.0.0.1", ports["notify"])]
+                           if args.signal == "blocknotify" else [])
+            daemon_log = open(tmp / "standin.log", "wb")
+            procs.append(subprocess.Popen([PYTHON, str(ROOT / "bench" / "standin_daemon.py"), "--port",
+                                           str(ports["daemon"]), *signal_args],
+                                          stdout=daemon_log, stderr=subprocess.STDOUT))
+            wait_port(ports["daemon"], time.monotonic() + 60, procs[-1])
         if args.baseline:
             floor_log = open(tmp / "floor.log", "wb")
             procs.append(subprocess.Popen([PYTHON, str(ROOT / "bench" / "floor_server.py"), "--port",
                                            str(ports["stratum"]), "--notify-port", str(ports["notify"]),
+                                           *(["--zmq", zmq_endpoint] if zmq_endpoint else []),
                                            "--workers", str(args.workers), "--difficulty", repr(SHARE_DIFFICULTY)],
                                           stdout=floor_log, stderr=subprocess.STDOUT, preexec_fn=pool_preexec))
             wait_port(ports["stratum"], time.monotonic() + 60, procs[-1])
             return _measure(args, procs, ports, holders, tmp)
-        daemon_log = open(tmp / "standin.log", "wb")
-        procs.append(subprocess.Popen([PYTHON, str(ROOT / "bench" / "standin_daemon.py"), "--port",
-                                       str(ports["daemon"])], stdout=daemon_log, stderr=subprocess.STDOUT))
-        wait_port(ports["daemon"], time.monotonic() + 60, procs[-1])
         config = tmp / "pool.toml"
         write_config(config, stratum_port=ports["stratum"], daemon_port=ports["daemon"], notify_port=ports["notify"],
                      workers=args.workers, longpoll=args.longpoll, dsn=args.dsn, log_level=args.log_level,
-                     api_port=ports["api"], group_commit_ms=args.group_commit_ms)
+                     api_port=ports["api"], group_commit_ms=args.group_commit_ms, zmq_hashblock=zmq_endpoint)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if args.dsn:  # the schema first (safe to run twice), as an operator's ExecStartPre does
             subprocess.run([PYTHON, "-m", "stratum_pool.cli", "migrate", "--config", str(config)], env=env,
@@ -959,7 +1030,7 @@ def _measure(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], por
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         result = asyncio.run(run_bench(args, [procs[-1].pid], ports, holders))
-        if not args.baseline:
+        if not args.baseline or args.signal != "udp":
             result["daemon_stats"] = rpc(ports["daemon"], "bench_stats")["calls"]
         print_table(result)
         return result
@@ -1017,15 +1088,19 @@ def compare(argv: list[str]) -> dict[str, Any]:
     rows = {
         "server_cpu_us_per_submit": (floor["server_cpu_us_per_submit"], pool["server_cpu_us_per_submit"]),
         "new_block_to_last_ms_best": (best(floor), best(pool)),
+        "new_block_to_first_ms_best": (min(floor["new_block_to_first_ms"] or [float("nan")]),
+                                       min(pool["new_block_to_first_ms"] or [float("nan")])),
         "rtt_p50_ms": (floor["rtt_p50_ms"], pool["rtt_p50_ms"]),
         "rss_bytes_per_session": (floor["rss_bytes_per_session"] or 0, pool["rss_bytes_per_session"] or 0),
         "loop_wakeups_per_1000_submits": (floor["loop_wakeups_per_1000_submits"],
                                           pool["loop_wakeups_per_1000_submits"]),
     }
     print(f"== pool against the floor ({pool['workers']} worker(s), {pool['idle_sessions']} idle sessions, "
-          f"{pool['submits_per_second']}/s)")
+          f"{pool['submits_per_second']}/s; new blocks from {SIGNALS[pool['signal']]})")
     print(f"{'':34}{'floor':>12}{'pool':>12}{'pool - floor':>14}{'pool / floor':>14}")
-    summary: dict[str, Any] = {"bench": "load-compare", "workers": pool["workers"]}
+    summary: dict[str, Any] = {"bench": "load-compare", "signal": pool["signal"], "workers": pool["workers"],
+                               "pool_template_fetch_ms": pool["pool_template_fetch_ms"],
+                               "pool_new_block_to_broadcast_done_ms": pool["pool_new_block_to_broadcast_done_ms"]}
     for name, (f, q) in rows.items():
         ratio = q / f if f else float("nan")
         print(f"{name:34}{f:12.2f}{q:12.2f}{q - f:14.2f}{ratio:14.2f}")

@@ -8,7 +8,18 @@ the next block), ``submitblock``, ``getbestblockhash``, ``getblockhash``, ``getb
 
 * ``bench_newblock`` -> the new tip's hash (display order): the chain moves on by one block, later
   templates build on it (the caller then tells the pool, e.g. with ``stratum-pool notify``);
+* ``bench_newblock_signal`` with ``"zmq"`` or ``"blocknotify"`` -> ``[tip, t0]``: the chain moves on by one
+  block and the daemon signals it itself, as bitcoind does, ``t0`` (``time.monotonic()``, system-wide on
+  Linux) taken just before the ZMQ publish or the shell's start;
 * ``bench_stats`` -> ``{"calls": {method: n}, "submitted": n, "height": n}``.
+
+The daemon's own new-block signals, as bitcoind sends them:
+
+* ``--zmq-port N`` (``-zmqpubhashblock=tcp://127.0.0.1:N``): a ZMQ PUB socket publishing the multipart
+  ``[b"hashblock", the 32-byte hash in display order (as RPC prints it), the 4-byte little-endian sequence
+  number]``, the sequence counting from 0;
+* ``--blocknotify CMD`` (``-blocknotify=CMD``): every ``%s`` replaced with the hash (display hex), run through
+  ``/bin/sh -c`` and not waited for (a thread of its own reaps it, as bitcoind's detached thread does).
 
 Run alone: ``python bench/standin_daemon.py --port 18443`` (prints ``listening PORT`` when ready), or in
 a process of your own with :func:`start_standin` (a daemon thread; returns the server).
@@ -18,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,10 +64,68 @@ def base_template() -> dict[str, Any]:
     return gbt
 
 
+class Signals:
+    """The daemon's own new-block signals: a ZMQ ``hashblock`` publisher and a ``-blocknotify`` command.
+
+    The HTTP server answers on many threads and a ZMQ socket is not thread-safe: the PUB socket (and its
+    sequence number) is only touched under ``_lock``.
+    """
+
+    def __init__(self, zmq_port: int = 0, blocknotify: str = "") -> None:
+        self.blocknotify = blocknotify
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._ctx: Any = None
+        self._pub: Any = None
+        self.zmq_port = 0
+        if zmq_port:  # -1: any free port (tests), see zmq_port after
+            import zmq
+
+            self._ctx = zmq.Context()
+            self._pub = self._ctx.socket(zmq.PUB)
+            self._pub.setsockopt(zmq.LINGER, 0)
+            if zmq_port == -1:
+                self.zmq_port = self._pub.bind_to_random_port("tcp://127.0.0.1")
+            else:
+                self._pub.bind(f"tcp://127.0.0.1:{zmq_port}")
+                self.zmq_port = zmq_port
+
+    def publish_hashblock(self, tip: str) -> float:
+        """Publish ``tip`` (display hex) as bitcoind's ``hashblock``; returns t0, taken just before the send."""
+        if self._pub is None:
+            raise ValueError("no ZMQ publisher (start the stand-in with --zmq-port)")
+        body = bytes.fromhex(tip)  # display order, as bitcoind sends it (it reverses the uint256's bytes)
+        with self._lock:
+            seq = self._sequence.to_bytes(4, "little")
+            self._sequence = (self._sequence + 1) & 0xFFFFFFFF
+            t0 = time.monotonic()
+            self._pub.send_multipart([b"hashblock", body, seq])
+        return t0
+
+    def run_blocknotify(self, tip: str) -> float:
+        """Run the ``-blocknotify`` command for ``tip`` as bitcoind does; returns t0, taken just before the
+        shell starts. Not waited for: a thread reaps it (no zombies pile up)."""
+        if not self.blocknotify:
+            raise ValueError("no -blocknotify command (start the stand-in with --blocknotify)")
+        command = self.blocknotify.replace("%s", tip)
+        t0 = time.monotonic()
+        process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL)
+        threading.Thread(target=process.wait, name="blocknotify-reaper", daemon=True).start()
+        return t0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pub is not None:
+                self._pub.close(linger=0)
+                self._ctx.term()
+                self._pub = self._ctx = None
+
+
 class Chain:
     """The stand-in's view of the chain: a tip that moves on when asked, and the template on top of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: Signals | None = None) -> None:
+        self.signals = signals or Signals()
         self._lock = threading.Condition()
         base = base_template()
         self.height = int(base["height"])
@@ -127,6 +198,17 @@ class Chain:
                 return None, {"isvalid": True, "address": address}, None
             case "bench_newblock":
                 return None, self.new_block(), None
+            case "bench_newblock_signal":
+                how = params[0] if params else ""
+                if how not in ("zmq", "blocknotify"):
+                    return None, None, {"code": -8, "message": 'signal: "zmq" or "blocknotify"'}
+                tip = self.new_block()
+                try:
+                    t0 = (self.signals.publish_hashblock(tip) if how == "zmq"
+                          else self.signals.run_blocknotify(tip))
+                except (ValueError, OSError) as exc:
+                    return None, None, {"code": -1, "message": str(exc)}
+                return None, [tip, t0], None
             case "bench_stats":
                 return None, {"calls": dict(self.calls), "submitted": self.submitted,
                               "height": self.height}, None
@@ -182,10 +264,11 @@ class _Server(ThreadingHTTPServer):
         pass  # a client hanging up mid-answer (a cancelled long poll) is no news
 
 
-def start_standin(host: str = "127.0.0.1", port: int = 0) -> _Server:
+def start_standin(host: str = "127.0.0.1", port: int = 0, *, zmq_port: int = 0, blocknotify: str = "") -> _Server:
     """Serve in a daemon thread of this process; ``server.server_address[1]`` is the port, ``.chain`` the
-    chain (``server.chain.new_block()`` moves the tip)."""
-    server = _Server((host, port), Chain())
+    chain (``server.chain.new_block()`` moves the tip; ``server.chain.signals`` signals it; ``zmq_port=-1``
+    binds the publisher to any free port, ``server.chain.signals.zmq_port``)."""
+    server = _Server((host, port), Chain(Signals(zmq_port, blocknotify)))
     threading.Thread(target=server.serve_forever, name="standin-daemon", daemon=True).start()
     return server
 
@@ -194,13 +277,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--zmq-port", type=int, default=0,
+                        help="publish hashblock on tcp://127.0.0.1:N, as bitcoind's -zmqpubhashblock")
+    parser.add_argument("--blocknotify", default="",
+                        help="run CMD (%%s: the block hash) through /bin/sh -c on each signalled block, as "
+                             "bitcoind's -blocknotify")
     args = parser.parse_args(argv)
-    server = _Server((args.host, args.port), Chain())
+    signals = Signals(args.zmq_port, args.blocknotify)
+    server = _Server((args.host, args.port), Chain(signals))
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        signals.close()
     return 0
 
 

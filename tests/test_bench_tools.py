@@ -4,6 +4,8 @@ submit bench drives the pool's real connection object with shares it accepts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -87,3 +89,73 @@ async def test_sv2_submit_bench_feeds_real_shares_through_noise_that_the_pool_ac
     assert result["shares"] == 200
     assert result["v2_us_per_accepted_share"] > 0 and result["v1_us_per_accepted_share"] > 0
     assert result["handshake_responder_ms"] > 0
+
+
+def _children() -> list[int]:
+    """This process's children not yet reaped (running, or exited and waiting to be waited for)."""
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children") as f:
+            found += [int(pid) for pid in f.read().split()]
+    return found
+
+
+async def test_standin_daemon_publishes_hashblock_as_bitcoind_does_to_the_pools_zmq_subscriber() -> None:
+    from standin_daemon import Chain, Signals
+
+    from stratum_pool.daemon.notify import ZmqBlockSubscriber
+
+    chain = Chain(Signals(zmq_port=-1))
+    seen: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+
+    async def on_new_block(source: str, blockhash: str | None) -> None:
+        seen.put_nowait((source, blockhash))
+
+    subscriber = ZmqBlockSubscriber(f"tcp://127.0.0.1:{chain.signals.zmq_port}", on_new_block)
+    subscriber.start()
+    tips: list[str] = []  # by ZMQ sequence number
+    try:
+        # a PUB drops what it sends before the SUB's subscription reaches it: signal until one gets through
+        got: tuple[str, str | None] | None = None
+        for _ in range(200):
+            _, result, error = chain.handle("bench_newblock_signal", ["zmq"])
+            assert error is None and result[0] == chain.tip and isinstance(result[1], float)
+            tips.append(result[0])
+            with contextlib.suppress(TimeoutError):
+                got = await asyncio.wait_for(seen.get(), 0.1)
+                break
+        assert got is not None, "no hashblock reached the subscriber"
+        assert subscriber.last_sequence is not None
+        # the hash in display order (what RPC prints), with the sequence number of the publish that sent it
+        assert got == ("zmq", tips[subscriber.last_sequence])
+        _, result, _ = chain.handle("bench_newblock_signal", ["zmq"])
+        tips.append(result[0])
+        assert await asyncio.wait_for(seen.get(), 10) == ("zmq", chain.tip)
+        assert subscriber.last_sequence == len(tips) - 1
+        assert chain.handle("getbestblockhash", [])[1] == chain.tip
+    finally:
+        await subscriber.stop()
+        chain.signals.close()
+
+
+async def test_standin_daemon_runs_blocknotify_through_sh_with_the_hash_and_reaps_it() -> None:
+    from standin_daemon import Chain, Signals
+
+    from stratum_pool.daemon.blocknotify import NOTIFY_TAG, blocknotify_shell_command
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(30)
+        port = udp.getsockname()[1]
+        # the README's command, then one with %s twice (bitcoind replaces every one)
+        chain = Chain(Signals(blocknotify=blocknotify_shell_command("127.0.0.1", port)))
+        _, result, error = chain.handle("bench_newblock_signal", ["blocknotify"])
+        assert error is None and result[0] == chain.tip
+        assert udp.recv(512) == NOTIFY_TAG + chain.tip.encode()
+        chain.signals.blocknotify = f"bash -c 'echo -n %s,%s >/dev/udp/127.0.0.1/{port}'"
+        _, result, error = chain.handle("bench_newblock_signal", ["blocknotify"])
+        assert error is None and udp.recv(512) == f"{chain.tip},{chain.tip}".encode()
+    deadline = time.monotonic() + 30
+    while _children() and time.monotonic() < deadline:  # the stand-in's reaper threads wait for the shells
+        await asyncio.sleep(0.05)
+    assert _children() == []  # reaped: no zombies left behind
