@@ -6,7 +6,11 @@ the loads of issue 19's first target.
         [--dsn postgresql://postgres@127.0.0.1/sp_bench] [--only "200 x"]
 
 Each round runs every load in memory and durably (once per group-commit window given), alternating which
-goes first, with ``bench/load.py`` (the same clients, stand-in daemon and share mix). The pool's CPU is all
+goes first, with ``bench/load.py`` (the same clients, stand-in daemon and share mix), and the floor beside the
+pool: ``bench/floor_server.py``, and the durable floor (``--floor-spool``: each ``true`` waits for the same
+spool's group commit, nothing parsed, nothing loaded), so that what durability itself costs on this machine
+reads apart from what the pool adds to it. "x memory" is the pool against the pool in memory, and the floor
+against the floor. The pool's CPU is all
 its threads, from /proc (the durable figure includes the spool writer and the loader threads); PostgreSQL's
 own CPU is printed beside it, not in it. Prints a table of medians (every run's figure in the JSON line).
 """
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="only the loads whose name contains this")
     p.add_argument("--timeout", type=float, default=600.0)
     args = p.parse_args(argv)
-    variants = ["memory", *(f"durable {ms:g} ms" for ms in args.group_commit_ms)]
+    variants = ["floor", *(f"floor durable {ms:g} ms" for ms in args.group_commit_ms),
+                "memory", *(f"durable {ms:g} ms" for ms in args.group_commit_ms)]
     runs: dict[str, dict[str, list[dict[str, object]]]] = {}
     for rnd in range(args.rounds):
         for name, load in LOADS.items():
@@ -57,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             order = variants if rnd % 2 == 0 else variants[::-1]
             for variant in order:
-                extra = [] if variant == "memory" else ["--dsn", args.dsn, "--group-commit-ms",
-                                                        variant.split()[1]]
+                extra = ["--baseline"] if variant.startswith("floor") else []
+                if "durable" in variant:
+                    ms = variant.split()[-2]
+                    extra += (["--floor-spool"] if variant.startswith("floor") else ["--dsn", args.dsn])
+                    extra += ["--group-commit-ms", ms]
                 result = run_load([*load, "--seconds", str(args.seconds), *extra], args.timeout)
                 runs.setdefault(name, {}).setdefault(variant, []).append(result)
                 print(f"round {rnd + 1} {name} {variant}: {result['server_cpu_us_per_submit']} us per submit, "
@@ -67,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     def med(results: list[dict[str, object]], key: str) -> float:
         return statistics.median(float(r[key]) for r in results)  # type: ignore[arg-type]
 
-    print(f"{'load':16} {'variant':16} {'CPU us/submit':>14} {'x memory':>9} {'event loop':>11} {'writer':>7} "
-          f"{'loader':>7} {'p50 ms':>7} {'p99 ms':>7} {'recs/commit':>11} {'postgres us':>11}")
+    print(f"{'load':14} {'variant':20} {'CPU us/submit':>14} {'x memory':>9} {'+ us':>6} {'event loop':>11} "
+          f"{'writer':>7} {'loader':>7} {'p50 ms':>7} {'p99 ms':>7} {'recs/commit':>11} {'postgres us':>11}")
     summary: dict[str, object] = {}
     for name, by_variant in runs.items():
-        memory = med(by_variant["memory"], "server_cpu_us_per_submit")
-        for variant, results in by_variant.items():
+        for variant in variants:
+            results = by_variant[variant]
+            # the pool against its in-memory self; the floor against the in-memory floor
+            memory = med(by_variant["floor" if variant.startswith("floor") else "memory"], "server_cpu_us_per_submit")
             cpu = med(results, "server_cpu_us_per_submit")
 
             def thread(label: str, results: list[dict[str, object]] = results) -> str:
@@ -80,12 +90,14 @@ def main(argv: list[str] | None = None) -> int:
                           for r in results]
                 return f"{statistics.median(values):.1f}"
 
-            durable = variant != "memory"
-            print(f"{name:16} {variant:16} {cpu:14.1f} {cpu / memory:9.2f} {thread('event loop (main thread)'):>11} "
-                  f"{thread('spool writer') if durable else '':>7} {thread('loader') if durable else '':>7} "
+            durable = "durable" in variant
+            spool_figures = durable and not variant.startswith("floor")
+            print(f"{name:14} {variant:20} {cpu:14.1f} {cpu / memory:9.2f} {cpu - memory:6.1f} "
+                  f"{thread('event loop (main thread)'):>11} "
+                  f"{thread('spool writer') if durable else '':>7} {thread('loader') if spool_figures else '':>7} "
                   f"{med(results, 'rtt_p50_ms'):7.2f} {med(results, 'rtt_p99_ms'):7.2f} "
-                  f"{med(results, 'spool_records_per_group_commit') if durable else 0:11.2f} "
-                  f"{med(results, 'postgres_cpu_us_per_submit') if durable else 0:11.1f}")
+                  f"{med(results, 'spool_records_per_group_commit') if spool_figures else 0:11.2f} "
+                  f"{med(results, 'postgres_cpu_us_per_submit') if spool_figures else 0:11.1f}")
             summary[f"{name} {variant}"] = {
                 "cpu_us_per_submit": [r["server_cpu_us_per_submit"] for r in results],
                 "x_memory_median": round(cpu / memory, 3),

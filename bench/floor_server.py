@@ -9,7 +9,13 @@ in one loop, with no template to fetch (``--zmq ENDPOINT``: a ZMQ ``hashblock`` 
 what the event loop, the kernel and this machine cost before a pool does any work: the pool's figures are read
 against it, in the same run.
 
+``--spool DIR`` makes it the durable floor (``load.py --baseline --floor-spool``): every submit also appends a
+fixed share record to the pool's own spool (``ShareSpool``, the same group commit, ``--group-commit-ms``),
+and its ``true`` waits until that record is fsynced, with one callback per group commit, as the pool's
+answers do. Nothing is parsed or loaded into a database: what durability alone costs on this machine.
+
     python bench/floor_server.py --port P --notify-port U [--zmq tcp://127.0.0.1:Z] [--workers N] [--difficulty D]
+        [--spool DIR [--group-commit-ms 2]]
 
 ``--workers N`` forks N processes sharing the port with SO_REUSEPORT, like the pool's supervisor
 (``stratum_pool.cluster``).
@@ -24,9 +30,14 @@ import os
 import signal
 import socket
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+if __package__ in (None, ""):  # run as a script from a source checkout: the durable floor uses the pool's spool
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # A synthetic job in mining.notify's shape: the clients hash real headers against it (nothing checks them).
 _PREVHASH = "00" * 4 + "11" * 28
@@ -43,12 +54,29 @@ def notify_line(job_number: int, clean: bool) -> bytes:
 
 
 class FloorServer:
-    def __init__(self, difficulty: float, worker: int) -> None:
+    def __init__(self, difficulty: float, worker: int, spool: Any = None, key: bytes = b"") -> None:
         self.difficulty = difficulty
         self.connections: list[FloorConnection] = []
         self.job_number = 1
         self.notify = notify_line(self.job_number, True)
         self.next_extranonce = worker << 24
+        self.spool = spool  # a ShareSpool: the durable floor
+        self.key = key  # its share records' encoded strings
+        # a group commit's future -> the answers it holds, in order
+        self.held: dict[asyncio.Future[None], list[tuple[Any, bytes]]] = {}
+
+    def answer_durably(self, transport: Any, answer: bytes) -> None:
+        future = self.spool.append_share(time.time(), 1.0, 1.0, 0, False, self.key)[1]
+        held = self.held.get(future)
+        if held is None:
+            held = self.held[future] = []
+            future.add_done_callback(self.release)
+        held.append((transport, answer))
+
+    def release(self, future: asyncio.Future[None]) -> None:
+        for transport, answer in self.held.pop(future, ()):
+            if not transport.is_closing():
+                transport.write(answer)
 
     def new_block(self) -> None:
         self.job_number += 1
@@ -90,7 +118,10 @@ class FloorConnection(asyncio.Protocol):
         # '{"id":N,"method":...' as the load generator writes it: the id is what stands before the first comma
         rid = line[6:line.find(b",")]
         if b'"mining.submit"' in line:
-            self.transport.write(b'{"id":%s,"result":true,"error":null}\n' % rid)
+            if self.server.spool is None:
+                self.transport.write(b'{"id":%s,"result":true,"error":null}\n' % rid)
+            else:
+                self.server.answer_durably(self.transport, b'{"id":%s,"result":true,"error":null}\n' % rid)
         elif b'"mining.subscribe"' in line:
             server = self.server
             server.next_extranonce += 1
@@ -141,9 +172,15 @@ async def zmq_hashblock(endpoint: str, listener: NotifyListener) -> None:
 
 
 async def serve(sock: socket.socket, notify: socket.socket, relays: list[socket.socket], difficulty: float,
-                worker: int, zmq_endpoint: str = "") -> None:
+                worker: int, zmq_endpoint: str = "", spool_dir: str = "", group_commit_ms: float = 2.0) -> None:
     loop = asyncio.get_running_loop()
-    server = FloorServer(difficulty, worker)
+    spool, key = None, b""
+    if spool_dir:
+        from stratum_pool.store.spool import ShareSpool, share_key_bytes
+
+        spool = ShareSpool(spool_dir, group_commit_seconds=group_commit_ms / 1000)
+        key = share_key_bytes("bitcoin", "floor", "worker", "floor")
+    server = FloorServer(difficulty, worker, spool, key)
     stratum = await loop.create_server(lambda: FloorConnection(server), sock=sock, backlog=4096)
     listener = NotifyListener(server, relays)
     await loop.create_datagram_endpoint(lambda: listener, sock=notify)
@@ -156,6 +193,8 @@ async def serve(sock: socket.socket, notify: socket.socket, relays: list[socket.
         with contextlib.suppress(asyncio.CancelledError):
             await subscriber
     stratum.close()
+    if spool is not None:
+        await spool.close()
 
 
 def main() -> None:
@@ -165,7 +204,11 @@ def main() -> None:
     p.add_argument("--zmq", default="", help="also take new blocks from a ZMQ hashblock publisher (worker 0)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--difficulty", type=float, default=2.0**-30)
+    p.add_argument("--spool", default="", help="the durable floor: answers wait for this spool's group commit")
+    p.add_argument("--group-commit-ms", type=float, default=2.0)
     args = p.parse_args()
+    if args.spool and args.workers > 1:
+        p.error("--spool: one worker only")
     import resource
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -189,7 +232,7 @@ def main() -> None:
         theirs.close()
         relays.append(mine)
         children.append(pid)
-    run(listening_socket(args), notify, relays, args.difficulty, 0, args.zmq)
+    run(listening_socket(args), notify, relays, args.difficulty, 0, args.zmq, args.spool, args.group_commit_ms)
     for child in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGTERM)
@@ -208,12 +251,12 @@ def listening_socket(args: argparse.Namespace) -> socket.socket:
 
 
 def run(sock: socket.socket, notify: socket.socket, relays: list[socket.socket], difficulty: float,
-        worker: int, zmq_endpoint: str = "") -> None:
+        worker: int, zmq_endpoint: str = "", spool_dir: str = "", group_commit_ms: float = 2.0) -> None:
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    asyncio.run(serve(sock, notify, relays, difficulty, worker, zmq_endpoint))
+    asyncio.run(serve(sock, notify, relays, difficulty, worker, zmq_endpoint, spool_dir, group_commit_ms))
 
 
 if __name__ == "__main__":

@@ -693,7 +693,8 @@ def percentile(values: list[float], q: float) -> float:
 async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[str, int],
                     holders: list[tuple[multiprocessing.process.BaseProcess, Connection]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    result: dict[str, Any] = {"bench": "load", "server": "floor" if args.baseline else "pool",
+    result: dict[str, Any] = {"bench": "load", "server": ("durable floor" if args.floor_spool else "floor")
+                              if args.baseline else "pool",
                               "signal": args.signal, "workers": args.workers,
                               "multiproc": args.workers > 1 or args.multiproc,
                               "client_uvloop": _uses_uvloop(), "pinned": bool(args.pin)}
@@ -854,7 +855,7 @@ def print_table(r: dict[str, Any]) -> None:
     signal = r.get("signal", "udp")
     rows = [
         ("server processes (workers)", f"{r['workers']} ("
-         + ("bench/floor_server.py: the floor" if r["server"] == "floor"
+         + (f"bench/floor_server.py: the {r['server']}" if r["server"].endswith("floor")
             else "stratum_pool.serve supervise" if r["multiproc"] else "cli serve") + ")"),
         ("idle sessions held", f"{r['idle_sessions']} (failed {r['idle_failures']}) in {r['connect_seconds']} s, "
                                f"{r['connect_cpu_us_per_session']} us server CPU each"),
@@ -867,7 +868,7 @@ def print_table(r: dict[str, Any]) -> None:
                                                               "(the signal, the server's own part, one loopback read)"),
         ("  pool side: new block -> broadcast done", f"{r['pool_new_block_to_broadcast_done_ms']} ms mean over "
                                                  f"{r['pool_new_blocks_timed']} (its own histogram, worker 0)"),
-        ("  pool side: template fetch + parse", "n/a (the floor fetches none)" if r["server"] == "floor"
+        ("  pool side: template fetch + parse", "n/a (the floor fetches none)" if r["server"].endswith("floor")
          else f"{r['pool_template_fetch_ms']} ms mean over {r['pool_template_fetches']} "
               "(its getblocktemplate RPC histogram, worker 0)"),
         ("submits answered", f"{r['submits_answered']} of {r['submits_sent']} in {r['submit_seconds']} s "
@@ -913,7 +914,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "the stand-in daemon runs the README's -blocknotify command. The floor takes the same "
                         "signal (a ZMQ SUB of its own, or the same datagram)")
     p.add_argument("--dsn", default="", help="database.dsn: measure share rows/s reaching PostgreSQL")
-    p.add_argument("--group-commit-ms", type=float, default=2.0, help="database.group_commit_ms (with --dsn)")
+    p.add_argument("--group-commit-ms", type=float, default=2.0,
+                   help="database.group_commit_ms (with --dsn), or the durable floor's (--floor-spool)")
+    p.add_argument("--floor-spool", action="store_true",
+                   help="with --baseline: the durable floor (each answer waits for the spool's group commit)")
     p.add_argument("--connect-timeout", type=float, default=120)
     p.add_argument("--log-level", default="warning")
     p.add_argument("--profile", default="",
@@ -983,6 +987,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             procs.append(subprocess.Popen([PYTHON, str(ROOT / "bench" / "floor_server.py"), "--port",
                                            str(ports["stratum"]), "--notify-port", str(ports["notify"]),
                                            *(["--zmq", zmq_endpoint] if zmq_endpoint else []),
+                                           *(["--spool", str(tmp / "floor-spool"), "--group-commit-ms",
+                                              str(args.group_commit_ms)] if args.floor_spool else []),
                                            "--workers", str(args.workers), "--difficulty", repr(SHARE_DIFFICULTY)],
                                           stdout=floor_log, stderr=subprocess.STDOUT, preexec_fn=pool_preexec))
             wait_port(ports["stratum"], time.monotonic() + 60, procs[-1])
