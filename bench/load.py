@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -188,41 +189,43 @@ def socket_count(pid: int) -> int:
     return count
 
 
-def pool_side_notify_ms(api_port: int) -> tuple[int, float] | None:
-    """From the pool's own /metrics (worker 0 with several workers): how many new blocks it timed and the
-    mean time from learning of one to the end of its broadcast (bookkeeping after the writes included), in
-    ms. Separates the pool's time from the clients' (which share this machine's cores)."""
+def metric_sums(api_port: int, names: tuple[str, ...], label: str = "") -> list[float] | None:
+    """The sum of each of ``names``' samples (only those whose line holds ``label``, e.g.
+    ``method="getblocktemplate"``) in the pool's /metrics (worker 0 with several workers); a name with no
+    sample sums to nan. None: no /metrics answered."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
             text = response.read().decode()
     except OSError:
         return None
-    total = count = 0.0
+    sums = [math.nan] * len(names)
     for line in text.splitlines():
-        if line.startswith("stratum_pool_new_block_to_notify_seconds_sum"):
-            total += float(line.split()[-1])
-        elif line.startswith("stratum_pool_new_block_to_notify_seconds_count"):
-            count += float(line.split()[-1])
-    return (int(count), total / count * 1000) if count else None
+        if line.startswith("#") or label not in line:
+            continue
+        sample = line.partition("{")[0].partition(" ")[0]
+        if sample in names:
+            i = names.index(sample)
+            sums[i] = (0.0 if math.isnan(sums[i]) else sums[i]) + float(line.split()[-1])
+    return sums
+
+
+def pool_side_notify_ms(api_port: int) -> tuple[int, float] | None:
+    """How many new blocks the pool timed and the mean time from learning of one to the end of its broadcast
+    (bookkeeping after the writes included), in ms, from its own histogram. Separates the pool's time from
+    the clients' (which share this machine's cores)."""
+    sums = metric_sums(api_port, ("stratum_pool_new_block_to_notify_seconds_sum",
+                                  "stratum_pool_new_block_to_notify_seconds_count"))
+    if sums is None or math.isnan(sums[1]) or not sums[1]:
+        return None
+    return int(sums[1]), sums[0] / sums[1] * 1000
 
 
 def template_fetch_totals(api_port: int) -> tuple[float, float] | None:
-    """The pool's ``getblocktemplate`` calls so far from its /metrics: (seconds, calls), each call timed from the
-    request to the parsed answer (HTTP round trip and JSON parse, on the RPC thread); None: no /metrics."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-    except OSError:
-        return None
-    total = count = 0.0
-    for line in text.splitlines():
-        if 'method="getblocktemplate"' not in line:
-            continue
-        if line.startswith("stratum_pool_rpc_seconds_sum"):
-            total += float(line.split()[-1])
-        elif line.startswith("stratum_pool_rpc_seconds_count"):
-            count += float(line.split()[-1])
-    return total, count
+    """The pool's ``getblocktemplate`` calls so far: (seconds, calls), each call timed from the request to the
+    parsed answer (HTTP round trip and JSON parse, on the RPC thread); None: no /metrics."""
+    sums = metric_sums(api_port, ("stratum_pool_rpc_seconds_sum", "stratum_pool_rpc_seconds_count"),
+                       'method="getblocktemplate"')
+    return None if sums is None else (0.0 if math.isnan(sums[0]) else sums[0], 0.0 if math.isnan(sums[1]) else sums[1])
 
 
 SIGNALS = {"udp": "the bench's notify datagram", "zmq": "the daemon's ZMQ hashblock",
@@ -230,19 +233,11 @@ SIGNALS = {"udp": "the bench's notify datagram", "zmq": "the daemon's ZMQ hashbl
 
 
 def spool_counts(api_port: int) -> tuple[float, float] | None:
-    """The pool's spool group commits and records made durable so far, from its /metrics (None: no spool)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-    except OSError:
+    """The pool's spool group commits and records made durable so far (None: no spool)."""
+    sums = metric_sums(api_port, ("stratum_pool_spool_group_commits_total", "stratum_pool_spool_records_total"))
+    if sums is None or math.isnan(sums[0]) or math.isnan(sums[1]):
         return None
-    commits = records = None
-    for line in text.splitlines():
-        if line.startswith("stratum_pool_spool_group_commits_total "):
-            commits = float(line.split()[-1])
-        elif line.startswith("stratum_pool_spool_records_total "):
-            records = float(line.split()[-1])
-    return (commits, records) if commits is not None and records is not None else None
+    return sums[0], sums[1]
 
 
 def postgres_cpu_seconds() -> float:

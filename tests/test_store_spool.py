@@ -288,10 +288,17 @@ async def test_one_window_shares_one_future_and_a_failed_write_is_reported_once(
     await again.close()
 
 
+async def spool_of_segments(tmp_path: Path, segment_bytes: int, count: int) -> ShareSpool:
+    """A spool of ``count`` shares written one per group commit into segments of ``segment_bytes`` (so they
+    rotate at record granularity)."""
+    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=segment_bytes, group_commit_seconds=0.0)
+    for i in range(count):
+        await spool.append(share(i))[1]
+    return spool
+
+
 async def test_segments_rotate_and_truncate_keeps_unloaded_and_current(tmp_path: Path) -> None:
-    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=2000, group_commit_seconds=0.0)
-    for i in range(60):
-        await spool.append(share(i))[1]  # one record per write: rotation at record granularity
+    spool = await spool_of_segments(tmp_path, 2000, 60)
     stats = spool.stats()
     assert stats.segments > 3
     assert [r.seq for r in spool.read_from(0, 1000)] == list(range(1, 61))
@@ -444,10 +451,7 @@ def _spans(records: list[ShareRecord | RejectedRecord | BlockRecord]) -> list[tu
 
 
 async def test_a_corrupt_frame_mid_segment_ends_that_segment_only(tmp_path: Path) -> None:
-    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=1500, group_commit_seconds=0.0)
-    for i in range(30):
-        await spool.append(share(i))[1]
-    await spool.close()
+    await (await spool_of_segments(tmp_path, 1500, 30)).close()
     segments = sorted(tmp_path.glob("*.seg"))
     assert len(segments) >= 3
     first = bytearray(segments[0].read_bytes()[:data_end(segments[0])])
@@ -486,10 +490,7 @@ async def test_a_reader_that_caught_up_resumes_where_it_stopped(tmp_path: Path,
 
 
 async def test_preallocated_segments_read_back_across_a_restart(tmp_path: Path) -> None:
-    spool = ShareSpool(tmp_path, clock=zero, segment_bytes=2000, group_commit_seconds=0.0)
-    for i in range(60):
-        await spool.append(share(i))[1]
-    await spool.close()
+    await (await spool_of_segments(tmp_path, 2000, 60)).close()
     segments = sorted(tmp_path.glob("*.seg"))
     assert len(segments) > 3
     assert all(p.stat().st_size >= 2000 for p in segments)  # each its full size, zeros after its records
