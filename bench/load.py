@@ -287,9 +287,9 @@ def wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes] | None =
 
 def write_config(path: Path, *, stratum_port: int, daemon_port: int, notify_port: int, workers: int,
                  longpoll: bool, dsn: str, log_level: str, api_port: int, group_commit_ms: float = 2.0,
-                 zmq_hashblock: str = "") -> None:
+                 load_interval: float = 1.0, zmq_hashblock: str = "") -> None:
     database = (f'[database]\ndsn = "{dsn}"\nspool_dir = "{path.parent / "spool"}"\n'
-                f"group_commit_ms = {group_commit_ms}\n\n") if dsn else ""
+                f"group_commit_ms = {group_commit_ms}\nload_interval_seconds = {load_interval}\n\n") if dsn else ""
     path.write_text(f"""{database}[api]
 enabled = true
 host = "127.0.0.1"
@@ -911,6 +911,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--dsn", default="", help="database.dsn: measure share rows/s reaching PostgreSQL")
     p.add_argument("--group-commit-ms", type=float, default=2.0,
                    help="database.group_commit_ms (with --dsn), or the durable floor's (--floor-spool)")
+    p.add_argument("--load-interval", type=float, default=1.0, help="database.load_interval_seconds (with --dsn)")
     p.add_argument("--floor-spool", action="store_true",
                    help="with --baseline: the durable floor (each answer waits for the spool's group commit)")
     p.add_argument("--connect-timeout", type=float, default=120)
@@ -991,7 +992,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config = tmp / "pool.toml"
         write_config(config, stratum_port=ports["stratum"], daemon_port=ports["daemon"], notify_port=ports["notify"],
                      workers=args.workers, longpoll=args.longpoll, dsn=args.dsn, log_level=args.log_level,
-                     api_port=ports["api"], group_commit_ms=args.group_commit_ms, zmq_hashblock=zmq_endpoint)
+                     api_port=ports["api"], group_commit_ms=args.group_commit_ms, zmq_hashblock=zmq_endpoint,
+                     load_interval=args.load_interval)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if args.dsn:  # the schema first (safe to run twice), as an operator's ExecStartPre does
             subprocess.run([PYTHON, "-m", "stratum_pool.cli", "migrate", "--config", str(config)], env=env,
