@@ -27,9 +27,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import zmq
-import zmq.asyncio
-
 from stratum_pool.daemon.blocknotify import NOTIFY_TAG, blocknotify_command, send_block_notify
 from stratum_pool.daemon.rpc import DaemonClient, DaemonError, only_timeouts
 
@@ -205,6 +202,10 @@ class ZmqBlockSubscriber(_Source):
         self.last_sequence: int | None = None
 
     async def run(self) -> None:
+        # imported here: pyzmq costs ~2.5 MiB of memory a pool without a ZMQ endpoint does not need
+        import zmq
+        import zmq.asyncio
+
         ctx = zmq.asyncio.Context()
         sock = ctx.socket(zmq.SUB)
         try:
