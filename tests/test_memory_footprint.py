@@ -1,6 +1,7 @@
 """What a serving pool keeps in memory: a library only a configured feature needs is imported only when that
 feature is configured (aiohttp for the API and webhooks, psycopg for the database, pyzmq for a ZMQ endpoint,
-coincurve and cryptography for Stratum V2).
+coincurve and cryptography for Stratum V2); the process's threads share one malloc arena and what startup
+freed goes back to the OS (``osmemory``).
 
 The pool runs as ``stratum-pool serve`` does (``cli.main``), in a subprocess, against the load bench's stand-in
 daemon (a mainnet template with 3,314 transactions); once it listens it reports its ``sys.modules``. No memory
@@ -10,16 +11,23 @@ figure is asserted (they depend on the machine): which libraries load decides mo
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import platform
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stratum_pool import osmemory
+from stratum_pool.config import parse_settings
 from stratum_pool.devnet.common import free_port_below_ephemeral as free_port
+from stratum_pool.pool import Pool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench")]
@@ -132,3 +140,53 @@ def test_the_api_without_a_database_serves_metrics_without_psycopg(tmp_path: Pat
     modules = report["modules"]
     assert loaded(modules, "aiohttp")  # the API's server
     assert [name for name in OPTIONAL if name != "aiohttp" and loaded(modules, name)] == []
+
+
+GLIBC = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+
+
+@GLIBC
+def test_release_free_memory_returns_what_a_thread_freed() -> None:
+    def churn() -> None:
+        # strings too big for Python's small-object allocator: malloc'd in this thread's arena, then freed
+        garbage = ["x" * 2000 + str(i) for i in range(5000)]
+        del garbage
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    thread.join()
+    assert osmemory.release_free_memory()
+
+
+@GLIBC
+@pytest.mark.parametrize(("operator", "expected"), [({}, "True"), ({"MALLOC_ARENA_MAX": "4"}, "False")])
+def test_one_malloc_arena_unless_the_operator_chose(operator: dict[str, str], expected: str) -> None:
+    # in a process of its own: the setting holds for the rest of the process
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | operator
+    code = "from stratum_pool import osmemory; print(osmemory.one_malloc_arena())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == expected
+
+
+async def test_the_started_pool_gives_freed_memory_back_once(tmp_path: Path, daemon: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    released: list[bool] = []
+    monkeypatch.setattr("stratum_pool.pool.release_free_memory", lambda: released.append(True) or True)
+    settings = parse_settings({
+        "coins": [{"coin": "bitcoin", "network": "mainnet", "mode": "solo", "stratum_host": "127.0.0.1",
+                   "stratum_port": 0, "poll_interval_seconds": 3600, "template_refresh_seconds": 3600,
+                   "daemons": [{"url": f"http://127.0.0.1:{daemon.server_address[1]}", "user": "bench",
+                                "password": "bench"}]}],
+        "database": {"spool_dir": str(tmp_path)}, "api": {"enabled": False}})
+    pool = Pool(settings)
+    try:
+        await pool.start()
+        assert released == []  # not while the callbacks running now may still hold some of it
+        await asyncio.sleep(0)
+        assert released == [True]
+        # a template refresh does not: the next one's parse would fault the pages in again
+        await pool.coins[0].refresh("timer")
+        await asyncio.sleep(0)
+        assert released == [True]
+    finally:
+        await pool.stop()
