@@ -264,9 +264,10 @@ class LongpollWatcher(_Source):
         while True:
             try:
                 if self.longpollid is None:
-                    template = await self.client.getblocktemplate()
-                    self.longpollid = template.get("longpollid")
-                    self.previousblockhash = template.get("previousblockhash")
+                    first = await self.client.getblocktemplate()
+                    self.longpollid = first.get("longpollid")
+                    self.previousblockhash = first.get("previousblockhash")
+                    del first  # not kept through the poll (below)
                     if self.longpollid is None:
                         log.warning("the daemon's templates have no longpollid; long polling is off")
                         return
@@ -290,6 +291,8 @@ class LongpollWatcher(_Source):
             if prev != self.previousblockhash:
                 self.previousblockhash = prev
                 await _safe_call(self.on_new_block, self.name, prev)
+            # not kept through the next poll, which lasts until the next block: a mainnet template is megabytes
+            del template
 
 
 # --- (d) polling ---------------------------------------------------------------------------------------
