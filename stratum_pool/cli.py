@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratum-pool", description="Stratum V1 mining pool server")
-    parser.add_argument("--version", action="version", version=f"stratum-pool {package_version()}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the pool")
     p_serve.add_argument("--config", required=True)
@@ -89,6 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stratum_pool.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    if args.command != "serve":
+        return database_command(settings, args)
+    from stratum_pool.daemon.rpc import DaemonError
+    from stratum_pool.serve import run
+
+    try:
+        return run(settings, args.config)
+    except DaemonError as exc:  # no daemon ready within the start timeout: one line, not a traceback
+        print(f"daemon: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a stratum port or the admin socket taken, a spool directory not writable
+        print(f"serve: {one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def database_command(settings: Settings, args: argparse.Namespace) -> int:
+    """The commands that read or write the database (not ``serve``: psycopg costs a pool without a database
+    ~10 MiB of memory, so only the parts that use it import it)."""
     import psycopg
 
     try:
@@ -111,17 +129,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.Error as exc:  # database down, refused, bad DSN: one line that names it, not a traceback
         print(f"database: {one_line(exc)}", file=sys.stderr)
         return 1
-    from stratum_pool.daemon.rpc import DaemonError
-    from stratum_pool.serve import run
+    raise AssertionError(f"unknown command {args.command!r}")
 
-    try:
-        return run(settings, args.config)
-    except DaemonError as exc:  # no daemon ready within the start timeout: one line, not a traceback
-        print(f"daemon: {one_line(exc)}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a stratum port or the admin socket taken, a spool directory not writable
-        print(f"serve: {one_line(exc)}", file=sys.stderr)
-        return 1
+
+class VersionAction(argparse.Action):
+    """``--version``: the version looked up when asked for, not on every run (importlib.metadata and the
+    distribution's files would stay in the serving pool's memory)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"stratum-pool {package_version()}")
+        parser.exit()
 
 
 def package_version() -> str:

@@ -42,6 +42,7 @@ from stratum_pool.hashrate import (
 )
 from stratum_pool.jobs.manager import JobManager
 from stratum_pool.metrics import PoolMetrics
+from stratum_pool.osmemory import release_free_memory
 from stratum_pool.protocol.actions import (
     Action,
     Authorized,
@@ -690,6 +691,9 @@ class Pool:
             )
             self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
             log.info("api_listening", host=api.host, port=self.api_port)
+        # imports, config and the first template leave megabytes free: back to the OS once the callbacks
+        # still holding some of it are done (osmemory: not after every template)
+        asyncio.get_running_loop().call_soon(release_free_memory)
 
     async def _workers_watch(self) -> None:
         """Worker offline and back, for the receivers that want to hear of it: checked a few times within

@@ -29,6 +29,7 @@ from stratum_pool.cluster.supervisor import Supervisor, listening_socket
 from stratum_pool.cluster.worker import Worker, spool_node_id, status_line, worker_prefix, worker_settings
 from stratum_pool.config import ConfigError, Settings, load_pool_settings
 from stratum_pool.logs import configure_logging
+from stratum_pool.osmemory import one_malloc_arena
 from stratum_pool.pool import Pool
 from stratum_pool.server.sdnotify import SystemdNotifier
 
@@ -38,7 +39,9 @@ log = structlog.get_logger("stratum_pool.serve")
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` to completion on uvloop when installed, else on the standard asyncio loop."""
+    """Run ``main`` to completion on uvloop when installed, else on the standard asyncio loop (every thread of
+    the process allocating from one malloc arena: ``osmemory``)."""
+    one_malloc_arena()  # before any thread starts
     try:
         import uvloop
     except ImportError:

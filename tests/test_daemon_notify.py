@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
+from typing import Any
 
 import zmq
 import zmq.asyncio
 
 from stratum_pool.daemon.notify import (
     BlockNotifyListener,
+    LongpollWatcher,
     NewBlockDeduplicator,
     ZmqBlockSubscriber,
     blocknotify_command,
@@ -154,6 +157,53 @@ async def test_zmq_subscriber_stops_cleanly_without_publisher() -> None:
     await asyncio.sleep(0.1)
     await asyncio.wait_for(sub.stop(), 2)
     assert task.done()
+
+
+class Answer(dict[str, Any]):
+    """A template answer that can be watched for being freed (a plain dict cannot)."""
+
+
+class HeldLongpoll:
+    """A daemon whose long polls answer the given templates, then stay open (as until the next block)."""
+
+    def __init__(self, first: Answer, answers: list[Answer]) -> None:
+        self.first, self.answers = first, answers
+        self.alive_at_next_poll: list[bool] = []
+        self.refs: list[weakref.ref[Answer]] = []
+
+    async def getblocktemplate(self) -> Answer:
+        answer, self.first = self.first, Answer()
+        self.refs.append(weakref.ref(answer))
+        return answer
+
+    async def longpoll_template(self, longpollid: str, timeout: float | None) -> Answer:
+        self.alive_at_next_poll.append(any(ref() is not None for ref in self.refs))
+        if not self.answers:
+            await asyncio.Event().wait()
+        answer = self.answers.pop(0)
+        self.refs.append(weakref.ref(answer))
+        return answer
+
+
+async def test_longpoll_lets_go_of_each_template_before_polling_again() -> None:
+    # a mainnet template is megabytes of parsed JSON; the next poll lasts until the next block
+    first = Answer(longpollid="a", previousblockhash=HASH_A)
+    daemon = HeldLongpoll(first, [Answer(longpollid="b", previousblockhash=HASH_B)])
+    del first
+    seen: list[str] = []
+
+    async def on_template(template: dict[str, Any]) -> None:
+        seen.append(template["longpollid"])
+
+    rec = Recorder()
+    watcher = LongpollWatcher(daemon, rec, on_template)  # type: ignore[arg-type]  # the two calls it makes
+    watcher.start()
+    await rec.wait_for(1)
+    while len(daemon.alive_at_next_poll) < 2:
+        await asyncio.sleep(0.01)
+    await watcher.stop()
+    assert seen == ["b"] and rec.events == [("longpoll", HASH_B)]
+    assert daemon.alive_at_next_poll == [False, False]
 
 
 async def test_deduplicator() -> None:

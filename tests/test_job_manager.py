@@ -82,6 +82,29 @@ def test_same_tip_refresh_is_not_a_new_block_and_old_jobs_stay_valid() -> None:
     assert not m.is_stale(first) and m.get_job(first.job_id) is first
 
 
+def test_a_refresh_on_the_same_block_holds_one_copy_of_the_transactions_it_shares() -> None:
+    m = manager()
+    m.update(gbt())
+    first = m.template
+    assert first is not None and len(first.transactions) > 3
+    refreshed = gbt(time_shift=30)
+    refreshed["transactions"][0]["data"] += "00"  # the same txid, other bytes (a witness can change): its own
+    del refreshed["transactions"][1]  # one left the mempool
+    assert m.update(refreshed) is False
+    second = m.template
+    assert second is not None and second.txids[0] == first.txids[0]
+    assert second.transactions[0] == first.transactions[0] + b"\0"
+    assert all(a is b for a, b in zip(second.transactions[1:], first.transactions[2:], strict=True))
+    assert all(a is b for a, b in zip(second.txids[1:], first.txids[2:], strict=True))
+    # the work is the refreshed template's, whichever objects hold its bytes
+    job = m.current_job(ALICE)
+    assert job is not None and job.template is second
+    assert m.update(gbt(prev="11" * 32)) is True  # a new block: taken as it came, nothing looked up
+    third = m.template
+    assert third is not None
+    assert not any(a is b for a, b in zip(third.transactions[2:], first.transactions[2:], strict=True))
+
+
 def test_new_tip_makes_old_jobs_stale_but_known_for_a_while() -> None:
     m = manager()
     m.update(gbt())

@@ -27,9 +27,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import zmq
-import zmq.asyncio
-
 from stratum_pool.daemon.blocknotify import NOTIFY_TAG, blocknotify_command, send_block_notify
 from stratum_pool.daemon.rpc import DaemonClient, DaemonError, only_timeouts
 
@@ -205,6 +202,10 @@ class ZmqBlockSubscriber(_Source):
         self.last_sequence: int | None = None
 
     async def run(self) -> None:
+        # imported here: pyzmq costs ~2.5 MiB of memory a pool without a ZMQ endpoint does not need
+        import zmq
+        import zmq.asyncio
+
         ctx = zmq.asyncio.Context()
         sock = ctx.socket(zmq.SUB)
         try:
@@ -263,9 +264,10 @@ class LongpollWatcher(_Source):
         while True:
             try:
                 if self.longpollid is None:
-                    template = await self.client.getblocktemplate()
-                    self.longpollid = template.get("longpollid")
-                    self.previousblockhash = template.get("previousblockhash")
+                    first = await self.client.getblocktemplate()
+                    self.longpollid = first.get("longpollid")
+                    self.previousblockhash = first.get("previousblockhash")
+                    del first  # not kept through the poll (below)
                     if self.longpollid is None:
                         log.warning("the daemon's templates have no longpollid; long polling is off")
                         return
@@ -289,6 +291,8 @@ class LongpollWatcher(_Source):
             if prev != self.previousblockhash:
                 self.previousblockhash = prev
                 await _safe_call(self.on_new_block, self.name, prev)
+            # not kept through the next poll, which lasts until the next block: a mainnet template is megabytes
+            del template
 
 
 # --- (d) polling ---------------------------------------------------------------------------------------

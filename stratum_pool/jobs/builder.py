@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from binascii import unhexlify
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from stratum_pool.chain.block import WITNESS_RESERVED_VALUE, parse_tx, serialize_block
@@ -157,6 +158,24 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
         longpollid=str(longpollid) if longpollid is not None else None,
         received_at=received_at,
     )
+
+
+def share_transactions(template: Template, previous: Template) -> Template:
+    """``template`` holding the transactions it has in common with ``previous`` (same txid and the same bytes:
+    a witness can change under the same txid) as ``previous``'s objects. The manager keeps a few templates
+    (``manager.KEEP_TEMPLATES``), refreshed every ~30 s on the same block with mostly the same transactions:
+    one copy of each instead of one per template (a mainnet template holds ~1.5 MB of them)."""
+    known = dict(zip(previous.txids, zip(previous.txids, previous.transactions, strict=True), strict=True))
+    get = known.get
+    txids: list[bytes] = []
+    transactions: list[bytes] = []
+    for txid, data in zip(template.txids, template.transactions, strict=True):
+        old = get(txid)
+        if old is not None and old[1] == data:
+            txid, data = old
+        txids.append(txid)
+        transactions.append(data)
+    return replace(template, txids=tuple(txids), transactions=tuple(transactions))
 
 
 def notify_prefix(job_id: str, template: Template, coinb1: bytes, coinb2: bytes) -> tuple[object, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 from stratum_pool._native import JobBook
 from stratum_pool.chain.coinbase import solo_outputs
 from stratum_pool.coins import Coin
-from stratum_pool.jobs.builder import make_job, template_from_gbt
+from stratum_pool.jobs.builder import make_job, share_transactions, template_from_gbt
 from stratum_pool.jobs.job import Job, Template
 
 # How many templates' jobs stay answerable. A template is refreshed every ~30 s and shares arrive within
@@ -64,6 +64,10 @@ class JobManager:
         """Take a new getblocktemplate answer. Returns True when it builds on a new previous block."""
         template = template_from_gbt(dict(gbt), self.coin, self._clock())
         new_block = self.template is None or template.prevhash != self.template.prevhash
+        if self.template is not None and not new_block:
+            # a refresh on the same block: mostly the last template's transactions, kept once (not on the
+            # new-block path, where little is in common and every millisecond delays the miners' work)
+            template = share_transactions(template, self.template)
         self.template = template
         self.book.tip = template.prevhash
         self._clean = new_block

@@ -13,15 +13,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-import psycopg
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+if TYPE_CHECKING:  # psycopg is imported by ReadPool's first query: an API without a database does not carry its
+    # ~10 MiB
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+    Conn = AsyncConnection[tuple[Any, ...]]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Conn = AsyncConnection[tuple[Any, ...]]
 
 # A page should never wait on the database for long; a query that needs longer than this is a bug or an
 # overload, and the API answers 503 instead of piling up requests.
@@ -36,7 +38,8 @@ class DatabaseUnavailable(Exception):
 
 class ReadPool:
     """A few autocommit, read-only connections shared by the API handlers (a ``psycopg_pool``
-    ``AsyncConnectionPool``), opened on first use, so the API starts whether or not the database is up.
+    ``AsyncConnectionPool``), made and opened on first use, so the API starts whether or not the database is up
+    (and psycopg is imported only by an API with a database).
 
     The pool drops a connection that broke; a query that failed on a reused (possibly stale) connection is
     tried once more on a fresh one, so a database restart costs no failed request. With the database down, a
@@ -45,33 +48,43 @@ class ReadPool:
 
     def __init__(self, dsn: str, *, size: int = 4, connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
                  statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
-        options = f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
-        # min_size 0: nothing is opened until a request needs it, and an idle API holds no backend for long
-        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            dsn, min_size=0, max_size=size, open=False, timeout=connect_timeout, max_idle=300.0,
-            name="stratum-pool-api", reconnect_timeout=0.0, reconnect_failed=self._connect_failed,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout, "options": options,
-                    "application_name": "stratum-pool-api"})
-        self._opened = False
+        self._dsn, self._size, self._connect_timeout = dsn, size, connect_timeout
+        self._options = f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
+        self._pool: AsyncConnectionPool[Conn] | None = None  # made and opened by the first query
         self._failed_at: float | None = None  # monotonic time of the last failed connect
 
     def _connect_failed(self, _: AsyncConnectionPool[Conn]) -> None:
         self._failed_at = time.monotonic()
 
+    async def _connections(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            # min_size 0: nothing is opened until a request needs it, and an idle API holds no backend for long
+            timeout = self._connect_timeout
+            self._pool = AsyncConnectionPool(
+                self._dsn, min_size=0, max_size=self._size, open=False, timeout=timeout, max_idle=300.0,
+                name="stratum-pool-api", reconnect_timeout=0.0, reconnect_failed=self._connect_failed,
+                kwargs={"autocommit": True, "connect_timeout": timeout, "options": self._options,
+                        "application_name": "stratum-pool-api"})
+            await self._pool.open(wait=False)
+        return self._pool
+
     async def run(self, query: Callable[Concatenate[Conn, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await query(conn, *args, **kwargs)`` on a pooled connection."""
-        if not self._opened:
-            self._opened = True
-            await self._pool.open(wait=False)
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        pool = await self._connections()
         # A client waiting for a connection is not woken when the connect fails: it waits out the timeout. So
         # once a connect failed, requests fail at once for a while (then one tries again) instead of each
         # waiting the timeout while the database is down.
         if (self._failed_at is not None and time.monotonic() - self._failed_at < FAIL_FAST_SECONDS
-                and not self._pool.get_stats().get("pool_available")):
+                and not pool.get_stats().get("pool_available")):
             raise DatabaseUnavailable("connect failed recently")
         for attempt in (1, 2):
             try:
-                async with self._pool.connection() as conn:
+                async with pool.connection() as conn:
                     return await query(conn, *args, **kwargs)
             except PoolTimeout as exc:
                 raise DatabaseUnavailable("connect failed: no connection within the timeout") from exc
@@ -86,7 +99,7 @@ class ReadPool:
         await self.run(_ping)
 
     async def close(self) -> None:
-        if self._opened:
+        if self._pool is not None:
             await self._pool.close()
 
 

@@ -14,14 +14,18 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import aiohttp
 import structlog
 
 from stratum_pool.webhooks import events as ev
 from stratum_pool.webhooks.events import Event
 from stratum_pool.webhooks.formats import build
 from stratum_pool.webhooks.settings import NotifySettings
+
+if TYPE_CHECKING:  # aiohttp is imported when a receiver is configured: a pool without one (and without the API)
+    # does not carry its ~10 MiB
+    import aiohttp
 
 log = structlog.get_logger("stratum_pool.webhooks")
 
@@ -69,6 +73,8 @@ class Notifier:
     def start(self) -> None:
         if not self.receivers or self._tasks:
             return
+        import aiohttp
+
         self._session = aiohttp.ClientSession()
         self._tasks = [asyncio.create_task(self._run(r), name=f"notify-{r.index}") for r in self.receivers]
 
@@ -166,6 +172,8 @@ class Notifier:
 
     async def _post(self, s: NotifySettings, content_type: str, body: bytes,
                     headers: dict[str, str]) -> tuple[int | None, str]:
+        import aiohttp
+
         assert self._session is not None
         try:
             async with self._session.post(s.url, data=body, headers={"Content-Type": content_type, **headers},
