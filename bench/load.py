@@ -793,6 +793,7 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
     started = time.monotonic()
     elapsed = await submit_load(active, args.rate, args.seconds, mix, tally)
     cpu = cpu_seconds(pids) - cpu_before
+    result.update(server_rss_active_mb=round(rss_bytes(pids) / 2**20, 1))  # every session held, the load served
     postgres_cpu = postgres_cpu_seconds() - postgres_before if args.dsn else 0.0
     spool_after = spool_counts(ports["api"]) if measure_spool else None
     threads_after = thread_cpu(pids)
@@ -855,7 +856,8 @@ def print_table(r: dict[str, Any]) -> None:
         ("idle sessions held", f"{r['idle_sessions']} (failed {r['idle_failures']}) in {r['connect_seconds']} s, "
                                f"{r['connect_cpu_us_per_session']} us server CPU each"),
         ("active (submitting) sessions", f"{r['active_sessions']} (failed {r['active_failures']})"),
-        ("server RSS", f"{r['server_rss_mb']} MiB, {r['rss_bytes_per_session']} B per idle session"),
+        ("server RSS", f"{r['server_rss_mb']} MiB with the idle sessions ({r['rss_bytes_per_session']} B each); "
+                       f"{r['server_rss_active_mb']} MiB after the submit phase, the active ones too"),
         (f"new block ({signal}) -> last session clean_jobs",
          f"{', '.join(f'{x} ms' for x in last)} from {SIGNALS[signal]} (sessions {r['new_block_sessions']}; "
          f"median session {r['new_block_to_median_ms']} ms)"),
