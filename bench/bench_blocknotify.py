@@ -41,10 +41,10 @@ def time_command(command: str, sock: socket.socket) -> float:
     return t1 - t0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cli = Path(sys.executable).parent / "stratum-pool"  # the console script next to this interpreter
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,6 +69,11 @@ def main() -> None:
         result[f"{key}_ms_median"], result[f"{key}_ms_min"], result[f"{key}_ms_max"] = (
             round(median, 2), round(low, 2), round(high, 2))
     print(json.dumps(result))
+
+
+def run() -> None:
+    """For bench/run.py."""
+    main([])
 
 
 if __name__ == "__main__":

@@ -110,5 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> int:
+    """For bench/run.py: one round, shorter loads."""
+    return main(["--rounds", "1", "--seconds", "10"])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -78,7 +78,7 @@ def settings(node: BcoinNode, spool: Path, dsn: str) -> Any:
     return parse_settings(doc, address_check=address_to_script)
 
 
-async def run(rounds: int, dsn: str, work: Path) -> dict[str, float]:
+async def measure(rounds: int, dsn: str, work: Path) -> dict[str, float]:
     node = BcoinNode(work / "bcoin")
     node.start()
     try:
@@ -138,22 +138,27 @@ async def run(rounds: int, dsn: str, work: Path) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--dsn", default="", help="PostgreSQL (a fresh database): the block record goes there too")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     install()
     if args.dsn:
         migrate(args.dsn)  # the schema (safe to run twice)
     with tempfile.TemporaryDirectory(prefix="bench-found-block-") as tmp:
-        result = asyncio.run(run(args.rounds, args.dsn, Path(tmp)))
+        result = asyncio.run(measure(args.rounds, args.dsn, Path(tmp)))
     print(f"found block -> clean_jobs at the finder, {result['rounds']} rounds on bcoin regtest"
           f"{' with PostgreSQL' if args.dsn else ' (no database)'}:")
     for key, value in result.items():
         if key != "rounds":
             print(f"  {key.ljust(34)} {value:8.2f}")
     print(json.dumps({"database": bool(args.dsn), **{k: round(v, 2) for k, v in result.items()}}))
+
+
+def run() -> None:
+    """For bench/run.py."""
+    main([])
 
 
 if __name__ == "__main__":
