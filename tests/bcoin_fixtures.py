@@ -80,3 +80,19 @@ def nodes_under(node_class: Callable[..., N], directory: Path) -> Iterator[Calla
 def bcoin_factory(bcoin_installed: bool, tmp_path: Path) -> Iterator[Callable[..., BcoinNode]]:
     with nodes_under(BcoinNode, tmp_path) as make:
         yield make
+
+
+def regtest_coin_toml(node: Any, port: int, extra: str = "") -> str:
+    """A pool config's ``[[coins]]`` entry for bitcoin regtest on ``port``, mining on ``node`` (its RPC);
+    ``extra`` (settings of the coin, then its tables such as ``[coins.vardiff]``) goes before the daemon."""
+    return f"""[[coins]]
+coin = "bitcoin"
+network = "regtest"
+stratum_host = "127.0.0.1"
+stratum_port = {port}
+{extra}
+[[coins.daemons]]
+url = "{node.url}"
+user = "{node.rpc_user}"
+password = "{node.rpc_password}"
+"""

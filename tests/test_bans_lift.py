@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bcoin_fixtures import regtest_coin_toml
 from prometheus_client import CollectorRegistry
 
 from stratum_pool.cluster.peers import WorkerExchange, write_lift
@@ -151,17 +152,7 @@ port = {api_port}
 [bans]
 max_malformed = 2
 
-[[coins]]
-coin = "bitcoin"
-network = "regtest"
-stratum_host = "127.0.0.1"
-stratum_port = {port}
-
-[[coins.daemons]]
-url = "{bcoin_node.url}"
-user = "{bcoin_node.rpc_user}"
-password = "{bcoin_node.rpc_password}"
-""")
+{regtest_coin_toml(bcoin_node, port)}""")
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "stratum_pool.cli", "serve", "--config", str(config)],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bcoin_fixtures import regtest_coin_toml
 
 from stratum_pool.devnet.bcoin import BcoinNode
 from stratum_pool.devnet.common import free_port
@@ -113,17 +114,7 @@ workers = {workers}
 [api]
 enabled = false
 
-[[coins]]
-coin = "bitcoin"
-network = "regtest"
-stratum_host = "127.0.0.1"
-stratum_port = {port}
-
-[[coins.daemons]]
-url = "{node.url}"
-user = "{node.rpc_user}"
-password = "{node.rpc_password}"
-""")
+{regtest_coin_toml(node, port)}""")
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from bcoin_fixtures import regtest_coin_toml
 from miner import Miner
 
 from stratum_pool.chain.target import bits_to_target
@@ -29,6 +30,14 @@ from stratum_pool.store.spool import ShareSpool
 pytestmark = pytest.mark.integration
 BTC = get_coin("bitcoin", "regtest")
 NODE_ID = 5
+
+
+VARDIFF = """poll_interval_seconds = 0.5
+
+[coins.vardiff]
+initial = {initial}
+minimum = 1e-12
+"""
 
 
 def config_text(node: Any, dsn: str, spool: Path, port: int, initial: float) -> str:
@@ -44,22 +53,7 @@ spool_dir = "{spool}"
 [api]
 enabled = false
 
-[[coins]]
-coin = "bitcoin"
-network = "regtest"
-stratum_host = "127.0.0.1"
-stratum_port = {port}
-poll_interval_seconds = 0.5
-
-[coins.vardiff]
-initial = {initial}
-minimum = 1e-12
-
-[[coins.daemons]]
-url = "{node.url}"
-user = "{node.rpc_user}"
-password = "{node.rpc_password}"
-"""
+{regtest_coin_toml(node, port, VARDIFF.format(initial=initial))}"""
 
 
 class Serve:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bcoin_fixtures import regtest_coin_toml
 from miner import Miner
 from test_serve_signals import Serve
 
@@ -25,20 +26,7 @@ pytestmark = pytest.mark.integration
 BTC = get_coin("bitcoin", "regtest")
 
 
-def config_text(node: Any, port: int, tls_port: int, api_port: int, cert: Path, key: Path) -> str:
-    return f"""
-[pool]
-log_format = "json"
-
-[api]
-port = {api_port}
-
-[[coins]]
-coin = "bitcoin"
-network = "regtest"
-stratum_host = "127.0.0.1"
-stratum_port = {port}
-tls_port = {tls_port}
+TLS_COIN = """tls_port = {tls_port}
 tls_cert_file = "{cert}"
 tls_key_file = "{key}"
 poll_interval_seconds = 0.5
@@ -47,12 +35,18 @@ poll_interval_seconds = 0.5
 initial = 1e-12
 minimum = 1e-12
 suggestion_policy = "fixed"
-
-[[coins.daemons]]
-url = "{node.url}"
-user = "{node.rpc_user}"
-password = "{node.rpc_password}"
 """
+
+
+def config_text(node: Any, port: int, tls_port: int, api_port: int, cert: Path, key: Path) -> str:
+    return f"""
+[pool]
+log_format = "json"
+
+[api]
+port = {api_port}
+
+{regtest_coin_toml(node, port, TLS_COIN.format(tls_port=tls_port, cert=cert, key=key))}"""
 
 
 def tls_to(cafile: Path) -> ssl.SSLContext:

@@ -16,18 +16,14 @@ halves every 150 blocks; addresses print as ``bchreg:`` cashaddr.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import hashlib
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from stratum_pool.chain.address import address_to_script, script_to_address
 from stratum_pool.coins import get_coin
-from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, _tool, install_step, node_cli
+from stratum_pool.devnet.bcoin import BcoinError, BcoinNode, NpmNode, node_cli
 
 __all__ = ["BCASH_VERSION", "PACKAGE_DIR", "PATCHES", "BcashInstallError", "BcashNode", "install", "is_installed",
            "main"]
@@ -36,8 +32,6 @@ BCASH_VERSION = "1.1.1"
 PACKAGE_DIR = Path(__file__).resolve().with_name("bcash")
 LAUNCHER = PACKAGE_DIR / "launcher.js"
 NODE_MODULES = PACKAGE_DIR / "node_modules"
-_STAMP = NODE_MODULES / ".stratum-pool-install.json"
-_LOCK = NODE_MODULES / ".stratum-pool-install.lock"
 # Native add-ons npm must build itself (npm 11 runs no install scripts by itself): bdb is the on-disk
 # database; mrmr and bsip speed up parsing and hashing (the rest have JavaScript fallbacks).
 _REBUILD = ("bdb", "mrmr", "bsip")
@@ -57,27 +51,6 @@ class BcashInstallError(BcoinError):
     """node/npm are missing, ``npm install`` failed, or a patch no longer applies."""
 
 
-def _stamp_value(node: str) -> dict[str, str]:
-    done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
-    digest = hashlib.sha256((PACKAGE_DIR / "package.json").read_bytes()
-                            + repr(PATCHES).encode()).hexdigest()
-    return {"package_json_sha256": digest, "node_version": done.stdout.strip()}
-
-
-def is_installed() -> bool:
-    """True when node_modules holds bcash installed (and patched) from the current package.json with this node."""
-    if not (NODE_MODULES / "bcash" / "package.json").is_file() or not _STAMP.is_file():
-        return False
-    try:
-        return bool(json.loads(_STAMP.read_text()) == _stamp_value(_tool("node")))
-    except (OSError, ValueError, subprocess.CalledProcessError, BcoinError):
-        return False
-
-
-def _run(argv: list[str], what: str, timeout: float) -> None:
-    install_step(argv, what, timeout, PACKAGE_DIR, BcashInstallError)
-
-
 def _apply_patches() -> None:
     for rel, old, new in PATCHES:
         path = NODE_MODULES / rel
@@ -89,28 +62,19 @@ def _apply_patches() -> None:
         path.write_text(text.replace(old, new))
 
 
+_NPM = NpmNode("bcash", PACKAGE_DIR, _REBUILD, "require('bcash/lib/node/fullnode')", BcashInstallError,
+               stamp_extra=repr(PATCHES).encode(), after_install=_apply_patches)
+
+
+def is_installed() -> bool:
+    """True when node_modules holds bcash installed (and patched) from the current package.json with this node."""
+    return _NPM.is_installed()
+
+
 def install(force: bool = False, timeout: float = 900.0) -> bool:
     """Install bcash into ``PACKAGE_DIR/node_modules`` unless it is there already (npm install, the native
     add-ons, the patches). Safe to call from several processes at once (a file lock). True when npm ran."""
-    node = _tool("node")
-    npm = _tool("npm")
-    NODE_MODULES.mkdir(exist_ok=True)
-    with open(_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not force and is_installed():
-                return False
-            _STAMP.unlink(missing_ok=True)
-            _run([npm, "install", "--no-audit", "--no-fund"], "npm install", timeout)
-            _run([npm, "rebuild", *_REBUILD], f"npm rebuild {' '.join(_REBUILD)}", timeout)
-            if not (NODE_MODULES / "bcash" / "package.json").is_file():
-                raise BcashInstallError(f"npm install finished but {NODE_MODULES / 'bcash'} is missing")
-            _apply_patches()
-            _run([node, "-e", "require('bcash/lib/node/fullnode')"], "loading bcash after install", 60)
-            _STAMP.write_text(json.dumps(_stamp_value(node), indent=1) + "\n")
-            return True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _NPM.install(force, timeout)
 
 
 class BcashNode(BcoinNode):

@@ -62,10 +62,6 @@ BCOIN_VERSION = "1.0.2"
 PACKAGE_DIR = Path(__file__).resolve().with_name("bcoin")
 LAUNCHER = PACKAGE_DIR / "launcher.js"
 NODE_MODULES = PACKAGE_DIR / "node_modules"
-_STAMP = NODE_MODULES / ".stratum-pool-install.json"
-_LOCK = NODE_MODULES / ".stratum-pool-install.lock"
-# Native modules npm must build itself (the rest are prebuilt or fall back to JavaScript).
-_REBUILD = ("mrmr", "bsip")
 
 DEFAULT_API_KEY = "stratum-pool-devnet"
 DEFAULT_RPC_USER = "bcoin"
@@ -93,40 +89,84 @@ def _tool(name: str) -> str:
     return path
 
 
-def _stamp_value(node: str) -> dict[str, str]:
-    done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
-    node_version = done.stdout.strip()
-    digest = hashlib.sha256((PACKAGE_DIR / "package.json").read_bytes()).hexdigest()
-    return {"package_json_sha256": digest, "node_version": node_version}
+class NpmNode:
+    """How an npm-installed regtest node (bcoin; bcash, in devnet/bcash.py) is installed into
+    ``package_dir/node_modules``: ``npm install``, ``npm rebuild`` of its native add-ons, ``after_install``
+    (bcash's patches), a check that ``check_js`` loads, and a stamp of package.json (plus ``stamp_extra``) and
+    the node version, so that a changed one installs again. Install errors are ``error``."""
+
+    def __init__(self, package: str, package_dir: Path, rebuild: tuple[str, ...], check_js: str,
+                 error: type[BcoinError], *, stamp_extra: bytes = b"",
+                 after_install: Callable[[], None] | None = None) -> None:
+        self.package = package
+        self.package_dir = package_dir
+        self.node_modules = package_dir / "node_modules"
+        self.rebuild = rebuild
+        self.check_js = check_js
+        self.error = error
+        self.stamp_extra = stamp_extra
+        self.after_install = after_install
+        self.stamp = self.node_modules / ".stratum-pool-install.json"
+        self.lock = self.node_modules / ".stratum-pool-install.lock"
+
+    def stamp_value(self, node: str) -> dict[str, str]:
+        done = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+        digest = hashlib.sha256((self.package_dir / "package.json").read_bytes() + self.stamp_extra).hexdigest()
+        return {"package_json_sha256": digest, "node_version": done.stdout.strip()}
+
+    def is_installed(self) -> bool:
+        """True when node_modules holds the package installed from the current package.json with this node."""
+        if not (self.node_modules / self.package / "package.json").is_file() or not self.stamp.is_file():
+            return False
+        try:
+            return bool(json.loads(self.stamp.read_text()) == self.stamp_value(_tool("node")))
+        except (OSError, ValueError, subprocess.CalledProcessError, BcoinError):
+            return False
+
+    def run(self, argv: list[str], what: str, timeout: float) -> None:
+        """One step of the install, run in the package directory; the error names it, with the output's tail."""
+        try:
+            done = subprocess.run(argv, cwd=self.package_dir, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise self.error(f"{what} timed out after {timeout:.0f}s") from exc
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+            raise self.error(f"{what} failed (exit {done.returncode}) in {self.package_dir}:\n{tail}")
+
+    def install(self, force: bool, timeout: float) -> bool:
+        """Install unless it is there already (or ``force``); True when npm ran. Safe to call from several
+        processes at once (a file lock)."""
+        node = _tool("node")
+        npm = _tool("npm")
+        self.node_modules.mkdir(exist_ok=True)
+        with open(self.lock, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not force and self.is_installed():
+                    return False
+                self.stamp.unlink(missing_ok=True)
+                self.run([npm, "install", "--no-audit", "--no-fund"], "npm install", timeout)
+                self.run([npm, "rebuild", *self.rebuild], f"npm rebuild {' '.join(self.rebuild)}", timeout)
+                if not (self.node_modules / self.package / "package.json").is_file():
+                    raise self.error(f"npm install finished but {self.node_modules / self.package} is missing")
+                if self.after_install is not None:
+                    self.after_install()
+                self.run([node, "-e", self.check_js], f"loading {self.package} after install", 60)
+                self.stamp.write_text(json.dumps(self.stamp_value(node), indent=1) + "\n")
+                return True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# rebuilt: the native modules npm must build itself (the rest are prebuilt or fall back to JavaScript)
+_NPM = NpmNode("bcoin", PACKAGE_DIR, ("mrmr", "bsip"), "require('bcoin/lib/node/fullnode'); require('leveldown')",
+               BcoinInstallError)
 
 
 def is_installed() -> bool:
     """True when node_modules holds bcoin installed from the current package.json with this node."""
-    if not (NODE_MODULES / "bcoin" / "package.json").is_file() or not _STAMP.is_file():
-        return False
-    try:
-        stamp = json.loads(_STAMP.read_text())
-        return bool(stamp == _stamp_value(_tool("node")))
-    except (OSError, ValueError, subprocess.CalledProcessError, BcoinInstallError):
-        return False
-
-
-def install_step(argv: list[str], what: str, timeout: float, cwd: Path,
-                 error: type[Exception]) -> None:
-    """One step of an npm-installed node's install, run in ``cwd``; ``error`` names what failed, with the
-    output's tail."""
-    try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise error(f"{what} timed out after {timeout:.0f}s") from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise error(f"{what} failed (exit {done.returncode}) in {cwd}:\n{tail}")
-
-
-def _run(argv: list[str], what: str, timeout: float) -> None:
-    install_step(argv, what, timeout, PACKAGE_DIR, BcoinInstallError)
+    return _NPM.is_installed()
 
 
 def install(force: bool = False, timeout: float = 600.0) -> bool:
@@ -136,25 +176,7 @@ def install(force: bool = False, timeout: float = 600.0) -> bool:
     (a stamp file), or ``force``. Safe to call from several processes at once (a file lock).
     Returns True when npm ran.
     """
-    node = _tool("node")
-    npm = _tool("npm")
-    NODE_MODULES.mkdir(exist_ok=True)
-    with open(_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not force and is_installed():
-                return False
-            _STAMP.unlink(missing_ok=True)
-            _run([npm, "install", "--no-audit", "--no-fund"], "npm install", timeout)
-            _run([npm, "rebuild", *_REBUILD], f"npm rebuild {' '.join(_REBUILD)}", timeout)
-            if not (NODE_MODULES / "bcoin" / "package.json").is_file():
-                raise BcoinInstallError(f"npm install finished but {NODE_MODULES / 'bcoin'} is missing")
-            _run([node, "-e", "require('bcoin/lib/node/fullnode'); require('leveldown')"],
-                 "loading bcoin after install", 60)
-            _STAMP.write_text(json.dumps(_stamp_value(node), indent=1) + "\n")
-            return True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _NPM.install(force, timeout)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -287,6 +287,12 @@ async def account_payouts(conn: Conn, account_id: int, limit: int = 50) -> list[
     return [Payout(*row) for row in await cur.fetchall()]
 
 
+# the history queries' common part: minutes of share_stats_minute (s) with their workers (w), their difficulty
+# summed per ``step`` seconds (buckets aligned on the epoch)
+_BUCKETED_DIFFICULTY = ("to_timestamp(floor(extract(epoch FROM s.minute) / %(step)s) * %(step)s) AS bucket,"
+                        " SUM(s.difficulty)::float8 FROM share_stats_minute s JOIN workers w ON w.id = s.worker_id")
+
+
 async def account_difficulty_history(conn: Conn, account_id: int, *, start: datetime, end: datetime,
                                      step_seconds: int) -> list[Bucket]:
     """Accepted difficulty per ``step_seconds`` bucket (aligned on the epoch) for ``start <= minute < end``.
@@ -294,9 +300,7 @@ async def account_difficulty_history(conn: Conn, account_id: int, *, start: date
     Buckets with no shares are absent.
     """
     cur = await conn.execute(
-        "SELECT to_timestamp(floor(extract(epoch FROM s.minute) / %(step)s) * %(step)s) AS bucket,"
-        " SUM(s.difficulty)::float8"
-        " FROM share_stats_minute s JOIN workers w ON w.id = s.worker_id"
+        f"SELECT {_BUCKETED_DIFFICULTY}"
         " WHERE w.account_id = %(a)s AND s.minute >= %(start)s AND s.minute < %(end)s"
         " GROUP BY bucket ORDER BY bucket",
         {"a": account_id, "start": start, "end": end, "step": step_seconds})
@@ -315,9 +319,7 @@ async def worker_difficulty_history(conn: Conn, account_id: int, *, start: datet
     """Accepted difficulty per worker of the account and ``step_seconds`` bucket (aligned on the epoch) for
     ``start <= minute < end``; buckets with no shares are absent."""
     cur = await conn.execute(
-        "SELECT w.name, to_timestamp(floor(extract(epoch FROM s.minute) / %(step)s) * %(step)s) AS bucket,"
-        " SUM(s.difficulty)::float8"
-        " FROM share_stats_minute s JOIN workers w ON w.id = s.worker_id"
+        f"SELECT w.name, {_BUCKETED_DIFFICULTY}"
         " WHERE w.account_id = %(a)s AND s.minute >= %(start)s AND s.minute < %(end)s"
         " GROUP BY w.name, bucket ORDER BY w.name, bucket",
         {"a": account_id, "start": start, "end": end, "step": step_seconds})
@@ -362,9 +364,7 @@ async def pool_difficulty_history(conn: Conn, *, start: datetime, end: datetime,
                                   coin_key: str | None = None) -> list[CoinBucket]:
     """Accepted difficulty per coin per bucket (as ``account_difficulty_history``, for the whole pool)."""
     cur = await conn.execute(
-        "SELECT c.key, to_timestamp(floor(extract(epoch FROM s.minute) / %(step)s) * %(step)s) AS bucket,"
-        " SUM(s.difficulty)::float8"
-        " FROM share_stats_minute s JOIN workers w ON w.id = s.worker_id"
+        f"SELECT c.key, {_BUCKETED_DIFFICULTY}"
         " JOIN accounts a ON a.id = w.account_id JOIN coins c ON c.id = a.coin_id"
         " WHERE s.minute >= %(start)s AND s.minute < %(end)s AND (%(coin)s::text IS NULL OR c.key = %(coin)s)"
         " GROUP BY c.key, bucket ORDER BY c.key, bucket",

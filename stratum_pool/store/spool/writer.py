@@ -1,15 +1,15 @@
 """The spool's appending side: sequence numbers, group commit, and the writer thread that writes and fsyncs.
 
-Appends made within ``group_commit_seconds`` of a batch's first record (and while a write is in flight) are
-written and made durable together, in one ``fdatasync``, on a dedicated thread; the event loop never blocks
-on the disk. The event loop builds each record's frame (:mod:`~stratum_pool.store.spool.codec`: a body
-behind its head, the length and crc32) and copies it into the native group commit
-(``stratum_pool._native.GroupCommit``, native/groupcommit.c), whose writer thread waits out the window,
-writes, syncs and rings an eventfd the event loop reads, all without the GIL: the thread never waits for the
-interpreter, and the event loop never hands it the GIL in the middle of a share. It comes back to Python
-only to start a new segment or to report a failure. A write that fails (``ENOSPC``, ``EIO``) fails the
-future of its records, is cut off the file, and the spool carries on in a fresh segment, so it recovers by
-itself once space is back.
+Appends made within ``group_commit_seconds`` of a batch's first record (a batch that opens while another is
+being written waits its own window) are written and made durable together, in one ``fdatasync``, on a
+dedicated thread; the event loop never blocks on the disk. The event loop builds each record's frame
+(:mod:`~stratum_pool.store.spool.codec`: a body behind its head, the length and crc32) and copies it into the
+native group commit (``stratum_pool._native.GroupCommit``, native/groupcommit.c), whose writer thread waits
+out the window, writes, syncs and rings an eventfd the event loop reads, all without the GIL: the thread
+never waits for the interpreter, and the event loop never hands it the GIL in the middle of a share. It
+comes back to Python only to start a new segment or to report a failure. A write that fails (``ENOSPC``,
+``EIO``) fails the future of its records, is cut off the file, and the spool carries on in a fresh segment,
+so it recovers by itself once space is back.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ class SpoolWriter:
     def __init__(self, segments: Segments, next_seq: int, *,
                  group_commit_seconds: float = DEFAULT_GROUP_COMMIT_SECONDS,
                  on_failure: Callable[[int, BaseException], None] | None = None) -> None:
-        self.group_commit_seconds = group_commit_seconds
         self.on_failure = on_failure  # (records lost, error), on the event loop, once per failed write
         self._segments = segments
         self._next_seq = next_seq
