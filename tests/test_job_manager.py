@@ -198,22 +198,28 @@ async def fanout() -> AsyncIterator[_Fanout]:
     await f.server.close()
 
 
-async def test_broadcast_writes_every_miner_before_any_bookkeeping(fanout: _Fanout) -> None:
+async def test_broadcast_writes_each_miner_its_line_in_one_pass(fanout: _Fanout) -> None:
     for address in (ALICE, BOB, ALICE):
         await fanout.connect(address)
     log: list[str] = []
     for i, conn in enumerate(fanout.connections()):
         conn.transport = _RecordingTransport(conn.transport, str(i), log)
-        push_job = conn.session.push_job
+        push_job, job_notified = conn.session.push_job, conn.session.job_notified
 
         def recording_push_job(*args: Any, _i: int = i, _push: Any = push_job) -> Any:
             log.append(f"push {_i}")
             return _push(*args)
 
+        def recording_job_notified(job: Any, _i: int = i, _notified: Any = job_notified) -> Any:
+            log.append(f"notified {_i}")
+            return _notified(job)
+
         conn.session.push_job = recording_push_job
+        conn.session.job_notified = recording_job_notified
     assert fanout.jobs.update(gbt(prev="11" * 32)) is True
     assert fanout.server.broadcast(True, fanout.jobs) == 3
-    assert log == ["write 0", "write 1", "write 2", "push 0", "push 1", "push 2"]
+    # one pass: each session's bookkeeping (a C call) and its write, no action list built per session
+    assert log == ["notified 0", "write 0", "notified 1", "write 1", "notified 2", "write 2"]
     notifies = [await read(reader) for reader, _ in fanout.clients]
     assert all(n["method"] == "mining.notify" and n["params"][-1] is True for n in notifies)
     # solo: one job per payout address, the same line for the same address

@@ -341,6 +341,24 @@ class Session:
         """The difficulty a share of ``job_id`` is judged by (see the module docstring)."""
         return self.core.required_difficulty(job_id)
 
+    def working_key(self) -> str | None:
+        """The payout key of a working session (subscribed and authorized), None otherwise: the broadcast's one
+        question per session."""
+        core = self.core
+        return core.address if core.subscribed and core.workers else None
+
+    def job_notified(self, job: Job) -> bool:
+        """The broadcast's fast path for a working session: with no difficulty change to send first, ``job``
+        is recorded as sent at the difficulty the miner has (what :meth:`push_job` records) and the caller
+        writes the job's notify line, which is all push_job would answer. False when there is a difficulty
+        to send first: nothing is recorded and the caller takes :meth:`push_job`."""
+        sent = self._sent_difficulty
+        core = self.core
+        if sent is None or sent != core.vardiff.difficulty:
+            return False
+        core.job_sent(job.job_id, sent)
+        return True
+
     def _difficulty_update(self) -> list[Action]:
         difficulty = self.vardiff.difficulty
         if self._sent_difficulty == difficulty:

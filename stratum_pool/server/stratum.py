@@ -661,56 +661,38 @@ class StratumServer:
         """Push ``work.current_job(session.payout_key)`` to every working session; returns how many.
 
         Latency first: the notify line is serialized once per job (per payout key in solo mode) and written
-        to every session in one tight loop; each session's bookkeeping (the difficulty its job was sent
-        with, the slow-reader check) follows once every miner has its work. Nothing runs
-        in between, so the outcome is the same as doing both per session. A session with a difficulty change
-        to send first, or with lines held behind a durability barrier, takes the full path in the loop.
+        to every session in one tight loop, with one call into the session for the bookkeeping push_job does
+        (:meth:`Session.job_notified`: the job's difficulty) and the slow-reader check beside each write. A
+        session with a difficulty change to send first, or with lines held behind a durability barrier,
+        takes the full path (push_job) in the loop.
         """
         lines: dict[str, tuple[Job, bytes] | None] = {}
-        written: list[_Connection] = []  # nothing allocated per session before the last write
-        append = written.append
+        max_buffer = self.limits.max_write_buffer_bytes
         sent = 0
-        connections = list(self._connections)
-        for conn in connections:
+        for conn in list(self._connections):
             session = conn.session
-            if session is None or not session.working:
+            if session is None:
                 continue
-            key = session.payout_key
-            if key in lines:
-                entry = lines[key]
-            else:
+            key = session.working_key()
+            if key is None:
+                continue
+            entry = lines.get(key, False)
+            if entry is False:
                 job: Job | None = work.current_job(key)
                 entry = lines[key] = (job, msg.notify(job, clean)) if job is not None else None
             if entry is None:
                 continue
             transport = conn.transport
-            if (transport is not None and not conn._closing and not conn._held
-                    and session.sent_difficulty == session.difficulty):
-                transport.write(entry[1])  # what push_job would answer: just this line
-                append(conn)
+            if transport is not None and not conn._closing and not conn._held and session.job_notified(entry[0]):
+                transport.write(entry[1])  # all push_job would answer: this line
+                if transport.get_write_buffer_size() > max_buffer:
+                    self.log.warning("miner_not_reading", peer=conn.peer)
+                    conn._closing = True
+                    transport.abort()
             else:
                 conn.handle(session.push_job(entry[0], clean, entry[1]))
             sent += 1
-        self._after_broadcast(written, lines, clean)
         return sent
-
-    def _after_broadcast(self, written: list[_Connection], lines: dict[str, tuple[Job, bytes] | None],
-                         clean: bool) -> None:
-        """The per-session part of :meth:`broadcast` for the sessions it wrote ``lines[payout_key]`` to."""
-        max_buffer = self.limits.max_write_buffer_bytes
-        for conn in written:
-            session = conn.session
-            entry = lines[session.payout_key] if session is not None else None
-            if session is None or entry is None:  # cannot happen: written to just now
-                continue
-            actions = session.push_job(entry[0], clean, entry[1])  # records the job's difficulty
-            if len(actions) != 1:  # cannot happen (nothing ran since the check); never lose a difficulty
-                conn.handle(actions)
-            transport = conn.transport
-            if transport is not None and not conn._closing and transport.get_write_buffer_size() > max_buffer:
-                self.log.warning("miner_not_reading", peer=conn.peer)
-                conn._closing = True
-                transport.abort()
 
     @property
     def limits(self) -> ServerLimits:
