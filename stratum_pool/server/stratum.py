@@ -676,8 +676,9 @@ class StratumServer:
             key = session.working_key()
             if key is None:
                 continue
-            entry = lines.get(key, False)
-            if entry is False:
+            if key in lines:
+                entry = lines[key]
+            else:
                 job: Job | None = work.current_job(key)
                 entry = lines[key] = (job, msg.notify(job, clean)) if job is not None else None
             if entry is None:
