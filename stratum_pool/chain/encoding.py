@@ -9,6 +9,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+try:  # the Cython extension built from native/ by setup.py
+    from stratum_pool import _native
+except ImportError:  # pragma: no cover - exercised only when the extension is not built
+    _native = None  # type: ignore[assignment]
+
 _OP_0 = 0x00
 _OP_PUSHDATA1 = 0x4C
 _OP_PUSHDATA2 = 0x4D
@@ -196,6 +201,24 @@ def internal_from_display(hash_display: str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"hash must be 64 hex digits, got {len(hash_display)}")
     return raw[::-1]
+
+
+def internal_from_display_many(hashes_display: Sequence[object]) -> tuple[tuple[bytes, ...], bytes]:
+    """Many display-hex hashes (a template's txids) as internal-order bytes: each one, and all of them
+    concatenated (ValueError naming the index of the first that is not 64 hex digits). Native when the
+    extension is built: no Python object per hash but the result."""
+    if _native is not None:
+        return _native.txids_from_display(list(hashes_display))
+    hashes: list[bytes] = []
+    for i, h in enumerate(hashes_display):
+        try:
+            raw = bytes.fromhex(h) if isinstance(h, str) and len(h) == 64 and h.isascii() else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:  # bytes.fromhex skips whitespace: a shorter answer
+            raise ValueError(f"txid {i} is not 64 hex digits: {h!r}")
+        hashes.append(raw[::-1])
+    return tuple(hashes), b"".join(hashes)
 
 
 def display_from_internal(hash_internal: bytes) -> str:

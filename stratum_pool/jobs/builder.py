@@ -11,8 +11,8 @@ from stratum_pool.chain.block import WITNESS_RESERVED_VALUE, parse_tx, serialize
 from stratum_pool.chain.block import witness_commitment_script as _commitment_script
 from stratum_pool.chain.block import witness_merkle_root as _witness_root
 from stratum_pool.chain.coinbase import build_coinbase
-from stratum_pool.chain.encoding import internal_from_display, stratum_prevhash
-from stratum_pool.chain.merkle import merkle_branch
+from stratum_pool.chain.encoding import internal_from_display, internal_from_display_many, stratum_prevhash
+from stratum_pool.chain.merkle import merkle_branch_packed
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import Coin
@@ -43,6 +43,10 @@ def _hex_field(value: Any, name: str) -> bytes:
         raise ValueError(f"getblocktemplate {name!r} is not valid hex") from None
 
 
+def _split_hashes(packed: bytes) -> tuple[bytes, ...]:
+    return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
+
+
 def segwit_active(gbt: Mapping[str, Any]) -> bool:
     """Whether the template's rules include segwit (``"segwit"`` or the must-understand ``"!segwit"``).
 
@@ -65,15 +69,13 @@ def _transaction_data(entries: Sequence[Mapping[str, Any]]) -> list[bytes]:
     return [_hex_field(entry.get("data"), f"transactions[{i}].data") for i, entry in enumerate(entries)]
 
 
-def _txids(entries: Sequence[Mapping[str, Any]], transactions: Sequence[bytes]) -> list[bytes]:
-    """Internal-order txids: the ``txid`` fields, or computed from the data where a template has none."""
+def _txids(entries: Sequence[Mapping[str, Any]], transactions: Sequence[bytes]) -> tuple[tuple[bytes, ...], bytes]:
+    """Internal-order txids, each and concatenated: the ``txid`` fields, or computed from the data where a
+    template has none."""
     try:
-        txids = [unhexlify(entry["txid"])[::-1] for entry in entries]
-    except (KeyError, TypeError, ValueError, AttributeError):
+        return internal_from_display_many([entry["txid"] for entry in entries])
+    except (KeyError, TypeError, ValueError):
         pass
-    else:
-        if all(len(txid) == 32 for txid in txids):
-            return txids
     txids = []
     for entry, data in zip(entries, transactions, strict=True):
         if entry.get("txid"):
@@ -82,7 +84,7 @@ def _txids(entries: Sequence[Mapping[str, Any]], transactions: Sequence[bytes]) 
             # BIP144 marker: a zero where the input count would be (no transaction has zero inputs)
             segwit_serialized = len(data) > 5 and data[4] == 0
             txids.append(parse_tx(data).txid if segwit_serialized else sha256d(data))
-    return txids
+    return tuple(txids), b"".join(txids)
 
 
 def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0.0) -> Template:
@@ -115,7 +117,7 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
                              f"not add yet: {coin.key} blocks would be refused")
     entries = _field(gbt, "transactions")
     transactions = _transaction_data(entries)
-    txids = _txids(entries, transactions)
+    txids, leaves = _txids(entries, transactions)
 
     commitment_hex = gbt.get("default_witness_commitment")
     witness_commitment: bytes | None
@@ -131,7 +133,7 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
         # is sha256d of the data as given, so it needs no parsing when ``hash`` is absent
         wtxids = [internal_from_display(entry["hash"]) if entry.get("hash") else sha256d(data)
                   for entry, data in zip(entries, transactions, strict=True)]
-        has_witness = wtxids != txids
+        has_witness = wtxids != list(txids)
         witness_commitment = (_commitment_script(_witness_root(wtxids), WITNESS_RESERVED_VALUE)
                               if has_witness else None)
     else:
@@ -151,8 +153,8 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
         mintime=mintime,
         coinbase_value=coinbase_value,
         transactions=tuple(transactions),
-        txids=tuple(txids),
-        merkle_branch=tuple(merkle_branch(txids)),
+        txids=txids,
+        merkle_branch=_split_hashes(merkle_branch_packed(leaves)),
         witness_commitment=witness_commitment,
         mweb=mweb,
         longpollid=str(longpollid) if longpollid is not None else None,
