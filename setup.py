@@ -28,7 +28,7 @@ native = Extension(
     ],
     include_dirs=["native"],
     depends=["native/sha256.h", "native/scrypt.h", "native/share.h", "native/shareset.pxi", "native/sharecore.pxi", "native/v1submit.pxi",
-             "native/groupcommit.h", "native/groupcommit.pxi", "native/merkle.pxi"],
+             "native/groupcommit.h", "native/groupcommit.pxi", "native/template.pxi"],
     extra_compile_args=COMPILE_ARGS,
     extra_link_args=LINK_ARGS,
 )

@@ -20,10 +20,12 @@ BENCHES = [
     "bench_sv2_submit",  # Stratum V2 against V1: the pool's CPU per accepted share, in one run
     "load",  # end to end, the floor then the pool: 5,000 sessions (bench/load.py for the full run)
     # issue 19's figures: the durable path beside the in-memory one and the floors; a found block to clean work
-    # (bcoin regtest); what a -blocknotify command costs (bench/load.py --compare --signal zmq for the fan-out)
+    # (bcoin regtest); what a -blocknotify command costs; the pool's own part of a new block, in process
+    # (bench/load.py --compare --signal zmq for the whole fan-out from the daemon's ZMQ message)
     "bench_durable",
     "bench_found_block",
     "bench_blocknotify",
+    "bench_newblock",
 ]
 
 

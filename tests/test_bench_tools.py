@@ -69,6 +69,20 @@ async def test_submit_bench_feeds_real_shares_the_pool_accepts() -> None:
     assert result["pool_us_per_submit"] > 0 and result["floor_us_per_submit"] > 0
 
 
+def test_newblock_bench_reaches_every_session_and_checks_the_native_template(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import bench_newblock
+
+    # main() raises SystemExit unless the broadcast reached every session and the native template equals the
+    # pure-Python one
+    result = bench_newblock.main(["--sessions", "60", "--rounds", "2"])
+    assert result["sessions"] == 60 and result["answer_bytes"] > 3_000_000
+    for key in ("getblocktemplate_ms", "template_native_ms", "template_python_ms", "update_ms",
+                "broadcast_us_per_session", "floor_broadcast_us_per_session", "push_job_path_us_per_session"):
+        assert result[key]["min"] > 0, key
+    assert "broadcast per session (60 sessions)" in capsys.readouterr().out
+
+
 def test_sv2_handshake_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
     import bench_sv2_handshake
 

@@ -180,3 +180,34 @@ def test_stratum_prevhash_length() -> None:
         stratum_prevhash(b"\x00" * 31)
     with pytest.raises(ValueError):
         prevhash_from_stratum("00" * 33)
+
+
+# --- a template's transactions, decoded in one call (the new-block path) ---
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["extension", "pure-python"])
+def test_hex_decode_many_on_a_real_block(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratum_pool.chain import encoding
+
+    if not native:
+        monkeypatch.setattr(encoding, "_native", None)
+    else:
+        assert encoding._native is not None, "the extension is built by make (setup.py build_ext)"
+    raws = [tx.raw for tx in mainnet_case(574200).block.txs[1:]]
+    hexes = [raw.hex() for raw in raws]
+    hexes[1] = hexes[1].upper()  # either case, as unhexlify
+    assert encoding.hex_decode_many(hexes) == tuple(raws)
+    assert encoding.hex_decode_many([]) == ()
+    assert encoding.hex_decode_many([""]) == (b"",)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["extension", "pure-python"])
+@pytest.mark.parametrize("bad", ["0", "0g", " 00", "00 ", "é0", None, b"00", 0])
+def test_hex_decode_many_names_the_first_bad_transaction(native: bool, bad: object,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratum_pool.chain import encoding
+
+    if not native:
+        monkeypatch.setattr(encoding, "_native", None)
+    with pytest.raises(ValueError, match="transaction 2 "):
+        encoding.hex_decode_many(["00", "ab" * 100, bad, "zz"])

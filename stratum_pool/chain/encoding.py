@@ -6,6 +6,7 @@ Everything here is a pure function of its arguments. Byte strings named ``*_inte
 
 from __future__ import annotations
 
+import binascii
 import struct
 from collections.abc import Sequence
 
@@ -201,6 +202,23 @@ def internal_from_display(hash_display: str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"hash must be 64 hex digits, got {len(hash_display)}")
     return raw[::-1]
+
+
+def hex_decode_many(hexes: Sequence[object]) -> tuple[bytes, ...]:
+    """Each hex string as bytes, as ``binascii.unhexlify`` decodes it (a template's transactions); ValueError
+    naming the index of the first that is not a str of hex digit pairs. Native when the extension is built:
+    one call for the whole list."""
+    if _native is not None:
+        return _native.hex_decode_many(list(hexes))
+    decoded: list[bytes] = []
+    for i, h in enumerate(hexes):
+        if not isinstance(h, str):
+            raise ValueError(f"transaction {i} is not a hex string: {type(h).__name__}")
+        try:
+            decoded.append(binascii.unhexlify(h))
+        except (ValueError, binascii.Error):
+            raise ValueError(f"transaction {i} is not valid hex") from None
+    return tuple(decoded)
 
 
 def internal_from_display_many(hashes_display: Sequence[object]) -> tuple[tuple[bytes, ...], bytes]:

@@ -1,9 +1,10 @@
-# The template's side of the merkle tree, for the new-block path (included by _native.pyx after sharecore.pxi,
-# whose _hexval it uses): the txids of a getblocktemplate answer from their display hex, and the coinbase's
-# branch over them, without a Python object per hash on the way. chain.merkle holds the pure-Python reference.
+# A getblocktemplate answer's hex, for the new-block path (included by _native.pyx): its transactions' data
+# and txids decoded, and the coinbase's branch over the txids, without a Python object per hash on the way.
+# chain.encoding and chain.merkle hold the pure-Python references.
 
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
+from libc.stdint cimport int8_t
 from libc.stdlib cimport malloc, free
 
 
@@ -15,6 +16,52 @@ cdef extern from "sha256.h":
     void sp_sha256d_64(const uint8_t *data, uint8_t *out) nogil
 
 
+# hex digit -> value, -1 for anything else (either case, as unhexlify; no whitespace, unlike bytes.fromhex)
+cdef int8_t _HEX[256]
+memset(_HEX, -1, sizeof(_HEX))
+for _i in range(10):
+    _HEX[48 + _i] = _i
+for _i in range(6):
+    _HEX[65 + _i] = 10 + _i
+    _HEX[97 + _i] = 10 + _i
+
+
+cdef inline bint _unhex(const uint8_t *p, Py_ssize_t nbytes, uint8_t *out) noexcept nogil:
+    """``nbytes`` bytes from ``2 * nbytes`` hex digits; False at the first non-digit."""
+    cdef Py_ssize_t j
+    cdef int8_t hi, lo
+    cdef int8_t bad = 0
+    for j in range(nbytes):
+        hi = _HEX[p[2 * j]]
+        lo = _HEX[p[2 * j + 1]]
+        bad |= hi | lo  # negative once any digit was not one
+        out[j] = <uint8_t>((<uint8_t>hi << 4) | <uint8_t>lo)
+    return bad >= 0
+
+
+def hex_decode_many(list hexes):
+    """Each of ``hexes`` (str of hex digits, as getblocktemplate's ``data`` fields) as bytes, in a tuple: what
+    ``binascii.unhexlify`` gives each. ValueError naming the index of the first entry that is not a str of an
+    even number of hex digits."""
+    cdef Py_ssize_t n = len(hexes)
+    cdef Py_ssize_t i, length
+    cdef const uint8_t *p
+    cdef object item
+    cdef bytes raw
+    result = PyTuple_New(n)
+    for i in range(n):
+        item = hexes[i]
+        if type(item) is not str:
+            raise ValueError(f"transaction {i} is not a hex string: {type(item).__name__}")
+        p = <const uint8_t *>PyUnicode_AsUTF8AndSize(item, &length)
+        raw = PyBytes_FromStringAndSize(NULL, length // 2)
+        if length % 2 or not _unhex(p, length // 2, <uint8_t *>PyBytes_AS_STRING(raw)):
+            raise ValueError(f"transaction {i} is not valid hex")
+        Py_INCREF(raw)
+        PyTuple_SET_ITEM(result, i, raw)
+    return result
+
+
 def txids_from_display(list hexes):
     """``(txids, leaves)`` from display-order hex strings (getblocktemplate's ``txid`` fields): each as 32
     bytes in internal order (a tuple of bytes), and all of them concatenated. ValueError naming the index of
@@ -22,7 +69,6 @@ def txids_from_display(list hexes):
     cdef Py_ssize_t n = len(hexes)
     cdef Py_ssize_t i, j, length
     cdef const uint8_t *p
-    cdef int hi, lo
     cdef bytes leaves = PyBytes_FromStringAndSize(NULL, n * 32)
     cdef uint8_t *out = <uint8_t *>PyBytes_AS_STRING(leaves)
     cdef uint8_t *h
@@ -35,13 +81,11 @@ def txids_from_display(list hexes):
         if length != 64:
             raise ValueError(f"txid {i} is not 64 hex digits: {item!r}")
         h = out + i * 32
-        for j in range(32):
-            # display order is the reverse of the internal one: digit pair j is byte 31 - j
-            hi = _hexval(p[2 * j])
-            lo = _hexval(p[2 * j + 1])
-            if hi < 0 or lo < 0:
-                raise ValueError(f"txid {i} is not 64 hex digits: {item!r}")
-            h[31 - j] = <uint8_t>((hi << 4) | lo)
+        if not _unhex(p, 32, h):
+            raise ValueError(f"txid {i} is not 64 hex digits: {item!r}")
+        # display order is the reverse of the internal one
+        for j in range(16):
+            h[j], h[31 - j] = h[31 - j], h[j]
     txids = PyTuple_New(n)
     cdef bytes txid
     for i in range(n):
