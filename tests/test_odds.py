@@ -167,3 +167,37 @@ def test_worker_book_best_shares_and_rounds() -> None:
     book.authorized("other.c", "other", 107.0)
     assert [w.name for w in book.of_address("addr")] == ["b"]
     assert [w.name for w in book.of_address("other")] == ["c"]
+
+
+def test_a_meter_keeps_bounded_buckets_over_days_and_drops_the_oldest() -> None:
+    """A share every 7 s for three days into a worker's meter (24 h kept): each bucket list stays within its
+    bound, begins where its keep says, and the day's figure is the last day's work."""
+    start = 1_700_000_000.0
+    meter = RateMeter(start, keep=86400.0)
+    t = start
+    while t < start + 3 * 86400.0:
+        meter.add(t, 1.0)
+        t += 7.0
+    now = t
+    for buckets, bound in ((meter._fine, 61), (meter._medium, 61), (meter._coarse, 145)):
+        assert len(buckets.items) <= bound + 1
+        assert buckets.items[0][0] >= now - buckets.keep - 2 * buckets.width
+        assert [b[0] for b in buckets.items] == sorted(b[0] for b in buckets.items)
+    day = meter.rate(now, 86400.0)
+    assert 86400.0 - COARSE_SECONDS <= day.seconds <= 86400.0
+    assert abs(day.shares - day.seconds / 7.0) <= 2
+
+
+def test_an_idle_workers_meter_is_small() -> None:
+    """Every authorized worker gets a meter, shares or not: 10,000 idle workers must not cost tens of MB (empty
+    deques cost 760 bytes each, three to a meter)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        meters = [RateMeter(1_700_000_000.0) for _ in range(1000)]
+        size = (tracemalloc.get_traced_memory()[0] - before) / len(meters)
+    finally:
+        tracemalloc.stop()
+    assert size < 600, f"{size:.0f} bytes per idle meter"
