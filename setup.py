@@ -25,10 +25,11 @@ native = Extension(
         "native/scrypt.c",
         "native/share.c",
         "native/groupcommit.c",
+        "native/hex.c",
     ],
     include_dirs=["native"],
     depends=["native/sha256.h", "native/scrypt.h", "native/share.h", "native/shareset.pxi", "native/sharecore.pxi", "native/v1submit.pxi",
-             "native/groupcommit.h", "native/groupcommit.pxi", "native/template.pxi"],
+             "native/groupcommit.h", "native/groupcommit.pxi", "native/template.pxi", "native/hex.h"],
     extra_compile_args=COMPILE_ARGS,
     extra_link_args=LINK_ARGS,
 )

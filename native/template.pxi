@@ -4,7 +4,6 @@
 
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
-from libc.stdint cimport int8_t
 from libc.stdlib cimport malloc, free
 
 
@@ -16,27 +15,14 @@ cdef extern from "sha256.h":
     void sp_sha256d_64(const uint8_t *data, uint8_t *out) nogil
 
 
-# hex digit -> value, -1 for anything else (either case, as unhexlify; no whitespace, unlike bytes.fromhex)
-cdef int8_t _HEX[256]
-memset(_HEX, -1, sizeof(_HEX))
-for _i in range(10):
-    _HEX[48 + _i] = _i
-for _i in range(6):
-    _HEX[65 + _i] = 10 + _i
-    _HEX[97 + _i] = 10 + _i
+cdef extern from "hex.h":
+    int sp_unhex(const uint8_t *data, size_t nbytes, uint8_t *out) nogil
 
 
 cdef inline bint _unhex(const uint8_t *p, Py_ssize_t nbytes, uint8_t *out) noexcept nogil:
-    """``nbytes`` bytes from ``2 * nbytes`` hex digits; False at the first non-digit."""
-    cdef Py_ssize_t j
-    cdef int8_t hi, lo
-    cdef int8_t bad = 0
-    for j in range(nbytes):
-        hi = _HEX[p[2 * j]]
-        lo = _HEX[p[2 * j + 1]]
-        bad |= hi | lo  # negative once any digit was not one
-        out[j] = <uint8_t>((<uint8_t>hi << 4) | <uint8_t>lo)
-    return bad >= 0
+    """``nbytes`` bytes from ``2 * nbytes`` hex digits (either case, as unhexlify; no whitespace, unlike
+    bytes.fromhex); False when any is not a digit."""
+    return sp_unhex(p, <size_t>nbytes, out) == 0
 
 
 def hex_decode_many(list hexes):
