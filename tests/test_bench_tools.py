@@ -77,7 +77,8 @@ def test_newblock_bench_reaches_every_session_and_checks_the_native_template(
     # pure-Python one
     result = bench_newblock.main(["--sessions", "60", "--rounds", "2"])
     assert result["sessions"] == 60 and result["answer_bytes"] > 3_000_000
-    for key in ("getblocktemplate_ms", "template_native_ms", "template_python_ms", "update_ms",
+    for key in ("getblocktemplate_ms", "parse_template_answer_ms", "orjson_loads_ms", "template_scanned_ms",
+                "template_native_ms", "template_python_ms", "update_ms",
                 "broadcast_us_per_session", "floor_broadcast_us_per_session", "push_job_path_us_per_session"):
         assert result[key]["min"] > 0, key
     assert "broadcast per session (60 sessions)" in capsys.readouterr().out

@@ -50,6 +50,7 @@ import orjson
 from bitcoinrpc.authproxy import USER_AGENT, AuthServiceProxy, JSONRPCException
 
 from stratum_pool.coins import Coin
+from stratum_pool.daemon.gbt import parse_template_answer
 from stratum_pool.daemon.gcpause import gc_automatic, gc_paused
 from stratum_pool.osthread import name_this_thread
 
@@ -288,7 +289,8 @@ def _fast_call(conn: http.client.HTTPConnection, host: str, path: str, auth_head
     # A mainnet template becomes thousands of dicts: no collection while they are made (see gcpause)...
     with gc_paused():
         try:
-            response = orjson.loads(data)
+            # getblocktemplate: its transactions decoded straight from the answer's bytes (daemon.gbt)
+            response = parse_template_answer(data) if method == "getblocktemplate" else orjson.loads(data)
         except orjson.JSONDecodeError:
             # orjson refuses what json takes (NaN, numbers beyond a double): python-bitcoinrpc's parsing then
             response = json.loads(data, parse_float=Decimal)  # a ValueError when it is not JSON at all

@@ -20,6 +20,7 @@ from stratum_pool.chain.merkle import merkle_branch_packed
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import Coin
+from stratum_pool.daemon.gbt import ScannedTransactions
 from stratum_pool.jobs.job import Job, Template
 
 
@@ -119,8 +120,11 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
             raise ValueError(f"getblocktemplate asks the coinbase to pay {', '.join(asked)}, which this pool does "
                              f"not add yet: {coin.key} blocks would be refused")
     entries = _field(gbt, "transactions")
-    transactions = _transaction_data(entries)
-    txids, leaves = _txids(entries, transactions)
+    if isinstance(entries, ScannedTransactions):  # decoded from the answer's bytes (daemon.gbt)
+        transactions, txids, leaves = entries.data, entries.txids, entries.leaves
+    else:
+        transactions = _transaction_data(entries)
+        txids, leaves = _txids(entries, transactions)
 
     commitment_hex = gbt.get("default_witness_commitment")
     witness_commitment: bytes | None
@@ -134,8 +138,12 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
     elif coin.segwit:
         # the wtxids are only needed here (the daemon's commitment is taken as given otherwise); the wtxid
         # is sha256d of the data as given, so it needs no parsing when ``hash`` is absent
-        wtxids = [internal_from_display(entry["hash"]) if entry.get("hash") else sha256d(data)
-                  for entry, data in zip(entries, transactions, strict=True)]
+        if isinstance(entries, ScannedTransactions):
+            wtxids = [wtxid if wtxid is not None else sha256d(data)
+                      for wtxid, data in zip(entries.wtxids, transactions, strict=True)]
+        else:
+            wtxids = [internal_from_display(entry["hash"]) if entry.get("hash") else sha256d(data)
+                      for entry, data in zip(entries, transactions, strict=True)]
         has_witness = wtxids != list(txids)
         witness_commitment = (_commitment_script(_witness_root(wtxids), WITNESS_RESERVED_VALUE)
                               if has_witness else None)
