@@ -133,8 +133,11 @@ def new_tip(gbt: dict[str, Any], height: int) -> dict[str, Any]:
 
 
 async def broadcast_figures(sessions: int, rounds: int) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="stratum-bench-newblock-"))
-    config = tmp / "pool.toml"
+    with tempfile.TemporaryDirectory(prefix="stratum-bench-newblock-") as tmp:
+        return await _broadcast_figures(Path(tmp) / "pool.toml", sessions, rounds)
+
+
+async def _broadcast_figures(config: Path, sessions: int, rounds: int) -> dict[str, Any]:
     write_config(config, stratum_port=3333, daemon_port=18443, notify_port=18444, workers=1, longpoll=False,
                  dsn="", log_level="warning", api_port=18445)
     settings = load_settings(config)
