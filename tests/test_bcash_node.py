@@ -17,10 +17,12 @@ from stratum_pool.chain import cashaddr
 from stratum_pool.chain.address import address_to_script, base58check_encode
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.coins import get_coin
-from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, normalize_submit_result
+from stratum_pool.daemon.gbt import ScannedTransactions
+from stratum_pool.daemon.rpc import DaemonClient, DaemonEndpoint, blocking_call, normalize_submit_result
 from stratum_pool.devnet import bcash as bcash_mod
 from stratum_pool.devnet.bcash import BcashNode, install, is_installed
 from stratum_pool.devnet.common import wait_until
+from stratum_pool.jobs.builder import template_from_gbt
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +134,14 @@ def test_parent_and_child_in_canonical_order(bcash_node: BcashNode) -> None:
     txids = [t["txid"] for t in gbt["transactions"]]
     assert txids == sorted(txids) and parent in txids and children[0] in txids
     assert txids.index(children[0]) < txids.index(parent)
+    # the pool's own RPC call reads the node's answer through the native scanner (daemon.gbt), to the same
+    # transactions and the same template as the ordinary parse of the node's answer
+    endpoint = DaemonEndpoint("bcash", bcash_node.url, bcash_node.rpc_user, bcash_node.rpc_password)
+    scanned = blocking_call(endpoint, "getblocktemplate", [{}])
+    assert isinstance(scanned["transactions"], ScannedTransactions)
+    assert list(scanned["transactions"]) == [{k: t[k] for k in ("data", "txid", "hash") if k in t}
+                                             for t in gbt["transactions"]]
+    assert template_from_gbt(scanned, RBCH) == template_from_gbt(gbt, RBCH)
     block = bcash_node.generate(1)[0]
     assert set(txids) <= set(bcash_node.rpc("getblock", block)["tx"])
 
