@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import statistics
 import subprocess
@@ -46,21 +45,18 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from bench_submit import CountingTransport  # noqa: E402
+from bench_submit import CountingTransport, pool_from_config, write_bench_config  # noqa: E402
 from floor_server import FloorConnection, FloorServer  # noqa: E402
-from load import ADDRESSES, print_result, write_config  # noqa: E402
+from load import ADDRESSES, print_result  # noqa: E402
 from load import _lines as session_lines  # noqa: E402
 from standin_daemon import base_template  # noqa: E402
 
 from stratum_pool.chain import encoding, merkle  # noqa: E402
 from stratum_pool.coins import get_coin  # noqa: E402
-from stratum_pool.config import load_settings  # noqa: E402
 from stratum_pool.daemon.gbt import parse_template_answer  # noqa: E402
 from stratum_pool.daemon.gcpause import gc_paused  # noqa: E402
 from stratum_pool.daemon.rpc import DaemonEndpoint, blocking_call  # noqa: E402
 from stratum_pool.jobs.builder import template_from_gbt  # noqa: E402
-from stratum_pool.logs import configure_logging  # noqa: E402
-from stratum_pool.pool import CoinPool  # noqa: E402
 from stratum_pool.protocol import messages as msg  # noqa: E402
 from stratum_pool.server.stratum import _Connection  # noqa: E402
 
@@ -138,13 +134,8 @@ async def broadcast_figures(sessions: int, rounds: int) -> dict[str, Any]:
 
 
 async def _broadcast_figures(config: Path, sessions: int, rounds: int) -> dict[str, Any]:
-    write_config(config, stratum_port=3333, daemon_port=18443, notify_port=18444, workers=1, longpoll=False,
-                 dsn="", log_level="warning", api_port=18445)
-    settings = load_settings(config)
-    configure_logging("warning", "json")
-    coin = CoinPool(settings.coins[0], limits=settings.limits, ban_policy=settings.bans)
-    guard = coin.server.guard
-    guard.limits = dataclasses.replace(guard.limits, max_connections_per_ip=sessions + 1)
+    write_bench_config(config)  # its limits admit load.py's sessions from one address
+    coin = pool_from_config(config)
     gbt = base_template()
     coin.jobs.update(gbt)
     conns: list[_Connection] = []

@@ -106,14 +106,24 @@ def best_of(fn: Any, items: list[Any], rounds: int = ROUNDS, repeat: bool = True
     return min(per_call_ns(fn, items[i * size:(i + 1) * size]) for i in range(rounds))
 
 
+def write_bench_config(config: Path) -> None:
+    """The settings ``bench/load.py`` gives the pool (solo, no database), for a pool that only runs in process."""
+    write_config(config, stratum_port=3333, daemon_port=18443, notify_port=18444, workers=1, longpoll=False,
+                 dsn="", log_level="warning", api_port=18445)
+
+
+def pool_from_config(config: Path) -> CoinPool:
+    """The ``CoinPool`` of ``config``'s first coin, its logging configured, nothing started."""
+    settings = load_settings(config)
+    configure_logging("warning", "json")
+    return CoinPool(settings.coins[0], limits=settings.limits, ban_policy=settings.bans)
+
+
 async def measure(shares: int, sessions: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="stratum-bench-submit-"))
     config = tmp / "pool.toml"
-    write_config(config, stratum_port=3333, daemon_port=18443, notify_port=18444, workers=1, longpoll=False,
-                 dsn="", log_level="warning", api_port=18445)
-    settings = load_settings(config)
-    configure_logging("warning", "json")
-    coin = CoinPool(settings.coins[0], limits=settings.limits, ban_policy=settings.bans)
+    write_bench_config(config)
+    coin = pool_from_config(config)
     coin.jobs.update(base_template())
     user = f"{ADDRESSES[0]}.bench"
 

@@ -24,15 +24,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests")]
 
-from bench_submit import CountingTransport, best_of, per_call_ns  # noqa: E402
+from bench_submit import CountingTransport, best_of, per_call_ns, pool_from_config, write_bench_config  # noqa: E402
 from bench_submit import measure as measure_v1  # noqa: E402
-from load import ADDRESSES, COIN, SHARE_DIFFICULTY, print_result, write_config  # noqa: E402
+from load import ADDRESSES, COIN, SHARE_DIFFICULTY, print_result  # noqa: E402
 from standin_daemon import base_template  # noqa: E402
 from sv2_client import Sv2Client  # noqa: E402
 
-from stratum_pool.config import load_settings  # noqa: E402
-from stratum_pool.logs import configure_logging  # noqa: E402
-from stratum_pool.pool import CoinPool  # noqa: E402
 from stratum_pool.protocol.v2.keys import create_authority_key_file  # noqa: E402
 from stratum_pool.protocol.v2.noise import NoiseInitiator, NoiseResponder  # noqa: E402
 from stratum_pool.server.sv2 import Sv2Connection  # noqa: E402
@@ -61,16 +58,13 @@ class _Client:
 async def measure(shares: int, sessions: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="stratum-bench-sv2-"))
     config = tmp / "pool.toml"
-    write_config(config, stratum_port=3333, daemon_port=18443, notify_port=18444, workers=1, longpoll=False,
-                 dsn="", log_level="warning", api_port=18445)
+    write_bench_config(config)
     key = tmp / "authority.key"
     create_authority_key_file(key)
     text = config.read_text()  # the coin table's keys, before its sub-tables
     anchor = "template_refresh_seconds = 3600\n"
     config.write_text(text.replace(anchor, f'{anchor}sv2_port = 3336\nsv2_authority_key_file = "{key}"\n', 1))
-    settings = load_settings(config)
-    configure_logging("warning", "json")
-    coin = CoinPool(settings.coins[0], limits=settings.limits, ban_policy=settings.bans)
+    coin = pool_from_config(config)
     coin.jobs.update(base_template())
     server = coin.sv2_server
     assert server is not None

@@ -25,6 +25,17 @@ cdef inline bint _unhex(const uint8_t *p, Py_ssize_t nbytes, uint8_t *out) noexc
     return sp_unhex(p, <size_t>nbytes, out) == 0
 
 
+cdef inline bint _unhex_display32(const uint8_t *p, uint8_t *out) noexcept nogil:
+    """A hash's 64 display-order hex digits as its 32 bytes in internal order (the reverse); False when any is
+    not a digit."""
+    cdef Py_ssize_t j
+    if not _unhex(p, 32, out):
+        return False
+    for j in range(16):
+        out[j], out[31 - j] = out[31 - j], out[j]
+    return True
+
+
 def hex_decode_many(list hexes):
     """Each of ``hexes`` (str of hex digits, as getblocktemplate's ``data`` fields) as bytes, in a tuple: what
     ``binascii.unhexlify`` gives each. ValueError naming the index of the first entry that is not a str of an
@@ -53,11 +64,10 @@ def txids_from_display(list hexes):
     bytes in internal order (a tuple of bytes), and all of them concatenated. ValueError naming the index of
     the first entry that is not a str of 64 hex digits."""
     cdef Py_ssize_t n = len(hexes)
-    cdef Py_ssize_t i, j, length
+    cdef Py_ssize_t i, length
     cdef const uint8_t *p
     cdef bytes leaves = PyBytes_FromStringAndSize(NULL, n * 32)
     cdef uint8_t *out = <uint8_t *>PyBytes_AS_STRING(leaves)
-    cdef uint8_t *h
     cdef object item
     for i in range(n):
         item = hexes[i]
@@ -66,12 +76,8 @@ def txids_from_display(list hexes):
         p = <const uint8_t *>PyUnicode_AsUTF8AndSize(item, &length)
         if length != 64:
             raise ValueError(f"txid {i} is not 64 hex digits: {item!r}")
-        h = out + i * 32
-        if not _unhex(p, 32, h):
+        if not _unhex_display32(p, out + i * 32):
             raise ValueError(f"txid {i} is not 64 hex digits: {item!r}")
-        # display order is the reverse of the internal one
-        for j in range(16):
-            h[j], h[31 - j] = h[31 - j], h[j]
     txids = PyTuple_New(n)
     cdef bytes txid
     for i in range(n):
@@ -131,16 +137,6 @@ cdef enum:
     _gbt_MAX_DEPTH = 32
 
 
-cdef inline Py_ssize_t _gbt_skip_ws(const uint8_t *p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
-        i += 1
-    return i
-
-
-cdef inline bint _gbt_is_hex_digit(uint8_t c) noexcept nogil:
-    return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
-
-
 cdef Py_ssize_t _gbt_string_end(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, bint *escaped,
                                 bint ascii_only) noexcept nogil:
     """``p[i]`` is a string's opening quote: the index after its closing quote, or -1 (not JSON, or not taken: a
@@ -175,8 +171,8 @@ cdef Py_ssize_t _gbt_string_end(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, bi
                 return -1
             c = p[j + 1]
             if c == 117:  # \uXXXX
-                if j + 5 >= n or not (_gbt_is_hex_digit(p[j + 2]) and _gbt_is_hex_digit(p[j + 3])
-                                      and _gbt_is_hex_digit(p[j + 4]) and _gbt_is_hex_digit(p[j + 5])):
+                if j + 5 >= n or (_hexval(p[j + 2]) | _hexval(p[j + 3]) | _hexval(p[j + 4])
+                                  | _hexval(p[j + 5])) < 0:
                     return -1
                 j += 6
             elif c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110 or c == 114 or c == 116:
@@ -231,14 +227,14 @@ cdef Py_ssize_t _gbt_value_end(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, int
     """The index after the JSON value at ``i`` (whitespace skipped before it), or -1."""
     cdef bint escaped
     cdef uint8_t c
-    i = _gbt_skip_ws(p, i, n)
+    i = _skip_ws(p, i, n)
     if i >= n or depth > _gbt_MAX_DEPTH:
         return -1
     c = p[i]
     if c == 34:
         return _gbt_string_end(p, i, n, &escaped, ascii_only)
     if c == 123 or c == 91:  # { or [
-        i = _gbt_skip_ws(p, i + 1, n)
+        i = _skip_ws(p, i + 1, n)
         if i < n and p[i] == c + 2:  # {} or []
             return i + 1
         while True:
@@ -248,18 +244,18 @@ cdef Py_ssize_t _gbt_value_end(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, int
                 i = _gbt_string_end(p, i, n, &escaped, ascii_only)
                 if i < 0:
                     return -1
-                i = _gbt_skip_ws(p, i, n)
+                i = _skip_ws(p, i, n)
                 if i >= n or p[i] != 58:
                     return -1
                 i += 1
             i = _gbt_value_end(p, i, n, depth + 1, ascii_only)
             if i < 0:
                 return -1
-            i = _gbt_skip_ws(p, i, n)
+            i = _skip_ws(p, i, n)
             if i >= n:
                 return -1
             if p[i] == 44:
-                i = _gbt_skip_ws(p, i + 1, n)
+                i = _skip_ws(p, i + 1, n)
                 continue
             if p[i] == c + 2:
                 return i + 1
@@ -292,7 +288,7 @@ cdef Py_ssize_t _gbt_entries(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, _gbt_
     cdef _gbt_Entry *e
     cdef bint escaped
     count[0] = 0
-    i = _gbt_skip_ws(p, i + 1, n)
+    i = _skip_ws(p, i + 1, n)
     if i < n and p[i] == 93:
         return i + 1
     while True:
@@ -308,7 +304,7 @@ cdef Py_ssize_t _gbt_entries(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, _gbt_
         e.data = e.txid = e.hash = -1
         e.data_len = e.txid_len = e.hash_len = 0
         count[0] += 1
-        i = _gbt_skip_ws(p, i + 1, n)
+        i = _skip_ws(p, i + 1, n)
         if i < n and p[i] == 125:  # {}: no data, not taken
             return -1
         while True:
@@ -318,10 +314,10 @@ cdef Py_ssize_t _gbt_entries(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, _gbt_
             end = _gbt_string_end(p, i, n, &escaped, True)
             if end < 0 or escaped:
                 return -1
-            i = _gbt_skip_ws(p, end, n)
+            i = _skip_ws(p, end, n)
             if i >= n or p[i] != 58:
                 return -1
-            i = _gbt_skip_ws(p, i + 1, n)
+            i = _skip_ws(p, i + 1, n)
             if i >= n:
                 return -1
             if (_gbt_key_is(p, key, end, "data", 4) or _gbt_key_is(p, key, end, "txid", 4)
@@ -348,11 +344,11 @@ cdef Py_ssize_t _gbt_entries(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, _gbt_
                 i = _gbt_value_end(p, i, n, 3, True)
                 if i < 0:
                     return -1
-            i = _gbt_skip_ws(p, i, n)
+            i = _skip_ws(p, i, n)
             if i >= n:
                 return -1
             if p[i] == 44:
-                i = _gbt_skip_ws(p, i + 1, n)
+                i = _skip_ws(p, i + 1, n)
                 continue
             if p[i] == 125:
                 i += 1
@@ -360,11 +356,11 @@ cdef Py_ssize_t _gbt_entries(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, _gbt_
             return -1
         if e.data < 0 or e.txid < 0 or e.txid_len != 64 or (e.hash >= 0 and e.hash_len != 64) or e.data_len % 2:
             return -1
-        i = _gbt_skip_ws(p, i, n)
+        i = _skip_ws(p, i, n)
         if i >= n:
             return -1
         if p[i] == 44:
-            i = _gbt_skip_ws(p, i + 1, n)
+            i = _skip_ws(p, i + 1, n)
             continue
         if p[i] == 93:
             return i + 1
@@ -378,7 +374,7 @@ cdef Py_ssize_t _gbt_members(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, int d
     cdef Py_ssize_t key, end
     cdef bint escaped
     cdef bint seen = False
-    i = _gbt_skip_ws(p, i + 1, n)
+    i = _skip_ws(p, i + 1, n)
     if i < n and p[i] == 125:
         return i + 1
     while True:
@@ -388,10 +384,10 @@ cdef Py_ssize_t _gbt_members(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, int d
         end = _gbt_string_end(p, i, n, &escaped, False)
         if end < 0 or escaped:  # a key with an escape could spell result or transactions: not taken
             return -1
-        i = _gbt_skip_ws(p, end, n)
+        i = _skip_ws(p, end, n)
         if i >= n or p[i] != 58:
             return -1
-        i = _gbt_skip_ws(p, i + 1, n)
+        i = _skip_ws(p, i + 1, n)
         if i >= n:
             return -1
         if depth == 1 and _gbt_key_is(p, key, end, "result", 6) and p[i] == 123:
@@ -411,11 +407,11 @@ cdef Py_ssize_t _gbt_members(const uint8_t *p, Py_ssize_t i, Py_ssize_t n, int d
             i = _gbt_value_end(p, i, n, depth, False)  # outside the array: orjson checks it again
         if i < 0:
             return -1
-        i = _gbt_skip_ws(p, i, n)
+        i = _skip_ws(p, i, n)
         if i >= n:
             return -1
         if p[i] == 44:
-            i = _gbt_skip_ws(p, i + 1, n)
+            i = _skip_ws(p, i + 1, n)
             continue
         if p[i] == 125:
             return i + 1
@@ -430,18 +426,17 @@ def scan_template_transactions(bytes body):
     answer it does not take (see above): parse that one the ordinary way."""
     cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(body)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
-    cdef Py_ssize_t i, start = -1, stop = -1, count = 0, k, j
+    cdef Py_ssize_t i, start = -1, stop = -1, count = 0, k
     cdef _gbt_Entry *entries = NULL
     cdef _gbt_Entry *e
     cdef bytes raw
-    cdef uint8_t *h
     try:
         with nogil:
-            i = _gbt_skip_ws(p, 0, n)
+            i = _skip_ws(p, 0, n)
             if i < n and p[i] == 123:
                 i = _gbt_members(p, i, n, 1, &start, &stop, &entries, &count)
                 if i >= 0:
-                    i = _gbt_skip_ws(p, i, n)
+                    i = _skip_ws(p, i, n)
         if i != n or start < 0 or stop < 0:
             return None
         data = PyTuple_New(count)
@@ -450,25 +445,19 @@ def scan_template_transactions(bytes body):
         for k in range(count):
             e = entries + k
             raw = PyBytes_FromStringAndSize(NULL, e.data_len // 2)
-            if sp_unhex(p + e.data, <size_t>(e.data_len // 2), <uint8_t *>PyBytes_AS_STRING(raw)) != 0:
+            if not _unhex(p + e.data, e.data_len // 2, <uint8_t *>PyBytes_AS_STRING(raw)):
                 return None
             Py_INCREF(raw)
             PyTuple_SET_ITEM(data, k, raw)
-            h = <uint8_t *>PyBytes_AS_STRING(leaves) + k * 32
-            if sp_unhex(p + e.txid, 32, h) != 0:
+            if not _unhex_display32(p + e.txid, <uint8_t *>PyBytes_AS_STRING(leaves) + k * 32):
                 return None
-            for j in range(16):  # display order is the reverse of the internal one
-                h[j], h[31 - j] = h[31 - j], h[j]
             if e.hash < 0:
                 Py_INCREF(None)
                 PyTuple_SET_ITEM(wtxids, k, None)
             else:
                 raw = PyBytes_FromStringAndSize(NULL, 32)
-                h = <uint8_t *>PyBytes_AS_STRING(raw)
-                if sp_unhex(p + e.hash, 32, h) != 0:
+                if not _unhex_display32(p + e.hash, <uint8_t *>PyBytes_AS_STRING(raw)):
                     return None
-                for j in range(16):
-                    h[j], h[31 - j] = h[31 - j], h[j]
                 Py_INCREF(raw)
                 PyTuple_SET_ITEM(wtxids, k, raw)
         txids = PyTuple_New(count)

@@ -58,6 +58,11 @@ def merkle_branch_py(txids: Sequence[bytes]) -> list[bytes]:
     return branch
 
 
+def split_hashes(packed: bytes) -> tuple[bytes, ...]:
+    """Concatenated 32-byte hashes, one by one."""
+    return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
+
+
 def merkle_branch_packed(leaves: bytes) -> bytes:
     """:func:`merkle_branch` over ``leaves`` given as concatenated 32-byte hashes, the branch concatenated
     too: the form the new-block path has them in (native when the extension is built; thousands of hashes of
@@ -66,15 +71,14 @@ def merkle_branch_packed(leaves: bytes) -> bytes:
         return _native.merkle_branch(leaves)
     if len(leaves) % 32:
         raise ValueError(f"leaves must be concatenated 32-byte hashes, got {len(leaves)} bytes")
-    return b"".join(merkle_branch_py([leaves[i : i + 32] for i in range(0, len(leaves), 32)]))
+    return b"".join(merkle_branch_py(split_hashes(leaves)))
 
 
 def merkle_branch(txids: Sequence[bytes]) -> list[bytes]:
     """The branch for the leaf at index 0 (the coinbase), given the OTHER leaves (see :func:`merkle_branch_py`,
     which this equals)."""
     _check_hashes(txids)
-    packed = merkle_branch_packed(b"".join(txids))
-    return [packed[i : i + 32] for i in range(0, len(packed), 32)]
+    return list(split_hashes(merkle_branch_packed(b"".join(txids))))
 
 
 def root_from_branch(leaf: bytes, branch: Sequence[bytes]) -> bytes:

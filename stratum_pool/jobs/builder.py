@@ -16,7 +16,7 @@ from stratum_pool.chain.encoding import (
     internal_from_display_many,
     stratum_prevhash,
 )
-from stratum_pool.chain.merkle import merkle_branch_packed
+from stratum_pool.chain.merkle import merkle_branch_packed, split_hashes
 from stratum_pool.chain.pow import sha256d
 from stratum_pool.chain.target import bits_to_target
 from stratum_pool.coins import Coin
@@ -46,10 +46,6 @@ def _hex_field(value: Any, name: str) -> bytes:
         return bytes.fromhex(value)
     except ValueError:
         raise ValueError(f"getblocktemplate {name!r} is not valid hex") from None
-
-
-def _split_hashes(packed: bytes) -> tuple[bytes, ...]:
-    return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))
 
 
 def segwit_active(gbt: Mapping[str, Any]) -> bool:
@@ -165,7 +161,7 @@ def template_from_gbt(gbt: Mapping[str, Any], coin: Coin, received_at: float = 0
         coinbase_value=coinbase_value,
         transactions=transactions,
         txids=txids,
-        merkle_branch=_split_hashes(merkle_branch_packed(leaves)),
+        merkle_branch=split_hashes(merkle_branch_packed(leaves)),
         witness_commitment=witness_commitment,
         mweb=mweb,
         longpollid=str(longpollid) if longpollid is not None else None,

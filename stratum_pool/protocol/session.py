@@ -322,9 +322,10 @@ class Session:
             return []
         actions = self._difficulty_update()
         actions.append(Send(notify_line if notify_line is not None else msg.notify(job, clean)))
-        # A job sent again (a difficulty change re-notifies the current job, clean) takes the new
-        # difficulty: the miner was told to drop the old copy.
-        self.core.job_sent(job.job_id, self._sent_difficulty or self.core.vardiff.difficulty)
+        # The difficulty the miner has is now the current one: the job is recorded at it (a job sent again,
+        # when a difficulty change re-notifies the current job, clean, takes the new one: the miner was told
+        # to drop the old copy).
+        self.job_notified(job)
         return actions
 
     def tick(self) -> list[Action]:

@@ -662,12 +662,11 @@ class StratumServer:
 
         Latency first: the notify line is serialized once per job (per payout key in solo mode) and written
         to every session in one tight loop, with one call into the session for the bookkeeping push_job does
-        (:meth:`Session.job_notified`: the job's difficulty) and the slow-reader check beside each write. A
-        session with a difficulty change to send first, or with lines held behind a durability barrier,
-        takes the full path (push_job) in the loop.
+        (:meth:`Session.job_notified`: the job's difficulty) beside each write (the connection's own, with
+        its slow-reader check and its lines held behind a durability barrier). A session with a difficulty
+        change to send first takes the full path (push_job) in the loop.
         """
         lines: dict[str, tuple[Job, bytes] | None] = {}
-        max_buffer = self.limits.max_write_buffer_bytes
         sent = 0
         for conn in list(self._connections):
             session = conn.session
@@ -683,13 +682,8 @@ class StratumServer:
                 entry = lines[key] = (job, msg.notify(job, clean)) if job is not None else None
             if entry is None:
                 continue
-            transport = conn.transport
-            if transport is not None and not conn._closing and not conn._held and session.job_notified(entry[0]):
-                transport.write(entry[1])  # all push_job would answer: this line
-                if transport.get_write_buffer_size() > max_buffer:
-                    self.log.warning("miner_not_reading", peer=conn.peer)
-                    conn._closing = True
-                    transport.abort()
+            if session.job_notified(entry[0]):
+                conn.write(entry[1])  # all push_job would answer: this line
             else:
                 conn.handle(session.push_job(entry[0], clean, entry[1]))
             sent += 1
