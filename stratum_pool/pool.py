@@ -610,7 +610,7 @@ class Pool:
         self.coins: list[CoinPool] = []
         # One ban list for every coin of this process: an IP banned on one port is refused on all.
         self.bans = BanList()
-        self._api_runner: Any = None
+        self._api_server: Any = None
         self.admin: AdminServer | None = None  # the admin socket ([pool] admin_socket), one process alone
         self.api_port: int | None = None
         self.notifier = Notifier(settings.notify, clock=clock)
@@ -689,7 +689,7 @@ class Pool:
                                              client_ip_header=api.client_ip_header),
                 bans=self.ban_rows,
             )
-            self._api_runner, self.api_port = await start_api_server(app, api.host, api.port)
+            self._api_server, self.api_port = await start_api_server(app, api.host, api.port)
             log.info("api_listening", host=api.host, port=self.api_port)
         # imports, config and the first template leave megabytes free: back to the OS once the callbacks
         # still holding some of it are done (osmemory: not after every template)
@@ -717,9 +717,9 @@ class Pool:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._api_runner is not None:
-            await self._api_runner.cleanup()
-            self._api_runner = None
+        if self._api_server is not None:
+            await self._api_server.close()
+            self._api_server = None
         if self.admin is not None:
             await self.admin.close()
             self.admin = None

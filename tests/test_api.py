@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from api_client import ApiClient
 from api_seed import ALICE, BLOCK_HASHES, BOB, CAROL, NOW_EPOCH, POOLS, TXID, seed
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,11 +23,11 @@ UNREACHABLE_DSN = f"postgresql://apiuser:{SECRET}@127.0.0.1:1/pool"
 NO_LIMIT = RateLimitSettings(enabled=False)
 
 
-def make_client(dsn: str | None, **kwargs: Any) -> TestClient[Any, Any]:
+def make_client(dsn: str | None, **kwargs: Any) -> ApiClient:
     kwargs.setdefault("rate_limit", NO_LIMIT)
     kwargs.setdefault("cache_seconds", 0)
     app = create_app(dsn, POOLS, kwargs.pop("registry", None), clock=lambda: NOW_EPOCH, **kwargs)
-    return TestClient(TestServer(app, host="127.0.0.1"))
+    return ApiClient(app)
 
 
 @pytest.fixture
@@ -38,12 +38,12 @@ def seeded_dsn(pg_dsn: str) -> str:
 
 
 @pytest.fixture
-async def client(seeded_dsn: str) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(seeded_dsn: str) -> AsyncIterator[ApiClient]:
     async with make_client(seeded_dsn) as c:
         yield c
 
 
-async def get(client: TestClient[Any, Any], path: str, status: int = 200) -> Any:
+async def get(client: ApiClient, path: str, status: int = 200) -> Any:
     response = await client.get(path)
     assert response.status == status, await response.text()
     assert response.content_type == "application/json"
@@ -53,7 +53,7 @@ async def get(client: TestClient[Any, Any], path: str, status: int = 200) -> Any
 # ----- the pool
 
 
-async def test_pool_status_per_coin(client: TestClient[Any, Any]) -> None:
+async def test_pool_status_per_coin(client: ApiClient) -> None:
     body = await get(client, "/api/pool")
     assert body["database"] == "ok"
     btc, ltc = body["coins"]
@@ -86,7 +86,7 @@ async def test_pool_status_per_coin(client: TestClient[Any, Any]) -> None:
     assert (ltc["miners"], ltc["workers"], ltc["blocks_found"], ltc["last_block"]) == (1, 1, 0, None)
 
 
-async def test_pool_hashrate_history_per_minute(client: TestClient[Any, Any]) -> None:
+async def test_pool_hashrate_history_per_minute(client: ApiClient) -> None:
     body = await get(client, "/api/pool/hashrate?range=1h&coin=bitcoin-regtest")
     assert (body["range"], body["step_seconds"]) == ("1h", 60)
     (series,) = body["series"]
@@ -99,7 +99,7 @@ async def test_pool_hashrate_history_per_minute(client: TestClient[Any, Any]) ->
     assert points[NOW_EPOCH - 3600] == 0.0
 
 
-async def test_pool_hashrate_history_per_ten_minutes(client: TestClient[Any, Any]) -> None:
+async def test_pool_hashrate_history_per_ten_minutes(client: ApiClient) -> None:
     body = await get(client, "/api/pool/hashrate?range=24h")
     assert body["step_seconds"] == 600
     by_coin = {s["coin"]: dict(s["points"]) for s in body["series"]}
@@ -110,7 +110,7 @@ async def test_pool_hashrate_history_per_ten_minutes(client: TestClient[Any, Any
     assert sum(by_coin["litecoin-regtest"].values()) == 3 * H / 600
 
 
-async def test_recent_blocks(client: TestClient[Any, Any]) -> None:
+async def test_recent_blocks(client: ApiClient) -> None:
     body = await get(client, "/api/blocks")
     assert [b["height"] for b in body["blocks"]] == [105, 103, 101]
     assert body["blocks"][0] == {
@@ -123,7 +123,7 @@ async def test_recent_blocks(client: TestClient[Any, Any]) -> None:
     assert (await get(client, "/api/blocks?coin=litecoin-regtest"))["blocks"] == []
 
 
-async def test_recent_payout_batches(client: TestClient[Any, Any]) -> None:
+async def test_recent_payout_batches(client: ApiClient) -> None:
     body = await get(client, "/api/payouts")
     assert body["payouts"] == [
         {"id": 2, "coin": "bitcoin-regtest", "symbol": "rBTC", "status": "failed", "txid": None, "total": 5000,
@@ -134,7 +134,7 @@ async def test_recent_payout_batches(client: TestClient[Any, Any]) -> None:
     assert "wallet said no" not in str(body)  # wallet errors are for operators
 
 
-async def test_leaderboard(client: TestClient[Any, Any]) -> None:
+async def test_leaderboard(client: ApiClient) -> None:
     body = await get(client, "/api/leaderboard")
     btc, ltc = body["coins"]
     assert btc["hashrate"] == [{"address": ALICE, "hashrate": 60 * H / 600}, {"address": BOB, "hashrate": 30 * H / 600}]
@@ -151,7 +151,7 @@ async def test_leaderboard(client: TestClient[Any, Any]) -> None:
 # ----- one miner
 
 
-async def test_miner_workers_balance_and_history(client: TestClient[Any, Any]) -> None:
+async def test_miner_workers_balance_and_history(client: ApiClient) -> None:
     body = await get(client, f"/api/miner/{ALICE}")
     assert body["address"] == ALICE
     (account,) = body["accounts"]
@@ -198,14 +198,14 @@ async def test_miner_workers_balance_and_history(client: TestClient[Any, Any]) -
     ]
 
 
-async def test_scrypt_miner_hashrate_is_scaled(client: TestClient[Any, Any]) -> None:
+async def test_scrypt_miner_hashrate_is_scaled(client: ApiClient) -> None:
     (account,) = (await get(client, f"/api/miner/{CAROL}"))["accounts"]
     assert account["hashrate"] == 3 * 65536 * H / 600 / 65536
     assert account["balance"] == 0  # no balances row yet
     assert (account["credits"], account["payouts"]) == ([], [])
 
 
-async def test_miner_hashrate_history(client: TestClient[Any, Any]) -> None:
+async def test_miner_hashrate_history(client: ApiClient) -> None:
     body = await get(client, f"/api/miner/{ALICE}/hashrate")
     assert (body["range"], body["step_seconds"]) == ("24h", 600)
     (series,) = body["series"]
@@ -225,29 +225,29 @@ async def test_miner_hashrate_history(client: TestClient[Any, Any]) -> None:
     assert month["step_seconds"] == 21600 and len(month["series"][0]["points"]) == 120
 
 
-async def test_unknown_miner_is_404(client: TestClient[Any, Any]) -> None:
+async def test_unknown_miner_is_404(client: ApiClient) -> None:
     assert await get(client, "/api/miner/bcrt1qnobody000000000000000000000000000000", 404) == {"error": "unknown miner"}
     await get(client, "/api/miner/bcrt1qnobody/hashrate", 404)
     await get(client, f"/api/miner/{ALICE}?coin=litecoin-regtest", 404)
 
 
 @pytest.mark.parametrize("address", ["not-an-address", "a" * 101, "bcrt1q%27%3B--", "%E2%82%BFcoin", "a%20b"])
-async def test_malformed_address_is_400(client: TestClient[Any, Any], address: str) -> None:
+async def test_malformed_address_is_400(client: ApiClient, address: str) -> None:
     body = await get(client, f"/api/miner/{address}", 400)
     assert "address" in body["error"]
     await get(client, f"/api/miner/{address}/hashrate", 400)
 
 
 @pytest.mark.parametrize("query", ["coin=dogecoin", "coin=bitcoin-regtest%27", "limit=0", "limit=1000", "limit=x"])
-async def test_bad_parameters_are_400(client: TestClient[Any, Any], query: str) -> None:
+async def test_bad_parameters_are_400(client: ApiClient, query: str) -> None:
     await get(client, f"/api/blocks?{query}", 400)
 
 
-async def test_bad_history_range_is_400(client: TestClient[Any, Any]) -> None:
+async def test_bad_history_range_is_400(client: ApiClient) -> None:
     await get(client, "/api/pool/hashrate?range=1y", 400)
 
 
-async def test_unknown_path_and_method_answer_json(client: TestClient[Any, Any]) -> None:
+async def test_unknown_path_and_method_answer_json(client: ApiClient) -> None:
     await get(client, "/api/nothing", 404)
     response = await client.post("/api/pool")
     assert response.status == 405
@@ -290,7 +290,7 @@ async def test_rate_limit_can_key_on_a_proxy_header(seeded_dsn: str) -> None:
         assert (await client.get("/health", headers={"X-Forwarded-For": "10.0.0.1"})).status == 429
 
 
-async def test_health_ok(client: TestClient[Any, Any]) -> None:
+async def test_health_ok(client: ApiClient) -> None:
     body = await get(client, "/health")
     assert (body["status"], body["database"]) == ("ok", "ok")
     assert [c["coin"] for c in body["coins"]] == ["bitcoin-regtest", "litecoin-regtest"]
@@ -333,7 +333,7 @@ async def test_metrics_are_prometheus_text(seeded_dsn: str) -> None:
     assert (sample.labels, sample.value) == ({"coin": "bitcoin-regtest"}, 7.0)
 
 
-async def test_no_answer_contains_the_dsn(client: TestClient[Any, Any], seeded_dsn: str) -> None:
+async def test_no_answer_contains_the_dsn(client: ApiClient, seeded_dsn: str) -> None:
     paths = ["/", "/static/app.js", "/health", "/metrics", "/api/pool", "/api/pool/hashrate", "/api/blocks",
              "/api/payouts", "/api/leaderboard", f"/api/miner/{ALICE}", f"/api/miner/{ALICE}/hashrate",
              "/api/miner/bad!", "/api/nothing"]
@@ -347,7 +347,7 @@ async def test_no_answer_contains_the_dsn(client: TestClient[Any, Any], seeded_d
             assert secret not in text, (path, secret)
 
 
-async def test_dashboard_and_static_files_are_served(client: TestClient[Any, Any]) -> None:
+async def test_dashboard_and_static_files_are_served(client: ApiClient) -> None:
     index = await client.get("/")
     assert index.status == 200 and "text/html" in index.content_type
     assert '<script src="/static/app.js"' in await index.text()
@@ -396,7 +396,7 @@ def test_coin_pool_view_reads_a_running_pool() -> None:
     assert (view.height, view.network_difficulty) == (None, None)
 
 
-async def test_a_dropped_connection_costs_no_failed_request(client: TestClient[Any, Any], seeded_dsn: str) -> None:
+async def test_a_dropped_connection_costs_no_failed_request(client: ApiClient, seeded_dsn: str) -> None:
     await get(client, "/health")
     with psycopg.connect(seeded_dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from api_client import ApiClient
 from api_seed import ALICE, NOW_EPOCH, POOLS, FakePool, seed
 
 from stratum_pool.api import RateLimitSettings, create_app
@@ -32,25 +32,25 @@ MEMORY = [FakePool(**{**POOLS[0].__dict__, "live_workers": {ALICE: [RIG1, RIG2]}
           POOLS[1]]
 
 
-def client_for(dsn: str | None, pools: list[FakePool]) -> TestClient[Any, Any]:
+def client_for(dsn: str | None, pools: list[FakePool]) -> ApiClient:
     app = create_app(dsn, pools, None, clock=lambda: NOW_EPOCH, rate_limit=RateLimitSettings(enabled=False),
                      cache_seconds=0)
-    return TestClient(TestServer(app, host="127.0.0.1"))
+    return ApiClient(app)
 
 
 @pytest.fixture
-async def memory() -> AsyncIterator[TestClient[Any, Any]]:
+async def memory() -> AsyncIterator[ApiClient]:
     async with client_for(None, MEMORY) as c:
         yield c
 
 
-async def get(client: TestClient[Any, Any], path: str, status: int = 200) -> Any:
+async def get(client: ApiClient, path: str, status: int = 200) -> Any:
     response = await client.get(path)
     assert response.status == status, await response.text()
     return await response.json()
 
 
-async def test_miner_from_memory(memory: TestClient[Any, Any]) -> None:
+async def test_miner_from_memory(memory: ApiClient) -> None:
     body = await get(memory, f"/api/miner/{ALICE}")
     (account,) = body["accounts"]
     assert (body["coin"], body["hashrate"], body["network_difficulty"]) == ("bitcoin-regtest", 4e6, ND)
@@ -74,7 +74,7 @@ async def test_miner_from_memory(memory: TestClient[Any, Any]) -> None:
     assert (account["balance"], account["payouts"]) == (0, [])
 
 
-async def test_pool_blocks_history_and_leaders_from_memory(memory: TestClient[Any, Any]) -> None:
+async def test_pool_blocks_history_and_leaders_from_memory(memory: ApiClient) -> None:
     pool = await get(memory, "/api/pool")
     assert pool["database"] == "disabled"
     btc = pool["coins"][0]
@@ -111,7 +111,7 @@ def same_shape(a: Any, b: Any, where: str = "") -> None:
             {type(a), type(b)} <= {int, float}, (where, a, b)
 
 
-async def test_the_same_shape_with_and_without_a_database(pg_dsn: str, memory: TestClient[Any, Any]) -> None:
+async def test_the_same_shape_with_and_without_a_database(pg_dsn: str, memory: ApiClient) -> None:
     seed(pg_dsn)
     async with client_for(pg_dsn, MEMORY) as db:
         for path in ("/api/pool", f"/api/miner/{ALICE}", "/api/blocks", "/api/leaderboard",

@@ -16,6 +16,7 @@ from api_seed import ALICE, NOW_EPOCH, POOLS, seed
 from test_api_memory import MEMORY
 
 from stratum_pool.api import RateLimitSettings, create_app, start_api_server
+from stratum_pool.api.http import HTTPServer
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".run" / "dashboard"
@@ -47,7 +48,7 @@ async def browse(url: str, profile: Path, *action: str) -> str:
     return out.decode()
 
 
-async def serve(dsn: str | None, pools: Sequence[Any] = POOLS) -> tuple[object, str]:
+async def serve(dsn: str | None, pools: Sequence[Any] = POOLS) -> tuple[HTTPServer, str]:
     app = create_app(dsn, pools, None, clock=lambda: NOW_EPOCH, rate_limit=RateLimitSettings(enabled=False))
     runner, port = await start_api_server(app, "127.0.0.1", 0)
     return runner, f"http://127.0.0.1:{port}"
@@ -79,7 +80,7 @@ async def test_miner_page_shows_workers_and_balance(pg_dsn: str, tmp_path: Path)
         png = tmp_path / "miner.png"
         await browse(url, tmp_path / "profile-shot", f"--screenshot={png}")
     finally:
-        await runner.cleanup()  # type: ignore[attr-defined]
+        await runner.close()
     assert ALICE in dom
     assert 'class="worker-name">rig1<' in dom
     assert 'class="worker-name">rig2<' in dom
@@ -116,7 +117,7 @@ async def test_pages_without_a_database(tmp_path: Path) -> None:
         pool_png = tmp_path / "pool-memory.png"
         await browse(f"{base}/", tmp_path / "profile-pool-shot", f"--screenshot={pool_png}")
     finally:
-        await runner.cleanup()  # type: ignore[attr-defined]
+        await runner.close()
     assert 'class="worker-name">rig1<' in dom and 'class="worker-name">rig2<' in dom
     assert ">4.00 MH/s<" in dom  # rig1's ten minutes, from memory
     assert "4.00 MH/s from 450 shares" in dom  # with the share count behind it
@@ -143,7 +144,7 @@ async def test_pool_page_shows_coins_and_blocks(pg_dsn: str, tmp_path: Path) -> 
         png = tmp_path / "pool.png"
         await browse(f"{base}/", tmp_path / "profile-shot", f"--screenshot={png}")
     finally:
-        await runner.cleanup()  # type: ignore[attr-defined]
+        await runner.close()
     assert "bitcoin-regtest" in dom and "litecoin-regtest" in dom
     assert "1.50 GH/s" in dom  # the live hashrate of the bitcoin pool
     assert "orphaned" in dom and "confirmed" in dom  # the found blocks table

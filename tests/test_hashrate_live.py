@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from api_client import ApiClient
 from miner import Miner
 
 from stratum_pool.api import CoinPoolView, RateLimitSettings, create_app
@@ -64,10 +64,10 @@ async def pool(bcoin_node: Any, started: list[float]) -> AsyncIterator[CoinPool]
 
 
 @pytest.fixture
-async def api(pool: CoinPool) -> AsyncIterator[TestClient[Any, Any]]:
+async def api(pool: CoinPool) -> AsyncIterator[ApiClient]:
     app = create_app(None, [CoinPoolView(pool.live)], None, rate_limit=RateLimitSettings(enabled=False),
                      cache_seconds=0)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+    async with ApiClient(app) as client:
         yield client
 
 
@@ -94,7 +94,7 @@ async def mine(miner: Miner, shares: int) -> int:
     return stale
 
 
-async def get(client: TestClient[Any, Any], path: str) -> Any:
+async def get(client: ApiClient, path: str) -> Any:
     response = await client.get(path)
     assert response.status == 200, await response.text()
     return await response.json()
@@ -105,7 +105,7 @@ def near(figure: float, truth: float) -> bool:
 
 
 async def test_hashrate_matches_the_miners_count_from_the_first_minute(
-        bcoin_node: Any, pool: CoinPool, api: TestClient[Any, Any], started: list[float]) -> None:
+        bcoin_node: Any, pool: CoinPool, api: ApiClient, started: list[float]) -> None:
     address = bcoin_node.new_address()
     first = await Miner("127.0.0.1", pool.port, BTC, address, "first", order="esp-miner").start()
     first_since = time.time()

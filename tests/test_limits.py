@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from api_client import ApiClient
 
 from stratum_pool.api import create_app
 from stratum_pool.config import ConfigError, parse_settings
@@ -126,14 +126,10 @@ async def test_api_lists_bans() -> None:
     bans = BanList(clock=lambda: 1000.0)
     bans.ban("10.0.0.7", 600, "malformed")
     rows = [{"ip": b.ip, "until": b.until, "reason": b.reason} for b in bans.active()]
-    client = TestClient(TestServer(create_app(None, [], None, bans=lambda: rows), host="127.0.0.1"))
-    await client.start_server()
-    try:
+    async with ApiClient(create_app(None, [], None, bans=lambda: rows)) as client:
         response = await client.get("/api/bans")
         assert response.status == 200
         assert await response.json() == {"bans": [{"ip": "10.0.0.7", "until": 1600.0, "reason": "malformed"}]}
-    finally:
-        await client.close()
 
 
 async def test_sighup_reload_lifts_bans_and_applies_limits() -> None:

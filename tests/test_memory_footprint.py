@@ -1,7 +1,7 @@
 """What a serving pool keeps in memory: a library only a configured feature needs is imported only when that
-feature is configured (aiohttp for the API and webhooks, psycopg for the database, pyzmq for a ZMQ endpoint,
-coincurve and cryptography for Stratum V2); the process's threads share one malloc arena and what startup
-freed goes back to the OS (``osmemory``).
+feature is configured (psycopg for the database, pyzmq for a ZMQ endpoint, coincurve and cryptography for
+Stratum V2; aiohttp never: the API's server and the webhooks' client are the pool's own); the process's
+threads share one malloc arena and what startup freed goes back to the OS (``osmemory``).
 
 The pool runs as ``stratum-pool serve`` does (``cli.main``), in a subprocess, against the load bench's stand-in
 daemon (a mainnet template with 3,314 transactions); once it listens it reports its ``sys.modules``. No memory
@@ -132,14 +132,15 @@ def test_a_pool_without_api_database_or_webhooks_loads_none_of_their_libraries(t
     assert not loaded(modules, "stratum_pool.api")
 
 
-def test_the_api_without_a_database_serves_metrics_without_psycopg(tmp_path: Path, daemon: Any) -> None:
+def test_the_api_and_a_webhook_without_a_database_load_neither_psycopg_nor_aiohttp(tmp_path: Path,
+                                                                                   daemon: Any) -> None:
     api_port = free_port()
-    report = serve_and_report(tmp_path, daemon, f'[api]\nenabled = true\nhost = "127.0.0.1"\nport = {api_port}',
-                              api_port)
+    report = serve_and_report(tmp_path, daemon, f'[api]\nenabled = true\nhost = "127.0.0.1"\nport = {api_port}\n\n'
+                              '[[notify]]\nurl = "https://127.0.0.1:1/hook"\nformat = "discord"', api_port)
     assert report["metrics"] == 200
     modules = report["modules"]
-    assert loaded(modules, "aiohttp")  # the API's server
-    assert [name for name in OPTIONAL if name != "aiohttp" and loaded(modules, name)] == []
+    assert loaded(modules, "stratum_pool.api") and loaded(modules, "stratum_pool.webhooks.post")
+    assert [name for name in OPTIONAL if loaded(modules, name)] == []
 
 
 GLIBC = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")

@@ -60,7 +60,8 @@ def test_sdist_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     listed = run(bin_ / "python", "-m", "pip", "list", "--format=freeze", cwd=tmp_path).stdout.lower()
     installed = {line.split("==")[0] for line in listed.splitlines()}
     assert "psycopg" in installed and "structlog" in installed
-    assert not installed & {"pytest", "mypy", "ruff", "atheris", "hypothesis", "import-linter", "cython"}, installed
+    assert not installed & {"pytest", "mypy", "ruff", "atheris", "hypothesis", "import-linter", "cython",
+                            "aiohttp"}, installed
 
 
 def test_version_flag_of_this_checkout() -> None:
@@ -79,4 +80,5 @@ def test_make_install_is_a_production_venv(tmp_path: Path) -> None:
     listed = run(bin_ / "python", "-m", "pip", "list", "--format=freeze", cwd=tmp_path).stdout.lower()
     installed = {line.split("==")[0] for line in listed.splitlines()}
     assert "psycopg-pool" in installed
-    assert not installed & {"pytest", "mypy", "ruff", "atheris", "hypothesis", "import-linter", "build"}, installed
+    assert not installed & {"pytest", "mypy", "ruff", "atheris", "hypothesis", "import-linter", "build",
+                             "aiohttp"}, installed

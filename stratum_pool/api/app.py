@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stratum_pool.api.http import Application, HTTPError, HTTPServer, Request, Response, file_response
 from stratum_pool.api.live import CoinFigures
 from stratum_pool.api.ratelimit import RateLimiter, RateLimitSettings
 from stratum_pool.coins import COINS
@@ -141,12 +141,11 @@ class BadRequest(Exception):
     """A request parameter is wrong; the message says which and is shown to the client."""
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=json.dumps(data, separators=(",", ":")), status=status,
-                        content_type="application/json", headers=headers)
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data, separators=(",", ":")).encode(), status, "application/json", headers)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return _json({"error": message}, status, headers)
 
 
@@ -161,7 +160,7 @@ class _Api:
         self.clock = clock
         self.monotonic = monotonic
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, web.Response]] = {}
+        self._cache: dict[str, tuple[float, Response]] = {}
 
     # ----- helpers
 
@@ -174,7 +173,7 @@ class _Api:
         return self.db
 
     @staticmethod
-    def coin_param(request: web.Request) -> str | None:
+    def coin_param(request: Request) -> str | None:
         coin = request.query.get("coin")
         if coin is None or coin == "":
             return None
@@ -183,21 +182,21 @@ class _Api:
         return coin
 
     @staticmethod
-    def limit_param(request: web.Request) -> int:
+    def limit_param(request: Request) -> int:
         text = request.query.get("limit", str(DEFAULT_LIMIT))
         if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
             raise BadRequest(f"limit: must be a whole number from 1 to {MAX_LIMIT}")
         return int(text)
 
     @staticmethod
-    def range_param(request: web.Request) -> str:
+    def range_param(request: Request) -> str:
         r = request.query.get("range", "24h")
         if r not in HISTORY_RANGES:
             raise BadRequest(f"range: must be one of {', '.join(HISTORY_RANGES)}")
         return r
 
     @staticmethod
-    def address_param(request: web.Request) -> str:
+    def address_param(request: Request) -> str:
         address = request.match_info["address"]
         if not ADDRESS_RE.fullmatch(address):
             raise BadRequest("address: must be 1 to 100 letters and digits")
@@ -243,7 +242,7 @@ class _Api:
             for name, hist in sorted(per_worker.items())]
         return series
 
-    async def cached(self, request: web.Request, build: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    async def cached(self, request: Request, build: Callable[[], Awaitable[Response]]) -> Response:
         if self.cache_seconds <= 0:
             return await build()
         key = request.path_qs
@@ -263,9 +262,7 @@ class _Api:
 
     # ----- middleware
 
-    @web.middleware
-    async def middleware(self, request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def middleware(self, request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
         if self.limiter is not None and self.limiter.settings.enabled:
             wait = self.limiter.take(self.client_ip(request))
             if wait > 0:
@@ -277,7 +274,7 @@ class _Api:
         except DatabaseUnavailable as exc:
             log.warning("api_database_unavailable", path=request.path, error=str(exc))
             return _error(503, "database unavailable")
-        except web.HTTPException as exc:
+        except HTTPError as exc:
             if exc.status >= 400:
                 return _error(exc.status, exc.reason, {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers
                               else None)
@@ -287,10 +284,10 @@ class _Api:
             return _error(500, "internal error")
         return response
 
-    def client_ip(self, request: web.Request) -> str:
+    def client_ip(self, request: Request) -> str:
         header = self.limiter.settings.client_ip_header if self.limiter is not None else ""
         if header:
-            forwarded = request.headers.get(header, "")
+            forwarded = request.headers.get(header.lower(), "")
             last = forwarded.rsplit(",", 1)[-1].strip()
             if last:
                 return last[:64]
@@ -298,10 +295,10 @@ class _Api:
 
     # ----- endpoints
 
-    async def pool(self, request: web.Request) -> web.Response:
+    async def pool(self, request: Request) -> Response:
         return await self.cached(request, self._pool)
 
-    async def _pool(self) -> web.Response:
+    async def _pool(self) -> Response:
         activity: dict[str, q.CoinActivity] = {}
         blocks: dict[str, q.CoinBlocks] = {}
         database = "disabled"
@@ -361,11 +358,11 @@ class _Api:
             })
         return _json({"database": database, "coins": coins})
 
-    async def pool_hashrate(self, request: web.Request) -> web.Response:
+    async def pool_hashrate(self, request: Request) -> Response:
         coin = self.coin_param(request)
         r = self.range_param(request)
 
-        async def build() -> web.Response:
+        async def build() -> Response:
             start, end, step = self.history_window(r)
             if self.db is None:  # from memory
                 series = [self.live_series(p, start, end, step, p.pool_history) for p in self.pools
@@ -382,7 +379,7 @@ class _Api:
 
         return await self.cached(request, build)
 
-    async def miner(self, request: web.Request) -> web.Response:
+    async def miner(self, request: Request) -> Response:
         address = self.address_param(request)
         coin = self.coin_param(request)
         now = self.now()
@@ -526,7 +523,7 @@ class _Api:
                          "created_at": epoch(p.created_at), "finished_at": epoch(p.finished_at)} for p in payouts],
         }
 
-    async def miner_hashrate(self, request: web.Request) -> web.Response:
+    async def miner_hashrate(self, request: Request) -> Response:
         address = self.address_param(request)
         coin = self.coin_param(request)
         r = self.range_param(request)
@@ -559,11 +556,11 @@ class _Api:
             return _error(404, "unknown miner")
         return _json({"address": address, "range": r, "step_seconds": step, "series": series})
 
-    async def blocks(self, request: web.Request) -> web.Response:
+    async def blocks(self, request: Request) -> Response:
         coin = self.coin_param(request)
         limit = self.limit_param(request)
 
-        async def build() -> web.Response:
+        async def build() -> Response:
             if self.db is None:  # the found blocks kept without a database (memory and the local file)
                 found = sorted((r for p in self.pools if coin is None or p.coin_key == coin
                                 for r in p.found_blocks(limit)), key=lambda r: -r.found_at)[:limit]
@@ -576,11 +573,11 @@ class _Api:
 
         return await self.cached(request, build)
 
-    async def payouts(self, request: web.Request) -> web.Response:
+    async def payouts(self, request: Request) -> Response:
         coin = self.coin_param(request)
         limit = self.limit_param(request)
 
-        async def build() -> web.Response:
+        async def build() -> Response:
             if self.db is None:  # without a database the pool pays only in coinbases (solo): no batches
                 return _json({"payouts": []})
             rows = await self.need_db().run(q.recent_payout_batches, coin_key=coin, limit=limit)
@@ -591,10 +588,10 @@ class _Api:
 
         return await self.cached(request, build)
 
-    async def leaderboard(self, request: web.Request) -> web.Response:
+    async def leaderboard(self, request: Request) -> Response:
         coin = self.coin_param(request)
 
-        async def build() -> web.Response:
+        async def build() -> Response:
             now = self.now()
 
             async def load(conn: q.Conn) -> tuple[list[q.Ranked], list[q.Ranked], list[q.Ranked]]:
@@ -627,7 +624,7 @@ class _Api:
 
         return await self.cached(request, build)
 
-    async def health(self, request: web.Request) -> web.Response:
+    async def health(self, request: Request) -> Response:
         coins = [{"coin": p.coin_key, "height": p.height, "connections": p.connections} for p in self.pools]
         if self.db is None:
             return _json({"status": "ok", "database": "disabled", "coins": coins})
@@ -638,17 +635,16 @@ class _Api:
             return _json({"status": "degraded", "database": "unreachable", "coins": coins}, 503)
         return _json({"status": "ok", "database": "ok", "coins": coins})
 
-    async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
 
-    async def index(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
+    async def index(self, request: Request) -> Response:
+        return file_response(STATIC_DIR / "index.html")
 
 
-def _json_copy(response: web.Response) -> web.Response:
-    # A Response can be sent once; cached answers are replayed as new ones with the same body.
-    assert isinstance(response.body, bytes)
-    return web.Response(body=response.body, status=response.status, content_type="application/json")
+def _json_copy(response: Response) -> Response:
+    # Each answer gets its own headers (``_add_headers`` adds to them); cached ones share the body.
+    return Response(response.body, response.status, "application/json")
 
 
 _SECURITY_HEADERS = {
@@ -660,7 +656,7 @@ _SECURITY_HEADERS = {
 }
 
 
-async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+def _add_headers(request: Request, response: Response) -> None:
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if request.path.startswith("/api/"):
@@ -675,7 +671,7 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
                monotonic: Callable[[], float] = time.monotonic,
                db_pool_size: int = 4,
                cache_seconds: float = DEFAULT_CACHE_SECONDS,
-               bans: Callable[[], list[dict[str, object]]] | None = None) -> web.Application:
+               bans: Callable[[], list[dict[str, object]]] | None = None) -> Application:
     """The API and dashboard application.
 
     ``dsn`` None or "": no database (the pool endpoints answer from the live pools only, the others 503).
@@ -688,9 +684,9 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
     settings = rate_limit if rate_limit is not None else RateLimitSettings()
     limiter = RateLimiter(settings, monotonic) if settings.enabled else None
     api = _Api(db, pools, metrics_registry, limiter, clock, monotonic, cache_seconds)
-    app = web.Application(middlewares=[api.middleware])
-    app.on_response_prepare.append(_add_headers)
-    r = app.router
+    app = Application(api.middleware)
+    app.on_response.append(_add_headers)
+    r = app
     r.add_get("/", api.index)
     r.add_static("/static/", STATIC_DIR)
     r.add_get("/health", api.health)
@@ -703,12 +699,12 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
     r.add_get("/api/payouts", api.payouts)
     r.add_get("/api/leaderboard", api.leaderboard)
 
-    async def list_bans(request: web.Request) -> web.Response:
+    async def list_bans(request: Request) -> Response:
         return _json({"bans": bans() if bans is not None else []})
 
     r.add_get("/api/bans", list_bans)
 
-    async def close_db(app: web.Application) -> None:
+    async def close_db() -> None:
         if db is not None:
             await db.close()
 
@@ -716,17 +712,13 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
     return app
 
 
-async def start_api_server(app: web.Application, host: str = "127.0.0.1",
-                           port: int = 8080) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` on ``host:port`` (port 0: any free one); returns the runner (``await runner.cleanup()``
-    to stop) and the bound port."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1] if runner.addresses else port
+async def start_api_server(app: Application, host: str = "127.0.0.1", port: int = 8080) -> tuple[HTTPServer, int]:
+    """Serve ``app`` on ``host:port`` (port 0: any free one); returns the server (``await server.close()``
+    to stop: it closes the connections and the database's) and the bound port."""
+    server = HTTPServer(app)
+    bound = await server.start(host, port)
     log.info("api_listening", host=host, port=bound)
-    return runner, int(bound)
+    return server, bound
 
 
 if TYPE_CHECKING:  # here, not in live.py: live must not import app (no cycle inside api/)

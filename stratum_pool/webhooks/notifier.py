@@ -21,11 +21,11 @@ import structlog
 from stratum_pool.webhooks import events as ev
 from stratum_pool.webhooks.events import Event
 from stratum_pool.webhooks.formats import build
+from stratum_pool.webhooks.post import BadAnswer, post
 from stratum_pool.webhooks.settings import NotifySettings
 
-if TYPE_CHECKING:  # aiohttp is imported when a receiver is configured: a pool without one (and without the API)
-    # does not carry its ~10 MiB
-    import aiohttp
+if TYPE_CHECKING:
+    import ssl
 
 log = structlog.get_logger("stratum_pool.webhooks")
 
@@ -61,11 +61,12 @@ class _Receiver:
 class Notifier:
     """The receivers of one process. ``start`` in the running loop; ``emit`` from anywhere on it."""
 
-    def __init__(self, targets: Sequence[NotifySettings], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, targets: Sequence[NotifySettings], *, clock: Callable[[], float] = time.time,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.clock = clock
         self.receivers = [_Receiver(i, t) for i, t in enumerate(targets)]
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self.ssl_context = ssl_context  # None: the system's CAs (webhooks.post)
 
     def __bool__(self) -> bool:
         return bool(self.receivers)
@@ -73,9 +74,6 @@ class Notifier:
     def start(self) -> None:
         if not self.receivers or self._tasks:
             return
-        import aiohttp
-
-        self._session = aiohttp.ClientSession()
         self._tasks = [asyncio.create_task(self._run(r), name=f"notify-{r.index}") for r in self.receivers]
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
@@ -87,9 +85,6 @@ class Notifier:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # ----- events in
 
@@ -172,13 +167,8 @@ class Notifier:
 
     async def _post(self, s: NotifySettings, content_type: str, body: bytes,
                     headers: dict[str, str]) -> tuple[int | None, str]:
-        import aiohttp
-
-        assert self._session is not None
         try:
-            async with self._session.post(s.url, data=body, headers={"Content-Type": content_type, **headers},
-                                          timeout=aiohttp.ClientTimeout(total=s.timeout_seconds)) as response:
-                await response.read()
-                return response.status, ""
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return await post(s.url, body, {"Content-Type": content_type, **headers}, s.timeout_seconds,
+                              self.ssl_context), ""
+        except (BadAnswer, TimeoutError, OSError, ValueError) as exc:
             return None, type(exc).__name__
