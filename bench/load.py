@@ -264,8 +264,9 @@ def postgres_cpu_seconds() -> float:
     return total / tick
 
 
-def rss_bytes(pids: list[int]) -> int:
-    return status_sum([f"/proc/{pid}/status" for pid in pids], "VmRSS:") * 1024
+def rss_bytes(pids: list[int], field: str = "VmRSS:") -> int:
+    """The processes' resident memory (``VmHWM:``: each one's peak since it started), summed."""
+    return status_sum([f"/proc/{pid}/status" for pid in pids], field) * 1024
 
 
 def rpc(port: int, method: str, *params: Any) -> Any:
@@ -793,7 +794,8 @@ async def run_bench(args: argparse.Namespace, pool_pids: list[int], ports: dict[
     started = time.monotonic()
     elapsed = await submit_load(active, args.rate, args.seconds, mix, tally)
     cpu = cpu_seconds(pids) - cpu_before
-    result.update(server_rss_active_mb=round(rss_bytes(pids) / 2**20, 1))  # every session held, the load served
+    result.update(server_rss_active_mb=round(rss_bytes(pids) / 2**20, 1),  # every session held, the load served
+                  server_rss_peak_mb=round(rss_bytes(pids, "VmHWM:") / 2**20, 1))
     postgres_cpu = postgres_cpu_seconds() - postgres_before if args.dsn else 0.0
     spool_after = spool_counts(ports["api"]) if measure_spool else None
     threads_after = thread_cpu(pids)
@@ -857,7 +859,8 @@ def print_table(r: dict[str, Any]) -> None:
                                f"{r['connect_cpu_us_per_session']} us server CPU each"),
         ("active (submitting) sessions", f"{r['active_sessions']} (failed {r['active_failures']})"),
         ("server RSS", f"{r['server_rss_mb']} MiB with the idle sessions ({r['rss_bytes_per_session']} B each); "
-                       f"{r['server_rss_active_mb']} MiB after the submit phase, the active ones too"),
+                       f"{r['server_rss_active_mb']} MiB after the submit phase, the active ones too; "
+                       f"peak {r['server_rss_peak_mb']} MiB (VmHWM: since the server started)"),
         (f"new block ({signal}) -> last session clean_jobs",
          f"{', '.join(f'{x} ms' for x in last)} from {SIGNALS[signal]} (sessions {r['new_block_sessions']}; "
          f"median session {r['new_block_to_median_ms']} ms)"),

@@ -26,6 +26,7 @@ BENCHES = [
     "bench_found_block",
     "bench_blocknotify",
     "bench_newblock",
+    "bench_api",  # the API's own HTTP server: requests/s and server CPU per request, keep-alive
 ]
 
 

@@ -84,6 +84,18 @@ def test_newblock_bench_reaches_every_session_and_checks_the_native_template(
     assert "broadcast per session (60 sessions)" in capsys.readouterr().out
 
 
+def test_api_bench_serves_every_path_and_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    import bench_api
+
+    result = bench_api.run(requests=200)
+    assert orjson.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+    for path in ("health", "metrics", "api_pool"):
+        for connections in (1, 20):
+            assert result[f"{path}_{connections}_per_second"] > 0
+            assert result[f"{path}_{connections}_server_us"] >= 0  # the process's CPU clock ticks by 10 ms
+    assert result["server_rss_mb"] > 0
+
+
 def test_sv2_handshake_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
     import bench_sv2_handshake
 

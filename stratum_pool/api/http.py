@@ -296,7 +296,8 @@ class HTTPServer:
         timeout = self.head_timeout  # the first request's head; then the time to the next one's end
         while True:
             try:
-                head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout))[:-4]
+                async with asyncio.timeout(timeout):
+                    head = (await reader.readuntil(b"\r\n\r\n"))[:-4]
             except asyncio.LimitOverrunError:
                 await self._write_error(writer, 431, "request head too large")
                 return
@@ -336,11 +337,14 @@ class HTTPServer:
             lines.append("Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         writer.write(head if request.method == "HEAD" else head + body)
-        await asyncio.wait_for(writer.drain(), self.write_timeout)
+        if writer.transport.get_write_buffer_size():  # not all of it went out at once
+            async with asyncio.timeout(self.write_timeout):
+                await writer.drain()
 
     async def _write_error(self, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
         body = reason.encode()
         writer.write((f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nDate: {self._now()}\r\n"
                       f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
                       "Connection: close\r\n\r\n").encode() + body)
-        await asyncio.wait_for(writer.drain(), self.write_timeout)
+        async with asyncio.timeout(self.write_timeout):
+            await writer.drain()
