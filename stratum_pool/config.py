@@ -163,6 +163,8 @@ class ApiSettings:
     burst: int = field(default=40, metadata=at_least(1))
     client_ip_header: str = field(default="", metadata=ANY)  # e.g. "X-Forwarded-For" behind a reverse proxy
     metrics_enabled: bool = field(default=True, metadata=ANY)
+    # open connections at once; past it new ones are closed unanswered (stratum_pool_api_connections_refused_total)
+    max_connections: int = field(default=256, metadata=at_least(1))
 
 
 @dataclass(frozen=True, slots=True)

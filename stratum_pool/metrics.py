@@ -129,6 +129,9 @@ class PoolMetrics:
                                      registry=r)
         self.rpc_errors = Counter("stratum_pool_rpc_errors_total", "Daemon RPC errors by kind",
                                   ["daemon", "method", "kind"], registry=r)
+        self.api_connections_refused = Counter(
+            "stratum_pool_api_connections_refused",
+            "API connections closed unanswered: [api] max_connections were open", registry=r)
         self.db_queue = Gauge("stratum_pool_db_queue_records", "Spool records not yet in PostgreSQL", registry=r)
         self.spool_bytes = Gauge("stratum_pool_spool_bytes", "Bytes of share spool on disk", registry=r)
         # the loader's consecutive failed attempts: > 0 for a while means PostgreSQL is unreachable (or refusing)

@@ -689,7 +689,9 @@ class Pool:
                                              client_ip_header=api.client_ip_header),
                 bans=self.ban_rows,
             )
-            self._api_server, self.api_port = await start_api_server(app, api.host, api.port)
+            self._api_server, self.api_port = await start_api_server(
+                app, api.host, api.port, max_connections=api.max_connections,
+                on_refused=self.metrics.api_connections_refused.inc)
             log.info("api_listening", host=api.host, port=self.api_port)
         # imports, config and the first template leave megabytes free: back to the OS once the callbacks
         # still holding some of it are done (osmemory: not after every template)

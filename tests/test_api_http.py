@@ -298,3 +298,27 @@ def test_any_bytes_are_answered_or_refused_and_the_server_goes_on(data: bytes) -
             await srv.close()
 
     asyncio.run(run())
+
+
+async def test_past_max_connections_new_ones_are_closed_unanswered_and_counted() -> None:
+    refused: list[int] = []
+    srv = HTTPServer(make_app(), max_connections=2, on_refused=lambda: refused.append(1))
+    await srv.start("127.0.0.1", 0)
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(2)]
+        for reader, writer in held:  # both served, and kept open
+            writer.write(get("/items/h"))
+            assert (await read_answer(reader))[2] == b"h"
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(get("/items/x"))
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+            await read_answer(reader)
+        writer.close()
+        assert (srv.refused, refused) == (1, [1])
+        held[0][1].close()  # one closes: a new one is served again
+        await asyncio.sleep(0.2)
+        [(status, _, _)], _ = await exchange(srv, get("/items/y"), wait=0)
+        assert status == 200
+        held[1][1].close()
+    finally:
+        await srv.close()

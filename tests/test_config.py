@@ -138,3 +138,10 @@ def test_defaults_are_the_dataclass_defaults() -> None:
     assert (s.node_id, s.workers, s.log_level, s.log_format) == (0, 1, "info", "auto")
     daemon = s.coins[0].daemons[0]
     assert daemon == DaemonSettings(name=daemon.url, url=daemon.url, user="u", password="p")
+
+
+def test_api_max_connections() -> None:
+    assert parse_settings(minimal()).api.max_connections == 256
+    assert parse_settings({**minimal(), "api": {"max_connections": 20}}).api.max_connections == 20
+    with pytest.raises(ConfigError, match=r"api\.max_connections: 0 is not allowed"):
+        parse_settings({**minimal(), "api": {"max_connections": 0}})

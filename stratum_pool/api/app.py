@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stratum_pool.api.http import Application, HTTPError, HTTPServer, Request, Response, file_response
+from stratum_pool.api.http import (
+    MAX_CONNECTIONS,
+    Application,
+    HTTPError,
+    HTTPServer,
+    Request,
+    Response,
+    file_response,
+)
 from stratum_pool.api.live import CoinFigures
 from stratum_pool.api.ratelimit import RateLimiter, RateLimitSettings
 from stratum_pool.coins import COINS
@@ -712,10 +720,13 @@ def create_app(dsn: str | None, pools: Sequence[PoolView], metrics_registry: Col
     return app
 
 
-async def start_api_server(app: Application, host: str = "127.0.0.1", port: int = 8080) -> tuple[HTTPServer, int]:
-    """Serve ``app`` on ``host:port`` (port 0: any free one); returns the server (``await server.close()``
-    to stop: it closes the connections and the database's) and the bound port."""
-    server = HTTPServer(app)
+async def start_api_server(app: Application, host: str = "127.0.0.1", port: int = 8080, *,
+                           max_connections: int = MAX_CONNECTIONS,
+                           on_refused: Callable[[], None] | None = None) -> tuple[HTTPServer, int]:
+    """Serve ``app`` on ``host:port`` (port 0: any free one) to at most ``max_connections`` clients at once
+    (``on_refused`` hears of each one closed past it); returns the server (``await server.close()`` to stop:
+    it closes the connections and the database's) and the bound port."""
+    server = HTTPServer(app, max_connections=max_connections, on_refused=on_refused)
     bound = await server.start(host, port)
     log.info("api_listening", host=host, port=bound)
     return server, bound

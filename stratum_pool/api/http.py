@@ -12,9 +12,9 @@ What it accepts, strictly (anything else is answered 400, 431 or 505 and the con
   connection closed, its body unread: no route takes one.
 The path is percent-decoded once before routing; a route's ``{name}`` matches one segment. A static file is
 served only from inside its directory: a path with a ``..`` or ``.`` segment, a backslash or a NUL is not
-found. Connections are kept alive (HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only when asked); a
-connection's first request head must arrive whole within ``head_timeout``, each next one within
-``idle_timeout`` of the last answer.
+found. At most ``max_connections`` are open at once (a new one past it is closed unanswered). Connections are
+kept alive (HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only when asked); a connection's first request
+head must arrive whole within ``head_timeout``, each next one within ``idle_timeout`` of the last answer.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ log = structlog.get_logger("stratum_pool.api")
 
 MAX_HEAD = 8192
 MAX_HEADERS = 100
+# Open connections at once; past it a new one is closed unanswered (and ``on_refused`` called): the API
+# shares the process's file descriptors with the miners' connections.
+MAX_CONNECTIONS = 256
 HEAD_TIMEOUT = 10.0
 IDLE_TIMEOUT = 15.0
 WRITE_TIMEOUT = 30.0
@@ -238,8 +241,12 @@ class HTTPServer:
 
     def __init__(self, app: Application, *, head_timeout: float = HEAD_TIMEOUT,
                  idle_timeout: float = IDLE_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS, on_refused: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.app = app
+        self.max_connections = max_connections
+        self.on_refused = on_refused
+        self.refused = 0
         self.head_timeout = head_timeout
         self.idle_timeout = idle_timeout
         self.write_timeout = write_timeout
@@ -273,6 +280,15 @@ class HTTPServer:
         return self._date[1]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self.max_connections:
+            self.refused += 1
+            if self.on_refused is not None:
+                self.on_refused()
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.warning("api_connection_refused", open=len(self._connections), refused=self.refused,
+                            max_connections=self.max_connections)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
