@@ -99,8 +99,11 @@ def test_the_request_bytes() -> None:
 async def test_a_post_over_tcp_is_sent_whole_and_its_status_read() -> None:
     async with RawReceiver(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n") as r:
         assert await post(f"http://127.0.0.1:{r.port}/in", b"hello", {"Content-Type": "text/plain"}, 5) == 429
+        # an http:// URL is plain TCP whatever TLS context the notifier holds for its https receivers
+        assert await post(f"http://127.0.0.1:{r.port}/in", b"hello", {"Content-Type": "text/plain"}, 5,
+                          ssl.create_default_context()) == 429
     assert r.got == [f"POST /in HTTP/1.1\r\nHost: 127.0.0.1:{r.port}\r\nUser-Agent: stratum-pool\r\n"
-                     "Content-Length: 5\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nhello".encode()]
+                     "Content-Length: 5\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nhello".encode()] * 2
 
 
 async def test_tls_checks_the_receivers_certificate(tmp_path: Path) -> None:

@@ -64,9 +64,12 @@ async def post(url: str, body: bytes, headers: dict[str, str], timeout: float,
     """POST ``body`` to ``url`` and return the answer's status, all within ``timeout`` seconds. Raises
     ``OSError`` (``ssl.SSLError`` among them), ``TimeoutError``, ``BadAnswer`` or ``ValueError`` (the URL)."""
     host, port, tls, data = request_bytes(url, body, headers)
-    context = (ssl_context or default_ssl_context()) if tls else None
+    context = ssl_context
+    if tls and context is None:
+        # reading the CA bundle takes tens of milliseconds: off the event loop, which serves the miners
+        context = _default_context or await asyncio.to_thread(default_ssl_context)
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port, ssl=context,
+        reader, writer = await asyncio.open_connection(host, port, ssl=context if tls else None,
                                                        server_hostname=host if tls else None)
         try:
             writer.write(data)
