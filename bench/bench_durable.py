@@ -12,7 +12,8 @@ spool's group commit, nothing parsed, nothing loaded), so that what durability i
 reads apart from what the pool adds to it. "x memory" is the pool against the pool in memory, and the floor
 against the floor. The pool's CPU is all
 its threads, from /proc (the durable figure includes the spool writer and the loader threads); PostgreSQL's
-own CPU is printed beside it, not in it. Prints a table of medians (every run's figure in the JSON line).
+own CPU is printed beside it, not in it; so is the server's peak resident memory (VmHWM: at 200 x 2,000/s
+durable, issue 19's fifth target). Prints a table of medians (every run's figure in the JSON line).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(float(r[key]) for r in results)  # type: ignore[arg-type]
 
     print(f"{'load':14} {'variant':20} {'CPU us/submit':>14} {'x memory':>9} {'+ us':>6} {'event loop':>11} "
-          f"{'writer':>7} {'loader':>7} {'p50 ms':>7} {'p99 ms':>7} {'recs/commit':>11} {'postgres us':>11}")
+          f"{'writer':>7} {'loader':>7} {'p50 ms':>7} {'p99 ms':>7} {'recs/commit':>11} {'postgres us':>11} "
+          f"{'peak RSS MiB':>12}")
     summary: dict[str, object] = {}
     for name, by_variant in runs.items():
         for variant in variants:
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{thread('spool writer') if durable else '':>7} {thread('loader') if spool_figures else '':>7} "
                   f"{med(results, 'rtt_p50_ms'):7.2f} {med(results, 'rtt_p99_ms'):7.2f} "
                   f"{med(results, 'spool_records_per_group_commit') if spool_figures else 0:11.2f} "
-                  f"{med(results, 'postgres_cpu_us_per_submit') if spool_figures else 0:11.1f}")
+                  f"{med(results, 'postgres_cpu_us_per_submit') if spool_figures else 0:11.1f} "
+                  f"{med(results, 'server_rss_peak_mb'):12.1f}")
             summary[f"{name} {variant}"] = {
                 "cpu_us_per_submit": [r["server_cpu_us_per_submit"] for r in results],
                 "x_memory_median": round(cpu / memory, 3),
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rtt_p50_ms": [r["rtt_p50_ms"] for r in results], "rtt_p99_ms": [r["rtt_p99_ms"] for r in results],
                 "records_per_commit": [r.get("spool_records_per_group_commit") for r in results],
                 "postgres_cpu_us_per_submit": [r.get("postgres_cpu_us_per_submit") for r in results],
+                "peak_rss_mb": [r.get("server_rss_peak_mb") for r in results],
             }
     print(json.dumps({"bench": "durable", "rounds": args.rounds, "seconds": args.seconds, "runs": summary}))
     return 0

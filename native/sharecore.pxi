@@ -43,7 +43,7 @@ cdef enum:
 DEF MAX_CACHED_TARGETS = 4096
 # Jobs whose send-time difficulty a session remembers; older ones are judged by the current difficulty.
 DEF MAX_TRACKED_JOBS = 256
-# The longest extranonce the duplicate set's keys hold (ShareKey).
+# The longest extranonce1 and extranonce2 a session may have (the share records' buffers).
 DEF MAX_EXTRANONCE = 16
 
 
@@ -614,19 +614,10 @@ cdef class ShareCore:
             version = (version & ~mask) | (s.version_bits & mask)
 
         # ----- a duplicate: the same header on this job, from any session that was given this extranonce1
-        cdef ShareKey key
-        memset(&key, 0, sizeof(ShareKey))
-        key.en1_length = <uint8_t>PyBytes_GET_SIZE(self.extranonce1)
-        memcpy(key.en1, PyBytes_AS_STRING(self.extranonce1), key.en1_length)
-        key.en2_length = <uint8_t>self.extranonce2_size
-        memcpy(key.en2, s.en2, <size_t>self.extranonce2_size)
-        key.ntime = s.ntime
-        key.nonce = s.nonce
-        key.version = version
         cdef ShareSet seen = j.seen
-        if seen.has(&key):
+        if seen.seen_or_add(<const uint8_t *>PyBytes_AS_STRING(self.extranonce1), PyBytes_GET_SIZE(self.extranonce1),
+                            s.en2, self.extranonce2_size, s.ntime, s.nonce, version):
             return self._reject(R_DUPLICATE, worker, w, wlen, jb, jlen, now_obj)
-        seen.put(&key)
 
         # ----- the hash, then the targets
         cdef uint8_t header[80]

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from miner import REGTEST_TARGET, make_job
@@ -44,13 +45,13 @@ EN1 = [bytes.fromhex("00000001"), bytes.fromhex("00000002")]
 class Pair:
     """The core and the reference, fed the same operations."""
 
-    def __init__(self, coin: Any, rate: float, burst: float) -> None:
+    def __init__(self, coin: Any, rate: float, burst: float, en1: list[bytes] = EN1, en2_size: int = 4) -> None:
         self.coin = coin
         self.book, self.ref_book = JobBook(), ReferenceBook()
         rules = make_rules(coin, 7200, 600)
-        self.cores = [ShareCore(rules, self.book, f"s{i}", EN1[i], 4, Vardiff(VARDIFF, 1e-6, START), rate, burst,
-                                START) for i in range(2)]
-        self.refs = [ReferenceJudge(coin.diff1_target, 7200, 600, self.ref_book, f"s{i}", EN1[i], 4,
+        self.cores = [ShareCore(rules, self.book, f"s{i}", en1[i], en2_size, Vardiff(VARDIFF, 1e-6, START), rate,
+                                burst, START) for i in range(2)]
+        self.refs = [ReferenceJudge(coin.diff1_target, 7200, 600, self.ref_book, f"s{i}", en1[i], en2_size,
                                     ReferenceVardiff(VARDIFF, 1e-6, START), rate, burst, START) for i in range(2)]
         self.now = START
         self.sent: list[tuple[int, tuple[object, ...]]] = []
@@ -259,3 +260,28 @@ def test_a_share_record_is_the_same_object_kind_whatever_the_route() -> None:
     assert record.reason == "low-difficulty" and 0 < record.achieved < 1e6
     assert record.message.startswith("Low difficulty share: ") and record.message.endswith("< 1e+06")
     assert replace(record, message="") != record
+
+
+@pytest.mark.parametrize(("en1_size", "en2_size"), [(4, 12), (8, 8), (4, 13), (16, 16)])
+def test_duplicates_whatever_the_extranonce_sizes(en1_size: int, en2_size: int) -> None:
+    """The duplicate set keeps extranonces of up to 16 bytes together in its table and longer ones beside it:
+    either way a share sent twice is a duplicate the second time, for the core as for the reference."""
+    pair = Pair(BTC, 0.0, 0.0, [bytes([1]) * en1_size, bytes([2]) * en1_size], en2_size)
+    job = make_job("j1", coin=BTC, prevhash=TIPS[0], target=REGTEST_TARGET, curtime=int(START) - 60)
+    pair.add_job(job)
+    pair.book.tip = pair.ref_book.tip = TIPS[0]
+    for core, ref in zip(pair.cores, pair.refs, strict=True):
+        core.subscribed = ref.subscribed = True
+        core.authorize(WORKERS[0], ADDRESS)
+        ref.authorize(WORKERS[0], ADDRESS)
+    reasons = []
+    for i, nonce in ((0, 7), (0, 7), (1, 7), (0, 8), (1, 7)):
+        core, ref = pair.both(i)
+        fields = (WORKERS[0], "j1", bytes(range(en2_size)), job.template.curtime, nonce, job.template.version)
+        record = core.judge_binary(*fields, pair.now)
+        assert record == ref.judge_binary(*fields, pair.now)
+        reasons.append(getattr(record, "reason", "accepted"))
+        pair.check_state()
+    # the same share again is a duplicate; the other session's (another extranonce1) is not
+    assert [r == "duplicate" for r in reasons] == [False, True, False, False, True], reasons
+    assert len(set(pair.book.seen("j1") or ())) == 3
