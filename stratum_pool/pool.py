@@ -66,6 +66,7 @@ from stratum_pool.webhooks import events as notify_events
 
 if TYPE_CHECKING:  # imported where used: Stratum V2 (coincurve, cryptography) and the loader (psycopg) cost
     # memory a pool without them does not need
+    from stratum_pool.api.http import HTTPServer
     from stratum_pool.protocol.v2.session import Sv2Session
     from stratum_pool.server.sv2 import Sv2Server
     from stratum_pool.store.loader import SpoolLoader
@@ -610,7 +611,7 @@ class Pool:
         self.coins: list[CoinPool] = []
         # One ban list for every coin of this process: an IP banned on one port is refused on all.
         self.bans = BanList()
-        self._api_server: Any = None
+        self._api_server: HTTPServer | None = None
         self.admin: AdminServer | None = None  # the admin socket ([pool] admin_socket), one process alone
         self.api_port: int | None = None
         self.notifier = Notifier(settings.notify, clock=clock)
@@ -692,7 +693,6 @@ class Pool:
             self._api_server, self.api_port = await start_api_server(
                 app, api.host, api.port, max_connections=api.max_connections,
                 on_refused=self.metrics.api_connections_refused.inc)
-            log.info("api_listening", host=api.host, port=self.api_port)
         # imports, config and the first template leave megabytes free: back to the OS once the callbacks
         # still holding some of it are done (osmemory: not after every template)
         asyncio.get_running_loop().call_soon(release_free_memory)
