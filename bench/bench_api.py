@@ -45,18 +45,6 @@ def serve() -> None:
     asyncio.run(main())
 
 
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def client(port: int, path: str, count: int) -> None:
     """``count`` GETs of ``path`` on one keep-alive connection, each answer read whole."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -74,6 +62,8 @@ async def client(port: int, path: str, count: int) -> None:
 
 
 def run(requests: int = 4000) -> dict[str, Any]:
+    from load import cpu_seconds, rss_bytes  # the load bench's /proc readers
+
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -87,18 +77,18 @@ def run(requests: int = 4000) -> dict[str, Any]:
         for path in PATHS:
             for connections in (1, 20):
                 asyncio.run(client(port, path, 50))  # warm up
-                cpu, start = process_cpu(server.pid), time.perf_counter()
+                cpu, start = cpu_seconds([server.pid]), time.perf_counter()
 
                 async def load(path: str = path, connections: int = connections) -> None:
                     await asyncio.gather(*(client(port, path, requests // connections) for _ in range(connections)))
 
                 asyncio.run(load())
-                seconds, cpu = time.perf_counter() - start, process_cpu(server.pid) - cpu
+                seconds, cpu = time.perf_counter() - start, cpu_seconds([server.pid]) - cpu
                 key = f"{path.strip('/').replace('/', '_')}_{connections}"
                 result[f"{key}_per_second"] = round(requests / seconds)
                 result[f"{key}_server_us"] = round(cpu / requests * 1e6, 1)
                 rows.append((path, connections, requests / seconds, cpu / requests * 1e6))
-        result["server_rss_mb"] = round(process_rss_mb(server.pid), 1)
+        result["server_rss_mb"] = round(rss_bytes([server.pid]) / 2**20, 1)
     finally:
         server.kill()
         server.wait()

@@ -193,39 +193,33 @@ class Application:
             await hook()
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(reason)
-
-
 def parse_head(head: bytes, remote: str) -> tuple[Request, bool, bool]:
-    """A request from its head (CRLF CRLF excluded): (request, keep alive, has a body). Raises ``_BadRequest``."""
+    """A request from its head (CRLF CRLF excluded): (request, keep alive, has a body). Raises ``HTTPError``
+    (400, 431, 505), or ``ValueError`` for a target that is not ASCII or not UTF-8 once decoded."""
     lines = head.split(b"\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0])
     if match is None:
-        raise _BadRequest(400, "malformed request line")
+        raise HTTPError(400, "malformed request line")
     method, target, major, minor = match.groups()
     if major != b"1" or minor not in (b"0", b"1"):
-        raise _BadRequest(505, "HTTP version not supported")
+        raise HTTPError(505, "HTTP version not supported")
     if len(lines) - 1 > MAX_HEADERS:
-        raise _BadRequest(431, "too many header fields")
+        raise HTTPError(431, "too many header fields")
     headers: dict[str, str] = {}
     lengths = 0
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or _TOKEN.fullmatch(name) is None:
-            raise _BadRequest(400, "malformed header field")
+            raise HTTPError(400, "malformed header field")
         value = value.strip(b" \t")
         if _FIELD_VALUE.fullmatch(value) is None:
-            raise _BadRequest(400, "malformed header field")
+            raise HTTPError(400, "malformed header field")
         key = name.decode("ascii").lower()
         text = value.decode("latin-1")
         if key == "content-length":
             lengths += 1
             if lengths > 1 or not value.isdigit():
-                raise _BadRequest(400, "bad Content-Length")
+                raise HTTPError(400, "bad Content-Length")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     version = (1, int(minor))
     connection = {token.strip().lower() for token in headers.get("connection", "").split(",")}
@@ -296,9 +290,7 @@ class HTTPServer:
         remote = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         try:
             await self._serve(reader, writer, remote)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("api_connection_error")
@@ -315,20 +307,21 @@ class HTTPServer:
                 async with asyncio.timeout(timeout):
                     head = (await reader.readuntil(b"\r\n\r\n"))[:-4]
             except asyncio.LimitOverrunError:
-                await self._write_error(writer, 431, "request head too large")
+                await self._send(writer, Response(b"request head too large", 431), "close")
                 return
             except asyncio.IncompleteReadError:
                 return
             timeout = self.idle_timeout
             try:
                 request, keep_alive, has_body = parse_head(head, remote)
-            except (_BadRequest, UnicodeDecodeError, ValueError) as exc:
-                status, reason = (exc.status, exc.reason) if isinstance(exc, _BadRequest) else (400, "bad request")
-                await self._write_error(writer, status, reason)
+            except (HTTPError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                error = exc if isinstance(exc, HTTPError) else HTTPError(400, "bad request")
+                await self._send(writer, Response(error.reason.encode(), error.status), "close")
                 return
             response = await self._answer(request)
             keep_alive = keep_alive and not has_body
-            await self._write(writer, request, response, keep_alive)
+            connection = ("keep-alive" if request.version == (1, 0) else None) if keep_alive else "close"
+            await self._send(writer, response, connection, head_only=request.method == "HEAD")
             if not keep_alive:
                 return
 
@@ -341,26 +334,17 @@ class HTTPServer:
             log.exception("api_error", path=request.path)
             return Response(b"internal error", 500)
 
-    async def _write(self, writer: asyncio.StreamWriter, request: Request, response: Response,
-                     keep_alive: bool) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, response: Response, connection: str | None,
+                    head_only: bool = False) -> None:
+        """``response`` with its length and the date (and a Connection field unless None); no body for HEAD."""
         body = response.body
         lines = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}",
                  f"Date: {self._now()}", f"Content-Length: {len(body)}"]
         lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-        if not keep_alive:
-            lines.append("Connection: close")
-        elif request.version == (1, 0):
-            lines.append("Connection: keep-alive")
+        if connection is not None:
+            lines.append(f"Connection: {connection}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        writer.write(head if request.method == "HEAD" else head + body)
+        writer.write(head if head_only else head + body)
         if writer.transport.get_write_buffer_size():  # not all of it went out at once
             async with asyncio.timeout(self.write_timeout):
                 await writer.drain()
-
-    async def _write_error(self, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
-        body = reason.encode()
-        writer.write((f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nDate: {self._now()}\r\n"
-                      f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-                      "Connection: close\r\n\r\n").encode() + body)
-        async with asyncio.timeout(self.write_timeout):
-            await writer.drain()
